@@ -1,0 +1,302 @@
+"""Pipeline schema (pydantic), ${ENV} interpolation, --set overrides and one-line errors."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import typing
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from textrnn.errors import UserError
+
+PATH_KEYS = {"path", "pretrained"}  # values resolved against the pipeline file's folder
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HubSource(Strict):
+    name: str  # a dataset name on the hub, or a local folder saved with save_to_disk / a hub layout
+    config: Optional[str] = None
+    split: str = "train"
+
+
+class Source(Strict):
+    """One split: files (csv/tsv/jsonl/text/label_first, plain or .gz), one file per label, or the hub."""
+
+    path: Union[str, list[str], None] = None
+    files: Optional[dict[str, str]] = None  # label -> file, one example per line
+    hub: Optional[HubSource] = None
+    format: Literal["auto", "csv", "tsv", "jsonl", "text", "label_first"] = "auto"
+    text: Union[str, int] = "text"  # column name, or position for csv/tsv without header
+    label: Union[str, int, None] = "label"
+    header: bool = True  # csv/tsv: first row names the columns
+    encoding: str = "utf-8"
+    limit: Optional[int] = None  # keep only the first N examples
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        given = [k for k in ("path", "files", "hub") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'path', 'files' or 'hub'")
+        return self
+
+
+class Data(Strict):
+    train: Source
+    valid: Optional[Source] = None
+    test: Optional[Source] = None
+    valid_fraction: float = 0.1  # carved from train (fixed seed) when no valid split is declared
+    label_names: dict[str, str] = {}  # raw label -> name shown to users, e.g. {"0": negative}
+
+
+class Tokenizer(Strict):
+    kind: Literal["spacy", "sentencepiece", "whitespace", "char"] = "spacy"
+    lang: str = "en"  # spacy.blank(lang)
+    lower: bool = False
+    max_length: Optional[int] = None  # tokens kept per text (the first ones)
+    strip_html: bool = False  # replace <br /> and other tags with a space
+    model_type: Literal["unigram", "bpe"] = "unigram"  # sentencepiece
+    vocab_size: int = 8000  # sentencepiece
+    character_coverage: float = 1.0  # sentencepiece
+
+
+class Vocab(Strict):
+    min_freq: int = 1
+    max_size: Optional[int] = None
+
+
+class Embedding(Strict):
+    dim: int = 128
+    dropout: float = 0.0
+    pretrained: Optional[str] = None  # word2vec / GloVe text file
+    freeze: bool = False
+
+
+class Encoder(Strict):
+    cell: Literal["lstm", "gru", "rnn"] = "lstm"
+    hidden: int = 256
+    layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.0  # between layers and on the encoder output
+
+
+class Head(Strict):
+    hidden: list[int] = []  # sizes of the MLP's hidden layers
+    dropout: float = 0.0
+
+
+class ClassifyModel(Strict):
+    embedding: Embedding = Embedding()
+    encoder: Encoder = Encoder()
+    pooling: Literal["last", "mean", "max", "attention"] = "max"
+    head: Head = Head()
+
+
+class Optimizer(Strict):
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.0  # sgd
+
+
+class Schedule(Strict):
+    kind: Literal["none", "plateau", "linear"] = "none"
+    factor: float = 0.5  # plateau: lr *= factor
+    patience: int = 0  # plateau: epochs without gain before cutting
+    warmup_steps: int = 0  # linear: warm up, then decay to 0 at the last step
+
+
+class Train(Strict):
+    epochs: int = 10
+    batch_tokens: Optional[int] = 4000  # token budget per batch (padded size)
+    batch_size: Optional[int] = None  # or a fixed number of examples
+    optimizer: Optimizer = Optimizer()
+    schedule: Schedule = Schedule()
+    clip: float = 5.0  # max gradient norm; 0 disables
+    patience: int = 3  # early stop after this many evaluations without gain
+    seed: int = 1
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    amp: bool = True  # mixed precision on CUDA
+    checkpoint_every: int = 200  # steps between last.pt checkpoints (and at each epoch end)
+    threads: Optional[int] = None  # torch CPU threads (default: torch's choice)
+
+    @model_validator(mode="after")
+    def _batch(self):
+        if self.batch_size is None and self.batch_tokens is None:
+            raise ValueError("give train.batch_tokens or train.batch_size")
+        return self
+
+
+class Pipeline(Strict):
+    name: str
+    task: Literal["classify"] = "classify"
+    data: Data
+    tokenizer: Tokenizer = Tokenizer()
+    vocab: Vocab = Vocab()
+    model: ClassifyModel = ClassifyModel()
+    train: Train = Train()
+    output: Optional[str] = None  # run directory (default runs/<name>)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v):
+        if not re.fullmatch(r"[\w.-]+", v):
+            raise ValueError("use letters, digits, '.', '_' or '-'")
+        return v
+
+
+# ---------------------------------------------------------------- loading
+
+_ENV = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def interpolate(value: Any, where: str = "") -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string of a YAML tree."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str):
+
+        def sub(m):
+            var, default = m.group(1), m.group(2)
+            if var in os.environ:
+                return os.environ[var]
+            if default is not None:
+                return default
+            raise UserError(f"{where}: environment variable {var} is not set (write ${{{var}:-default}} for a default)")
+
+        return _ENV.sub(sub, value)
+    return value
+
+
+def apply_set(raw: dict, assignment: str, base: Path | None = None) -> None:
+    """Apply one `key.sub=value` override (value parsed as YAML) to the raw tree."""
+    if "=" not in assignment:
+        raise UserError(f"--set {assignment!r}: expected key.sub=value")
+    key, text = assignment.split("=", 1)
+    try:
+        value = yaml.safe_load(text) if text else ""
+    except yaml.YAMLError:
+        value = text
+    parts = key.strip().split(".")
+    node = raw
+    for p in parts[:-1]:
+        if not isinstance(node.get(p), dict):
+            node[p] = {}
+        node = node[p]
+    if parts[-1] in PATH_KEYS and isinstance(value, str) and base is not None and not os.path.isabs(value):
+        value = str((base / value).resolve())
+    node[parts[-1]] = value
+
+
+def _resolve_paths(node: Any, base: Path) -> Any:
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            if k in PATH_KEYS and isinstance(v, str):
+                v = _abs(v, base)
+            elif k in PATH_KEYS and isinstance(v, list):
+                v = [_abs(x, base) if isinstance(x, str) else x for x in v]
+            elif k == "files" and isinstance(v, dict):
+                v = {lab: _abs(p, base) if isinstance(p, str) else p for lab, p in v.items()}
+            elif k == "hub" and isinstance(v, dict) and isinstance(v.get("name"), str):
+                # a local dataset folder is resolved like a path; a hub name stays as it is
+                cand = base / v["name"]
+                v = dict(v, name=str(cand.resolve())) if cand.exists() else v
+            else:
+                v = _resolve_paths(v, base)
+            out[k] = v
+        return out
+    if isinstance(node, list):
+        return [_resolve_paths(v, base) for v in node]
+    return node
+
+
+def _abs(p: str, base: Path) -> str:
+    return p if os.path.isabs(p) else str((base / p).resolve())
+
+
+def _submodel(cls: Any) -> Any:
+    """The BaseModel class inside an annotation like Optional[X], list[X], dict[str, X]."""
+    if isinstance(cls, type) and issubclass(cls, BaseModel):
+        return cls
+    for arg in typing.get_args(cls):
+        found = _submodel(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _fields_at(cls: type[BaseModel], loc: tuple) -> list[str]:
+    for part in loc:
+        if not isinstance(part, str) or cls is None or part not in cls.model_fields:
+            continue
+        cls = _submodel(cls.model_fields[part].annotation)
+    return list(cls.model_fields) if cls is not None else []
+
+
+def explain(err: ValidationError, cls: type[BaseModel], origin: str) -> str:
+    """One line for the first validation error: file, dotted key, what is wrong."""
+    e = err.errors()[0]
+    loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and "[" in p))
+    key = ".".join(str(p) for p in loc)
+    if e["type"] == "extra_forbidden":
+        valid = _fields_at(cls, loc[:-1])
+        near = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+        hint = f" (did you mean '{'.'.join(str(p) for p in loc[:-1] + (near[0],))}'?)" if near else ""
+        return f"{origin}: unknown key '{key}'{hint}"
+    if e["type"] == "missing":
+        return f"{origin}: missing key '{key}'"
+    got = e.get("input")
+    got_s = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+    msg = e["msg"].removeprefix("Value error, ")
+    return f"{origin}: {key or 'pipeline'}: {msg}{got_s}"
+
+
+def validate(raw: Any, origin: str) -> Pipeline:
+    if not isinstance(raw, dict):
+        raise UserError(f"{origin}: expected a mapping of keys at the top level")
+    try:
+        return Pipeline.model_validate(raw)
+    except ValidationError as err:
+        raise UserError(explain(err, Pipeline, origin)) from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such pipeline file")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}:{line} invalid YAML: {getattr(e, 'problem', e)}") from None
+
+
+def load(path: str | Path, overrides: list[str] = (), cwd: Path | None = None) -> Pipeline:
+    """Read a pipeline YAML: interpolate ${ENV}, resolve relative paths, apply --set, validate."""
+    path = Path(path)
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping of keys at the top level")
+    raw = interpolate(raw)
+    raw = _resolve_paths(raw, path.resolve().parent)
+    for a in overrides:
+        apply_set(raw, interpolate(a), cwd or Path.cwd())
+    return validate(raw, str(path))
+
+
+def dump(cfg: Pipeline) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+

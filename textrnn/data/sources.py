@@ -1,0 +1,183 @@
+"""Read a declared split (local files or the Hugging Face hub) through `datasets` into texts + labels."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import datasets
+
+from textrnn.config import Data, Source
+from textrnn.errors import UserError
+
+datasets.disable_progress_bars()
+datasets.logging.set_verbosity_error()
+logging.getLogger("datasets").setLevel(logging.ERROR)
+
+
+@dataclass
+class Examples:
+    texts: list[str]
+    labels: Optional[list[str]]
+    origin: str  # what to name in messages
+    skipped_empty: int = 0
+
+
+def _files(src: Source) -> list[str]:
+    paths = [src.path] if isinstance(src.path, str) else list(src.path)
+    for p in paths:
+        if not Path(p).is_file():
+            raise UserError(f"{p}: no such file")
+    return paths
+
+
+def _format(src: Source, path: str) -> str:
+    if src.format != "auto":
+        return src.format
+    name = path[:-3] if path.endswith(".gz") else path
+    for ext, fmt in ((".tsv", "tsv"), (".csv", "csv"), (".jsonl", "jsonl"), (".json", "jsonl")):
+        if name.endswith(ext):
+            return fmt
+    return "text"
+
+
+def _first_bad_line(path: str, encoding: str) -> str:
+    """Locate the first undecodable line, for the error message."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        for n, line in enumerate(f, 1):
+            try:
+                line.decode(encoding)
+            except UnicodeDecodeError:
+                return f"{path}:{n}: bytes that are not valid {encoding} (set encoding: latin-1 if the file is Latin-1)"
+    return f"{path}: bytes that are not valid {encoding}"
+
+
+def _load(builder: str, files: list[str], encoding: str, **kw) -> datasets.Dataset:
+    try:
+        return datasets.load_dataset(builder, data_files=files, split="train", encoding=encoding, **kw)
+    except Exception as e:  # datasets wraps decoding errors in its own types
+        cause = e
+        while cause is not None and not isinstance(cause, UnicodeDecodeError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:
+            msgs = [_first_bad_line(f, encoding) for f in files]
+            located = [m for m, f in zip(msgs, files) if m.startswith(f + ":")]
+            raise UserError((located or msgs)[0]) from None
+        raise UserError(f"{', '.join(files)}: cannot be read as {builder}: {str(e).splitlines()[0]}") from None
+
+
+def _column(ds: datasets.Dataset, col, what: str, origin: str) -> list:
+    names = ds.column_names
+    if isinstance(col, int):
+        if not 0 <= col < len(names):
+            raise UserError(f"{origin}: {what} column {col} does not exist (the file has {len(names)} columns)")
+        col = names[col]
+    if col not in names:
+        raise UserError(f"{origin}: no column '{col}' for the {what} (columns: {', '.join(map(str, names))})")
+    values = ds[col]
+    feat = ds.features[col]
+    if isinstance(feat, datasets.ClassLabel):
+        values = [feat.int2str(v) for v in values]
+    return values
+
+
+def _table(src: Source, origin: str) -> datasets.Dataset:
+    """The split as a datasets.Dataset with its original columns."""
+    if src.hub is not None:
+        return _hub(src)
+    if src.files is not None:
+        parts = []
+        for label, path in src.files.items():
+            ds = _load("text", _files(Source(path=path)), src.encoding)
+            parts.append(ds.add_column("label", [label] * len(ds)))
+        return datasets.concatenate_datasets(parts)
+    files = _files(src)
+    fmt = _format(src, files[0])
+    if fmt in ("csv", "tsv"):
+        kw = dict(delimiter="\t" if fmt == "tsv" else ",", keep_default_na=False, na_filter=False)
+        if fmt == "tsv":
+            kw["quoting"] = csv.QUOTE_NONE
+        if not src.header:
+            kw["header"] = None
+        ds = _load("csv", files, src.encoding, **kw)
+        if not src.header:  # pandas names the columns "0", "1", ...
+            ds = ds.rename_columns({c: f"col{i}" for i, c in enumerate(ds.column_names)})
+        return ds
+    if fmt == "jsonl":
+        return _load("json", files, src.encoding)
+    ds = _load("text", files, src.encoding)
+    if fmt == "label_first":  # "<label> <text>" per line (stsa.binary)
+        pairs = [line.split(None, 1) for line in ds["text"]]
+        for n, p in enumerate(pairs, 1):
+            if len(p) == 1:
+                raise UserError(f"{origin}:{n}: expected '<label> <text>', got one word")
+        pairs = [p for p in pairs if p]
+        return datasets.Dataset.from_dict({"label": [p[0] for p in pairs], "text": [p[1] for p in pairs]})
+    return ds
+
+
+def _hub(src: Source) -> datasets.Dataset:
+    hub = src.hub
+    local = Path(hub.name)
+    try:
+        if local.is_dir() and ((local / "dataset_info.json").exists() or (local / "dataset_dict.json").exists()):
+            ds = datasets.load_from_disk(str(local))
+        else:
+            ds = datasets.load_dataset(hub.name, hub.config, split=hub.split)
+    except Exception as e:
+        raise UserError(f"hub dataset '{hub.name}': {str(e).splitlines()[0]}") from None
+    if isinstance(ds, datasets.DatasetDict):
+        if hub.split not in ds:
+            raise UserError(f"hub dataset '{hub.name}': no split '{hub.split}' (splits: {', '.join(ds)})")
+        ds = ds[hub.split]
+    return ds
+
+
+def read(src: Source, label_names: dict[str, str], labelled: bool = True) -> Examples:
+    origin = src.hub.name if src.hub else (", ".join(src.files.values()) if src.files else
+                                             (src.path if isinstance(src.path, str) else ", ".join(src.path)))
+    ds = _table(src, origin)
+    texts = _column(ds, src.text, "text", origin)
+    labels = None
+    if labelled:
+        if src.label is None:
+            raise UserError(f"{origin}: this task needs a label column (set label:)")
+        labels = [str(v) for v in _column(ds, src.label, "label", origin)]
+        labels = [label_names.get(v, v) for v in labels]
+    keep = [i for i, t in enumerate(texts) if t is not None and str(t).strip()]
+    skipped = len(texts) - len(keep)
+    if src.limit is not None:
+        keep = keep[: src.limit]
+    texts = [str(texts[i]) for i in keep]
+    if labels is not None:
+        labels = [labels[i] for i in keep]
+    if not texts:
+        raise UserError(f"{origin}: no examples (the split is empty)")
+    return Examples(texts, labels, origin, skipped)
+
+
+def read_splits(data: Data, seed: int, labelled: bool = True) -> dict[str, Examples]:
+    """train / valid / test; valid carved from train with a fixed seed when not declared."""
+    out = {"train": read(data.train, data.label_names, labelled)}
+    if data.valid is not None:
+        out["valid"] = read(data.valid, data.label_names, labelled)
+    else:
+        tr = out["train"]
+        idx = list(range(len(tr.texts)))
+        random.Random(seed).shuffle(idx)
+        n_valid = max(1, int(len(idx) * data.valid_fraction))
+        if n_valid >= len(idx):
+            raise UserError(f"{tr.origin}: too few examples to carve a validation split")
+        vi, ti = sorted(idx[:n_valid]), sorted(idx[n_valid:])
+        pick = lambda ix, xs: None if xs is None else [xs[i] for i in ix]  # noqa: E731
+        out["valid"] = Examples(pick(vi, tr.texts), pick(vi, tr.labels), tr.origin + " (valid part)")
+        out["train"] = Examples(pick(ti, tr.texts), pick(ti, tr.labels), tr.origin, tr.skipped_empty)
+    if data.test is not None:
+        out["test"] = read(data.test, data.label_names, labelled)
+    return out

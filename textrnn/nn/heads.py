@@ -1,0 +1,56 @@
+"""Pooling over encoder outputs (padding excluded) and the MLP classifier head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from textrnn.registry import register
+
+
+@register("pooling", "mean")
+class MeanPool(nn.Module):
+    def forward(self, out, mask, last):  # out [B, T, H], mask [B, T] bool, last [B, H] -> [B, H], None
+        m = mask.unsqueeze(-1).to(out.dtype)
+        return (out * m).sum(1) / m.sum(1).clamp(min=1), None
+
+
+@register("pooling", "max")
+class MaxPool(nn.Module):
+    def forward(self, out, mask, last):
+        return out.masked_fill(~mask.unsqueeze(-1), float("-inf")).max(1).values, None
+
+
+@register("pooling", "last")
+class LastPool(nn.Module):
+    def forward(self, out, mask, last):
+        return last, None
+
+
+@register("pooling", "attention")
+class AttentionPool(nn.Module):
+    """Additive self-attention: weights = softmax(v · tanh(W out)) over real steps."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.proj = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, 1, bias=False)
+
+    def forward(self, out, mask, last):
+        scores = self.v(torch.tanh(self.proj(out))).squeeze(-1)  # [B, T]
+        weights = scores.masked_fill(~mask, float("-inf")).softmax(-1)  # [B, T]
+        return torch.bmm(weights.unsqueeze(1), out).squeeze(1), weights  # [B, H], [B, T]
+
+
+class MLP(nn.Module):
+    def __init__(self, dim: int, hidden: list[int], n_out: int, dropout: float):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for h in hidden:
+            layers += [nn.Dropout(dropout), nn.Linear(dim, h), nn.ReLU()]
+            dim = h
+        layers += [nn.Dropout(dropout), nn.Linear(dim, n_out)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):  # [B, H] -> [B, n_out]
+        return self.net(x)

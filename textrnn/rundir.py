@@ -1,0 +1,102 @@
+"""The run directory: the contract between training and use. Atomic writes; data-only loading."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_model, save_model
+
+from textrnn import __version__, config
+from textrnn.errors import UserError
+
+MARKER = "textrnn.json"  # {"version": ..., "task": ...}
+FORMAT = 1  # bump when the layout changes incompatibly
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write to a temporary name in the same folder, then rename: whole file or nothing."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def save_torch(path: Path, obj: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_torch(path: Path) -> Any:
+    """Load a checkpoint as data only (never runs code)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"{path}: unreadable checkpoint ({str(e).splitlines()[0]})") from None
+
+
+def save_weights(model: torch.nn.Module, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        save_model(model, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_weights(model: torch.nn.Module, path: Path, device: str = "cpu") -> None:
+    if not path.is_file():
+        raise UserError(f"{path}: missing (the run has not saved a model yet)")
+    try:
+        load_model(model, str(path), device=device)
+    except Exception as e:
+        raise UserError(f"{path}: weights do not fit the pipeline's model ({str(e).splitlines()[0]})") from None
+
+
+def mark(run: Path, task: str) -> None:
+    write_json(run / MARKER, {"version": __version__, "format": FORMAT, "task": task})
+
+
+def open_run(path: str | Path, overrides: list[str] = ()) -> tuple[Path, config.Pipeline]:
+    """Check that `path` is a textrnn run directory of this version; return it and its pipeline."""
+    run = Path(path)
+    marker = run / MARKER
+    if not run.is_dir():
+        raise UserError(f"{run}: no such run directory")
+    if not marker.is_file():
+        raise UserError(f"{run}: not a textrnn run directory (no {MARKER})")
+    try:
+        info = json.loads(marker.read_text(encoding="utf-8"))
+    except ValueError:
+        raise UserError(f"{marker}: unreadable") from None
+    if info.get("format") != FORMAT:
+        raise UserError(f"{run}: made by textrnn {info.get('version')} (run format {info.get('format')}); "
+                        f"this textrnn {__version__} reads format {FORMAT}")
+    raw = config.read_yaml(run / "pipeline.yaml")
+    if not isinstance(raw, dict):
+        raise UserError(f"{run / 'pipeline.yaml'}: not a pipeline")
+    for a in overrides:
+        config.apply_set(raw, config.interpolate(a), Path.cwd())
+    return run, config.validate(raw, str(run / "pipeline.yaml"))

@@ -1,0 +1,142 @@
+"""Text classification: embedding → (Bi)RNN encoder → pooling → MLP; accuracy, macro-F1, confusion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from textrnn.config import ClassifyModel
+from textrnn.data import batching
+from textrnn.errors import UserError
+from textrnn.nn.embedding import Embedding, load_vectors
+from textrnn.nn.encoder import Encoder, last_hidden
+from textrnn.nn.heads import MLP
+from textrnn.registry import get, register
+from textrnn.rundir import write_json
+from textrnn.tasks.base import Task, read_json
+
+
+class Classifier(nn.Module):
+    def __init__(self, cfg: ClassifyModel, vocab_size: int, pad_id: int, n_classes: int):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = Embedding(vocab_size, cfg.embedding.dim, pad_id, cfg.embedding.dropout)
+        self.encoder = Encoder(cfg.embedding.dim, cfg.encoder)
+        d = self.encoder.out_dim
+        self.pool = get("pooling", cfg.pooling)(d) if cfg.pooling == "attention" else get("pooling", cfg.pooling)()
+        self.head = MLP(d, cfg.head.hidden, n_classes, cfg.head.dropout)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor, with_weights: bool = False):
+        """ids [B, T], lengths [B] -> logits [B, C] (and pooling weights [B, T] or None)."""
+        out, state = self.encoder(self.embed(ids), lengths)  # [B, T, D*H]
+        mask = torch.arange(ids.size(1), device=ids.device)[None, :] < lengths.to(ids.device)[:, None]  # [B, T]
+        pooled, weights = self.pool(out, mask, last_hidden(state, self.cfg.encoder))  # [B, D*H]
+        logits = self.head(pooled)
+        return (logits, weights) if with_weights else logits
+
+
+@register("task", "classify")
+class Classify(Task):
+    name = "classify"
+    metric = "accuracy"
+    higher_is_better = True
+
+    def prepare(self, splits, run: Path, resume: bool) -> None:
+        if resume:
+            self.load(run)
+        else:
+            train = splits["train"]
+            self.fit_text(train.texts)
+            self.labels = sorted(set(train.labels))
+            if len(self.labels) < 2:
+                raise UserError(f"{train.origin}: the label column has one class only ({self.labels[0]!r}); "
+                                f"a classifier needs two or more")
+        index = {lab: i for i, lab in enumerate(self.labels)}
+        self.targets = {}
+        for name, ex in splits.items():
+            unknown = sorted(set(ex.labels) - set(index))
+            if unknown:
+                raise UserError(f"{ex.origin}: label {unknown[0]!r} does not occur in the train split "
+                                f"(train labels: {', '.join(self.labels)})")
+            self.data[name] = self.encode_texts(ex.texts)
+            self.targets[name] = np.array([index[lab] for lab in ex.labels])
+
+    def build_model(self) -> nn.Module:
+        m = self.cfg.model
+        model = Classifier(m, len(self.vocab), self.vocab.pad, len(self.labels))
+        if m.embedding.pretrained:
+            load_vectors(model.embed.emb, self.vocab, m.embedding.pretrained, m.embedding.freeze)
+        return model
+
+    def collate(self, split: str, idx: list[int], device) -> dict:
+        ids, lengths = batching.pad([self.data[split][i] for i in idx], self.vocab.pad)
+        y = torch.as_tensor(self.targets[split][idx], dtype=torch.long)
+        return {"ids": ids.to(device, non_blocking=True), "lengths": lengths,
+                "y": y.to(device, non_blocking=True), "tokens": int(lengths.sum())}
+
+    def loss(self, model, batch):
+        logits = model(batch["ids"], batch["lengths"])
+        return F.cross_entropy(logits.float(), batch["y"]), batch["tokens"]
+
+    @torch.no_grad()
+    def evaluate(self, model, split: str, device) -> dict:
+        model.eval()
+        n = len(self.labels)
+        conf = np.zeros((n, n), dtype=np.int64)  # [true, predicted]
+        total_loss = 0.0
+        for idx in self.batches(split, shuffle=False):
+            b = self.collate(split, idx, device)
+            logits = model(b["ids"], b["lengths"]).float()
+            total_loss += float(F.cross_entropy(logits, b["y"], reduction="sum"))
+            np.add.at(conf, (b["y"].cpu().numpy(), logits.argmax(-1).cpu().numpy()), 1)
+        return metrics_from_confusion(conf, total_loss)
+
+    @torch.no_grad()
+    def predict_proba(self, model, texts: list[str], device) -> np.ndarray:
+        """Class probabilities [N, C] in input order; batched by length internally."""
+        model.eval()
+        ids = self.encode_texts(texts)
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        t = self.cfg.train
+        for idx in batching.make_batches([len(a) for a in ids], t.batch_tokens, t.batch_size):
+            x, lengths = batching.pad([ids[i] for i in idx], self.vocab.pad)
+            out[idx] = model(x.to(device), lengths).float().softmax(-1).cpu().numpy()
+        return out
+
+    def save(self, run: Path) -> None:
+        self.save_text(run)
+        write_json(run / "labels.json", self.labels)
+
+    def load(self, run: Path) -> None:
+        self.load_text(run)
+        path = run / "labels.json"
+        if not path.is_file():
+            raise UserError(f"{path}: missing (the run directory is incomplete)")
+        self.labels = read_json(path)
+
+    def plots(self, model, run: Path, device) -> None:
+        from textrnn.plots import confusion
+
+        split = "test" if "test" in self.data else "valid"
+        m = self.evaluate(model, split, device)
+        confusion(np.array(m["confusion"]), self.labels, run / "confusion.png", f"{self.cfg.name}: {split}")
+
+
+def metrics_from_confusion(conf: np.ndarray, total_loss: float) -> dict:
+    n_ex = int(conf.sum())
+    tp = np.diag(conf).astype(float)
+    prec = tp / np.maximum(conf.sum(0), 1)
+    rec = tp / np.maximum(conf.sum(1), 1)
+    f1 = np.where(prec + rec > 0, 2 * prec * rec / np.maximum(prec + rec, 1e-12), 0.0)
+    present = conf.sum(1) > 0  # macro over classes that occur in this split
+    return {
+        "loss": total_loss / max(n_ex, 1),
+        "accuracy": float(tp.sum() / max(n_ex, 1)),
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "examples": n_ex,
+        "confusion": conf.tolist(),
+    }

@@ -1,0 +1,289 @@
+"""The trainer: bucketed batches, clipping, AMP on CUDA, early stopping, best + last checkpoints, resume."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import signal
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from textrnn import config, rundir
+from textrnn.data import batching, sources
+from textrnn.errors import UserError
+from textrnn.tasks.base import Task, build_task
+
+console = Console(stderr=True)
+
+
+class Interrupted(Exception):
+    """Training stopped by Ctrl-C after a checkpoint was written."""
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise UserError("--device mps: no MPS device is available")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def make_optimizer(params, o: config.Optimizer) -> torch.optim.Optimizer:
+    params = [p for p in params if p.requires_grad]
+    if o.name == "sgd":
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
+    return cls(params, lr=o.lr, weight_decay=o.weight_decay)
+
+
+def make_schedule(opt, s: config.Schedule, higher_is_better: bool, total_steps: int):
+    """Returns (scheduler, stepped_per_batch)."""
+    if s.kind == "plateau":
+        mode = "max" if higher_is_better else "min"
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode=mode, factor=s.factor, patience=s.patience), False
+    if s.kind == "linear":
+        warm = max(s.warmup_steps, 0)
+
+        def f(step):
+            if step < warm:
+                return (step + 1) / warm
+            return max(0.0, (total_steps - step) / max(1, total_steps - warm))
+
+        return torch.optim.lr_scheduler.LambdaLR(opt, f), True
+    return None, False
+
+
+def _comparable(cfg: config.Pipeline) -> dict:
+    """The parts of a pipeline that must not change between a run and its resume."""
+    d = cfg.model_dump(mode="json")
+    return {k: d[k] for k in ("task", "data", "tokenizer", "vocab", "model")} | {
+        "seed": d["train"]["seed"], "batch": [d["train"]["batch_tokens"], d["train"]["batch_size"]]}
+
+
+class Trainer:
+    def __init__(self, cfg: config.Pipeline, run: Path, resume: bool = False, device: Optional[str] = None,
+                 on_step: Optional[Callable[[int], None]] = None):
+        self.cfg, self.run, self.resume, self.on_step = cfg, Path(run), resume, on_step
+        self.device = pick_device(device or cfg.train.device)
+        self.stop_requested = False
+
+    # ------------------------------------------------------------------ setup
+    def _prepare(self) -> Task:
+        cfg, run = self.cfg, self.run
+        last = run / "last.pt"
+        if self.resume:
+            if not last.is_file():
+                raise UserError(f"{run}: nothing to resume (no last.pt); run without --resume to start")
+            _, saved = rundir.open_run(run)
+            if _comparable(saved) != _comparable(cfg):
+                raise UserError(f"{run / 'pipeline.yaml'}: the pipeline changed since this run started "
+                                f"(only train settings other than seed and batch size may change on --resume)")
+        seed_everything(cfg.train.seed)
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        with console.status("reading data…"):
+            splits = sources.read_splits(cfg.data, cfg.train.seed, labelled=True)
+        for name, ex in splits.items():
+            note = f", {ex.skipped_empty} empty skipped" if ex.skipped_empty else ""
+            console.print(f"[dim]{name}: {len(ex.texts):,} examples from {ex.origin}{note}[/]")
+        task = build_task(cfg)
+        with console.status("tokenizing and building the vocabulary…"):
+            task.prepare(splits, run, self.resume)
+        if not self.resume:
+            run.mkdir(parents=True, exist_ok=True)
+            for stale in ("last.pt", "model.safetensors", "metrics.jsonl", "summary.json"):
+                (run / stale).unlink(missing_ok=True)
+            rundir.write_atomic(run / "pipeline.yaml", config.dump(cfg))
+            task.save(run)
+            rundir.mark(run, cfg.task)
+        console.print(f"[dim]vocabulary {len(task.vocab):,} · device {self.device}[/]")
+        return task
+
+    def _autocast(self):
+        if self.device.type == "cuda" and self.cfg.train.amp:
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return torch.autocast("cuda", dtype=dtype)
+        return contextlib.nullcontext()
+
+    # ------------------------------------------------------------------ checkpoints
+    def _checkpoint(self, state: dict) -> None:
+        ck = dict(state, model=self.model.state_dict(), optim=self.opt.state_dict(),
+                  sched=self.sched.state_dict() if self.sched else None,
+                  scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
+                  torch_rng=torch.get_rng_state(),
+                  cuda_rng=torch.cuda.get_rng_state() if self.device.type == "cuda" else None)
+        rundir.save_torch(self.run / "last.pt", ck)
+
+    def _write_metrics(self, history: list[dict]) -> None:
+        rundir.write_atomic(self.run / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+
+    # ------------------------------------------------------------------ loop
+    def fit(self) -> dict:
+        cfg, t = self.cfg, self.cfg.train
+        task = self._prepare()
+        model = task.build_model().to(self.device)
+        self.model, self.task = model, task
+        n_params = sum(p.numel() for p in model.parameters())
+        steps_per_epoch = len(task.batches("train", shuffle=True, seed=0))
+        self.opt = make_optimizer(model.parameters(), t.optimizer)
+        self.sched, per_batch = make_schedule(self.opt, t.schedule, task.higher_is_better, t.epochs * steps_per_epoch)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and t.amp
+                                           and not torch.cuda.is_bf16_supported())
+        st = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best": None, "best_epoch": None,
+              "bad_epochs": 0, "history": [], "step_seconds": 0.0, "tokens": 0, "wall_seconds": 0.0}
+        if self.resume:
+            ck = rundir.load_torch(self.run / "last.pt")
+            model.load_state_dict(ck["model"])
+            self.opt.load_state_dict(ck["optim"])
+            if self.sched and ck.get("sched"):
+                self.sched.load_state_dict(ck["sched"])
+            if self.scaler.is_enabled() and ck.get("scaler"):
+                self.scaler.load_state_dict(ck["scaler"])
+            torch.set_rng_state(ck["torch_rng"])
+            if ck.get("cuda_rng") is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state(ck["cuda_rng"])
+            st = {k: ck[k] for k in st}
+            console.print(f"resuming at epoch {st['epoch'] + 1}, step {st['global_step']}")
+        pad = batching.pad_fraction(task.lengths("train"), task.batches("train", shuffle=True, seed=0))
+        console.print(f"[dim]{n_params:,} parameters · {steps_per_epoch} batches per epoch · "
+                      f"{pad:.1%} padding[/]")
+
+        old_handler = signal.getsignal(signal.SIGINT)
+
+        def on_sigint(signum, frame):
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            self.stop_requested = True
+            console.print("[yellow]stopping after this step (Ctrl-C again to abort at once)…[/]")
+
+        with contextlib.suppress(ValueError):  # not in the main thread: no handler
+            signal.signal(signal.SIGINT, on_sigint)
+        try:
+            self._loop(task, st, steps_per_epoch, per_batch)
+        finally:
+            with contextlib.suppress(ValueError):
+                signal.signal(signal.SIGINT, old_handler)
+        return self._finish(task, st, n_params, pad)
+
+    def _loop(self, task: Task, st: dict, steps_per_epoch: int, per_batch: bool) -> None:
+        t, model = self.cfg.train, self.model
+        wall0 = time.perf_counter() - st["wall_seconds"]
+        for epoch in range(st["epoch"], t.epochs):
+            if st["bad_epochs"] >= t.patience:
+                break
+            order = task.batches("train", shuffle=True, seed=t.seed * 100_003 + epoch)
+            skip = st["step_in_epoch"]
+            ema, ep_tokens, ep_time = None, 0, 0.0
+            with Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("loss {task.fields[loss]:.4f} · {task.fields[tps]:,.0f} tok/s"),
+                          TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True) as bar:
+                pid = bar.add_task("train", total=len(order), completed=skip, epoch=epoch + 1, loss=float("nan"), tps=0)
+                for k in range(skip, len(order)):
+                    t0 = time.perf_counter()
+                    model.train()
+                    batch = task.collate("train", order[k], self.device)
+                    with self._autocast():
+                        loss, ntok = task.loss(model, batch)
+                    self.opt.zero_grad(set_to_none=True)
+                    self.scaler.scale(loss).backward()
+                    if t.clip > 0:
+                        self.scaler.unscale_(self.opt)
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip)
+                    self.scaler.step(self.opt)
+                    self.scaler.update()
+                    if per_batch:
+                        self.sched.step()
+                    if self.device.type == "cuda":
+                        torch.cuda.synchronize()
+                    dt = time.perf_counter() - t0
+                    lv = float(loss.detach())
+                    if not math.isfinite(lv):
+                        raise UserError(f"training diverged at step {st['global_step'] + 1} (loss {lv}); "
+                                        f"lower train.optimizer.lr or set train.clip")
+                    ema = lv if ema is None else 0.98 * ema + 0.02 * lv
+                    st["global_step"] += 1
+                    st["step_in_epoch"] = k + 1
+                    st["tokens"] += ntok
+                    st["step_seconds"] += dt
+                    ep_tokens += ntok
+                    ep_time += dt
+                    bar.update(pid, advance=1, loss=ema, tps=ep_tokens / max(ep_time, 1e-9))
+                    st["wall_seconds"] = time.perf_counter() - wall0
+                    if self.on_step:
+                        self.on_step(st["global_step"])
+                    if self.stop_requested:
+                        self._checkpoint(st)
+                        raise Interrupted(f"interrupted at step {st['global_step']}; checkpoint written. "
+                                          f"Continue with: textrnn run … --resume")
+                    if t.checkpoint_every and st["global_step"] % t.checkpoint_every == 0 and k + 1 < len(order):
+                        self._checkpoint(st)
+            self._end_epoch(task, st, epoch, ema, ep_tokens, ep_time)
+            st["wall_seconds"] = time.perf_counter() - wall0
+            self._checkpoint(st)
+
+    def _end_epoch(self, task: Task, st: dict, epoch: int, train_loss, ep_tokens: int, ep_time: float) -> None:
+        valid = task.evaluate(self.model, "valid", self.device)
+        score = valid[task.metric]
+        best = st["best"]
+        better = best is None or (score > best if task.higher_is_better else score < best)
+        if better:
+            st["best"], st["best_epoch"], st["bad_epochs"] = score, epoch + 1, 0
+            rundir.save_weights(self.model, self.run / "model.safetensors")
+        else:
+            st["bad_epochs"] += 1
+        if self.sched is not None and isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.sched.step(score)
+        rec = {"epoch": epoch + 1, "step": st["global_step"], "split": "valid",
+               "train_loss": train_loss, "lr": self.opt.param_groups[0]["lr"],
+               "tokens_per_s": ep_tokens / max(ep_time, 1e-9)}
+        rec.update({k: v for k, v in valid.items() if k != "confusion"})
+        st["history"].append(rec)
+        st["epoch"], st["step_in_epoch"] = epoch + 1, 0
+        self._write_metrics(st["history"])
+        shown = " ".join(f"{k} {v:.4f}" for k, v in valid.items() if isinstance(v, float) and k != "examples")
+        console.print(f"epoch {epoch + 1:>3}  train loss {train_loss:.4f}  valid {shown}  "
+                      f"{rec['tokens_per_s']:,.0f} tok/s" + ("  [green]★ best[/]" if better else ""), soft_wrap=True)
+
+    def _finish(self, task: Task, st: dict, n_params: int, pad: float) -> dict:
+        rundir.load_weights(self.model, self.run / "model.safetensors", str(self.device))
+        summary = {"valid": task.evaluate(self.model, "valid", self.device)}
+        if "test" in task.data:
+            summary["test"] = task.evaluate(self.model, "test", self.device)
+        summary.update({
+            "best_epoch": st["best_epoch"], "epochs": st["epoch"], "steps": st["global_step"],
+            "tokens_per_s": st["tokens"] / max(st["step_seconds"], 1e-9),
+            "train_seconds": st["wall_seconds"], "pad_fraction": pad, "parameters": n_params,
+            "device": str(self.device),
+        })
+        rundir.write_json(self.run / "summary.json", summary)
+        from textrnn import plots
+
+        plots.curves(st["history"], task.metric, self.run / "curves.png", self.cfg.name)
+        task.plots(self.model, self.run, self.device)
+        return summary
+
+
+def run_pipeline(cfg: config.Pipeline, output: Optional[str] = None, resume: bool = False,
+                 device: Optional[str] = None, on_step=None) -> tuple[Path, dict]:
+    run = Path(output or cfg.output or Path("runs") / cfg.name)
+    return run, Trainer(cfg, run, resume, device, on_step).fit()
