@@ -146,6 +146,10 @@ def info(run_dir: str = typer.Argument(..., metavar="RUN", help="Run directory."
     con.print(t)
 
 
+# command modules of the other tasks register themselves on `app` (imported for that side effect)
+# e.g. from textrnn import cli_lm  # noqa: E402,F401
+
+
 def main() -> None:
     from textrnn.train import Interrupted
 

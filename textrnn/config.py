@@ -87,18 +87,6 @@ class Encoder(Strict):
     dropout: float = 0.0  # between layers and on the encoder output
 
 
-class Head(Strict):
-    hidden: list[int] = []  # sizes of the MLP's hidden layers
-    dropout: float = 0.0
-
-
-class ClassifyModel(Strict):
-    embedding: Embedding = Embedding()
-    encoder: Encoder = Encoder()
-    pooling: Literal["last", "mean", "max", "attention"] = "max"
-    head: Head = Head()
-
-
 class Optimizer(Strict):
     name: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = 1e-3
@@ -134,14 +122,19 @@ class Train(Strict):
         return self
 
 
+# task name -> module under textrnn.tasks that registers its model schema ("model_schema") and Task class ("task")
+TASK_MODULES = {"classify": "classify", "lm": "lm", "translate": "seq2seq", "chat": "seq2seq"}
+
+
 class Pipeline(Strict):
     name: str
-    task: Literal["classify"] = "classify"
+    task: Literal["classify", "lm", "translate", "chat"] = "classify"
     data: Data
     tokenizer: Tokenizer = Tokenizer()
     vocab: Vocab = Vocab()
-    model: ClassifyModel = ClassifyModel()
+    model: Any = {}  # validated by the task's own schema (see model_schema), e.g. ClassifyModel
     train: Train = Train()
+    generate: dict[str, Any] = {}  # decoding defaults for tasks that generate text (validated by the task)
     output: Optional[str] = None  # run directory (default runs/<name>)
 
     @field_validator("name")
@@ -243,14 +236,15 @@ def _fields_at(cls: type[BaseModel], loc: tuple) -> list[str]:
     return list(cls.model_fields) if cls is not None else []
 
 
-def explain(err: ValidationError, cls: type[BaseModel], origin: str) -> str:
+def explain(err: ValidationError, cls: type[BaseModel], origin: str, prefix: tuple = ()) -> str:
     """One line for the first validation error: file, dotted key, what is wrong."""
     e = err.errors()[0]
-    loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and "[" in p))
+    rel = tuple(p for p in e["loc"] if not (isinstance(p, str) and "[" in p))
+    loc = prefix + rel
     key = ".".join(str(p) for p in loc)
     if e["type"] == "extra_forbidden":
-        valid = _fields_at(cls, loc[:-1])
-        near = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+        valid = _fields_at(cls, rel[:-1])
+        near = difflib.get_close_matches(str(rel[-1]), valid, n=1)
         hint = f" (did you mean '{'.'.join(str(p) for p in loc[:-1] + (near[0],))}'?)" if near else ""
         return f"{origin}: unknown key '{key}'{hint}"
     if e["type"] == "missing":
@@ -261,13 +255,32 @@ def explain(err: ValidationError, cls: type[BaseModel], origin: str) -> str:
     return f"{origin}: {key or 'pipeline'}: {msg}{got_s}"
 
 
+def model_schema(task: str) -> type[BaseModel]:
+    """The pydantic class of `model:` for a task (registered by the task's module)."""
+    import importlib
+
+    from textrnn.registry import get
+
+    importlib.import_module(f"textrnn.tasks.{TASK_MODULES[task]}")
+    return get("model_schema", task)
+
+
 def validate(raw: Any, origin: str) -> Pipeline:
+    """Validate the whole pipeline, then `model:` with the schema of the declared task."""
     if not isinstance(raw, dict):
         raise UserError(f"{origin}: expected a mapping of keys at the top level")
     try:
-        return Pipeline.model_validate(raw)
+        cfg = Pipeline.model_validate(raw)
     except ValidationError as err:
         raise UserError(explain(err, Pipeline, origin)) from None
+    schema = model_schema(cfg.task)
+    if not isinstance(cfg.model, dict):
+        raise UserError(f"{origin}: model: expected a mapping of keys")
+    try:
+        model = schema.model_validate(cfg.model)
+    except ValidationError as err:
+        raise UserError(explain(err, schema, origin, prefix=("model",))) from None
+    return cfg.model_copy(update={"model": model})
 
 
 def read_yaml(path: str | Path) -> Any:

@@ -17,11 +17,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from textrnn import config, rundir
-from textrnn.data import batching, sources
+from textrnn.data import batching
 from textrnn.errors import UserError
 from textrnn.tasks.base import Task, build_task
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 class Interrupted(Exception):
@@ -101,12 +101,12 @@ class Trainer:
         seed_everything(cfg.train.seed)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
-        with console.status("reading data…"):
-            splits = sources.read_splits(cfg.data, cfg.train.seed, labelled=True)
-        for name, ex in splits.items():
-            note = f", {ex.skipped_empty} empty skipped" if ex.skipped_empty else ""
-            console.print(f"[dim]{name}: {len(ex.texts):,} examples from {ex.origin}{note}[/]")
         task = build_task(cfg)
+        with console.status("reading data…"):
+            splits = task.read_splits()
+        for name, ex in splits.items():
+            note = f", {ex.skipped_empty} empty skipped" if getattr(ex, "skipped_empty", 0) else ""
+            console.print(f"[dim]{name}: {len(ex):,} examples from {ex.origin}{note}[/]")
         with console.status("tokenizing and building the vocabulary…"):
             task.prepare(splits, run, self.resume)
         if not self.resume:

@@ -27,6 +27,9 @@ class Examples:
     origin: str  # what to name in messages
     skipped_empty: int = 0
 
+    def __len__(self) -> int:
+        return len(self.texts)
+
 
 def _files(src: Source) -> list[str]:
     paths = [src.path] if isinstance(src.path, str) else list(src.path)
@@ -69,6 +72,8 @@ def _load(builder: str, files: list[str], encoding: str, **kw) -> datasets.Datas
             msgs = [_first_bad_line(f, encoding) for f in files]
             located = [m for m, f in zip(msgs, files) if m.startswith(f + ":")]
             raise UserError((located or msgs)[0]) from None
+        if "corresponds to no data" in str(e) or "No columns to parse" in str(e):
+            raise UserError(f"{', '.join(files)}: no examples (the file is empty)") from None
         raise UserError(f"{', '.join(files)}: cannot be read as {builder}: {str(e).splitlines()[0]}") from None
 
 

@@ -30,6 +30,13 @@ class Task:
         self.vocab: Optional[Vocab] = None
         self.data: dict[str, list[np.ndarray]] = {}  # split -> id arrays
 
+    # -- data
+    def read_splits(self) -> dict:
+        """train / valid / test as sources.Examples (labelled texts by default)."""
+        from textrnn.data import sources
+
+        return sources.read_splits(self.cfg.data, self.cfg.train.seed, labelled=True)
+
     # -- text -> ids
     def fit_text(self, train_texts: list[str]) -> tokenized.Tokenized:
         """Fit the tokenizer and build the vocabulary on the train split only."""
@@ -72,8 +79,11 @@ class Task:
 
 
 def build_task(cfg: Pipeline) -> Task:
-    import textrnn.tasks.classify  # noqa: F401  (registers the task)
+    import importlib
 
+    from textrnn.config import TASK_MODULES
+
+    importlib.import_module(f"textrnn.tasks.{TASK_MODULES[cfg.task]}")
     return get("task", cfg.task)(cfg)
 
 

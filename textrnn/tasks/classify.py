@@ -9,7 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from textrnn.config import ClassifyModel
+from typing import Literal
+
+from textrnn.config import Embedding as EmbCfg, Encoder as EncCfg, Strict
 from textrnn.data import batching
 from textrnn.errors import UserError
 from textrnn.nn.embedding import Embedding, load_vectors
@@ -18,6 +20,19 @@ from textrnn.nn.heads import MLP
 from textrnn.registry import get, register
 from textrnn.rundir import write_json
 from textrnn.tasks.base import Task, read_json
+
+
+class Head(Strict):
+    hidden: list[int] = []  # sizes of the MLP's hidden layers
+    dropout: float = 0.0
+
+
+@register("model_schema", "classify")
+class ClassifyModel(Strict):
+    embedding: EmbCfg = EmbCfg()
+    encoder: EncCfg = EncCfg()
+    pooling: Literal["last", "mean", "max", "attention"] = "max"
+    head: Head = Head()
 
 
 class Classifier(nn.Module):

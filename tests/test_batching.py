@@ -1,0 +1,47 @@
+import random
+
+import torch
+
+from textrnn.data.batching import make_batches, pad, pad_fraction, shard
+
+
+def lengths(n=1000, seed=0):
+    r = random.Random(seed)
+    return [r.randint(1, 60) for _ in range(n)]
+
+
+def test_every_example_once_and_budget_respected():
+    ls = lengths()
+    for shuffle in (False, True):
+        bs = make_batches(ls, batch_tokens=500, shuffle=shuffle, seed=3)
+        flat = [i for b in bs for i in b]
+        assert sorted(flat) == list(range(len(ls)))
+        assert all(len(b) * max(ls[i] for i in b) <= 500 or len(b) == 1 for b in bs)
+
+
+def test_batch_size_mode():
+    bs = make_batches(lengths(105), batch_size=10)
+    assert sorted(len(b) for b in bs) == [5] + [10] * 10
+
+
+def test_bucketing_keeps_padding_low_and_shuffles_order():
+    ls = lengths(5000)
+    bs = make_batches(ls, batch_tokens=2000, shuffle=True, seed=1)
+    assert pad_fraction(ls, bs) < 0.05
+    assert bs != make_batches(ls, batch_tokens=2000, shuffle=True, seed=2)
+    assert bs == make_batches(ls, batch_tokens=2000, shuffle=True, seed=1)
+
+
+def test_shards_are_disjoint_and_cover():
+    bs = make_batches(lengths(), batch_tokens=300, shuffle=True, seed=0)
+    a, b = shard(bs, 0, 2), shard(bs, 1, 2)
+    assert len(a) == len(b)
+    ids_a, ids_b = {i for x in a for i in x}, {i for x in b for i in x}
+    assert not ids_a & ids_b
+    assert len(ids_a | ids_b) >= len(bs[0]) * 0 + sum(len(x) for x in bs[: 2 * len(a)])
+
+
+def test_pad():
+    x, n = pad([[1, 2, 3], [4]], pad_id=0)
+    assert x.tolist() == [[1, 2, 3], [4, 0, 0]] and n.tolist() == [3, 1]
+    assert x.dtype == torch.long

@@ -1,0 +1,71 @@
+import pytest
+
+from textrnn import config
+from textrnn.errors import UserError
+
+from conftest import write
+
+BASE = "name: t\ndata:\n  train: {path: train.tsv}\n"
+
+
+def test_unknown_key_names_path_and_nearest(tmp_path):
+    p = write(tmp_path / "p.yaml", BASE + "model:\n  encoder: {hiden: 10}\n")
+    with pytest.raises(UserError, match=r"p.yaml: unknown key 'model.encoder.hiden' \(did you mean 'model.encoder.hidden'\?\)"):
+        config.load(p)
+
+
+def test_wrong_type_names_key(tmp_path):
+    p = write(tmp_path / "p.yaml", BASE + "train: {epochs: many}\n")
+    with pytest.raises(UserError, match=r"train.epochs: .*integer.*'many'"):
+        config.load(p)
+
+
+def test_bad_choice_and_missing(tmp_path):
+    p = write(tmp_path / "p.yaml", BASE + "model:\n  encoder: {cell: transformer}\n")
+    with pytest.raises(UserError, match="model.encoder.cell"):
+        config.load(p)
+    p = write(tmp_path / "q.yaml", "name: t\n")
+    with pytest.raises(UserError, match="missing key 'data'"):
+        config.load(p)
+
+
+def test_invalid_yaml_names_line(tmp_path):
+    p = write(tmp_path / "p.yaml", "name: t\ndata: [unclosed\n")
+    with pytest.raises(UserError, match=r"p.yaml: line \d+ invalid YAML"):
+        config.load(p)
+
+
+def test_env_interpolation(tmp_path, monkeypatch):
+    monkeypatch.setenv("CORP", "/data/c")
+    monkeypatch.delenv("NOPE", raising=False)
+    p = write(tmp_path / "p.yaml", "name: t\ndata:\n  train: {path: '${CORP}/a.tsv'}\n  valid: {path: '${NOPE:-/x}/b.tsv'}\n")
+    cfg = config.load(p)
+    assert cfg.data.train.path == "/data/c/a.tsv"
+    assert cfg.data.valid.path == "/x/b.tsv"
+    p = write(tmp_path / "q.yaml", "name: t\ndata:\n  train: {path: '${NOPE}/a.tsv'}\n")
+    with pytest.raises(UserError, match="data.train.path: environment variable NOPE is not set"):
+        config.load(p)
+
+
+def test_relative_paths_and_set_overrides(tmp_path):
+    p = write(tmp_path / "sub" / "p.yaml", BASE)
+    cfg = config.load(p, ["model.encoder.hidden=32", "train.optimizer.lr=0.01", "data.test.path=t.tsv"], cwd=tmp_path)
+    assert cfg.data.train.path == str(tmp_path / "sub" / "train.tsv")  # relative to the YAML file
+    assert cfg.data.test.path == str(tmp_path / "t.tsv")  # relative to where the command runs
+    assert cfg.model.encoder.hidden == 32 and cfg.train.optimizer.lr == 0.01
+    with pytest.raises(UserError, match="unknown key 'model.encoder.hiden'"):
+        config.load(p, ["model.encoder.hiden=3"])
+    with pytest.raises(UserError, match="expected key.sub=value"):
+        config.load(p, ["model.encoder.hidden"])
+
+
+def test_source_needs_exactly_one_kind(tmp_path):
+    p = write(tmp_path / "p.yaml", "name: t\ndata:\n  train: {format: tsv}\n")
+    with pytest.raises(UserError, match="data.train: give exactly one of"):
+        config.load(p)
+
+
+def test_dump_round_trips(tmp_path):
+    cfg = config.load(write(tmp_path / "p.yaml", BASE))
+    again = config.validate(__import__("yaml").safe_load(config.dump(cfg)), "x")
+    assert again == cfg

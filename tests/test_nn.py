@@ -1,0 +1,54 @@
+import pytest
+import torch
+
+from textrnn.config import Encoder as EncCfg
+from textrnn.nn.encoder import Encoder
+from textrnn.nn.heads import AttentionPool, MaxPool, MeanPool
+from textrnn.tasks.classify import Classifier, ClassifyModel
+
+
+@pytest.mark.parametrize("pool", [MeanPool(), MaxPool(), AttentionPool(8)])
+def test_pooling_ignores_padding(pool):
+    torch.manual_seed(0)
+    out = torch.randn(2, 5, 8)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    a, _ = pool(out, mask, None)
+    out2 = out.clone()
+    out2[0, 3:] = 1e3  # garbage in padded positions
+    b, _ = pool(out2, mask, None)
+    assert torch.allclose(a, b)
+    ref, _ = pool(out[:1, :3], mask[:1, :3], None)
+    assert torch.allclose(a[:1], ref, atol=1e-6)
+
+
+def test_attention_weights_sum_to_one_and_zero_on_padding():
+    pool = AttentionPool(4)
+    mask = torch.tensor([[1, 1, 0]], dtype=torch.bool)
+    _, w = pool(torch.randn(1, 3, 4), mask, None)
+    assert torch.allclose(w.sum(-1), torch.ones(1)) and w[0, 2] == 0
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_packed_encoder_matches_unpadded(cell):
+    torch.manual_seed(0)
+    enc = Encoder(6, EncCfg(cell=cell, hidden=5, layers=2, bidirectional=True)).eval()
+    x = torch.randn(2, 7, 6)
+    out, _ = enc(x, torch.tensor([4, 7]))
+    alone, _ = enc(x[:1, :4], torch.tensor([4]))
+    assert out.shape == (2, 7, 10)
+    assert torch.allclose(out[0, :4], alone[0], atol=1e-6)
+    assert out[0, 4:].abs().sum() == 0
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "max", "attention"])
+def test_classifier_batched_equals_one_by_one(pooling):
+    torch.manual_seed(0)
+    m = Classifier(ClassifyModel(pooling=pooling, encoder=EncCfg(hidden=8)), vocab_size=20, pad_id=0, n_classes=3).eval()
+    seqs = [[5, 6, 7, 8, 9], [4, 5], [10, 11, 12]]
+    x = torch.zeros(3, 5, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        x[i, : len(s)] = torch.tensor(s)
+    batched = m(x, torch.tensor([5, 2, 3]))
+    for i, s in enumerate(seqs):
+        single = m(torch.tensor([s]), torch.tensor([len(s)]))
+        assert torch.allclose(batched[i], single[0], atol=1e-5)
