@@ -52,3 +52,19 @@ def test_classifier_batched_equals_one_by_one(pooling):
     for i, s in enumerate(seqs):
         single = m(torch.tensor([s]), torch.tensor([len(s)]))
         assert torch.allclose(batched[i], single[0], atol=1e-5)
+
+
+def test_pretrained_vectors_are_copied_and_bad_files_named(tmp_path):
+    from textrnn.errors import UserError
+    from textrnn.nn.embedding import load_vectors
+    from textrnn.text.vocab import Vocab
+
+    vocab = Vocab(["<pad>", "<unk>", "<bos>", "<eos>", "good", "bad", "film"])
+    emb = torch.nn.Embedding(len(vocab), 3)
+    (tmp_path / "v.txt").write_text("2 3\ngood 1 2 3\nunrelated 0 0 0\nbad -1 -2 -3\n")
+    covered = load_vectors(emb, vocab, str(tmp_path / "v.txt"), freeze=True)
+    assert emb.weight[4].tolist() == [1, 2, 3] and emb.weight[5].tolist() == [-1, -2, -3]
+    assert covered == pytest.approx(2 / 3) and not emb.weight.requires_grad
+    (tmp_path / "w.txt").write_text("good 1 2\n")
+    with pytest.raises(UserError, match=r"w.txt:1: expected a word and 3 numbers"):
+        load_vectors(emb, vocab, str(tmp_path / "w.txt"))

@@ -61,6 +61,7 @@ class Classify(Task):
     higher_is_better = True
 
     def prepare(self, splits, run: Path, resume: bool) -> None:
+        self.fresh = not resume  # a new model: pretrained vectors are read (not when loading a run)
         if resume:
             self.load(run)
         else:
@@ -83,7 +84,7 @@ class Classify(Task):
     def build_model(self) -> nn.Module:
         m = self.cfg.model
         model = Classifier(m, len(self.vocab), self.vocab.pad, len(self.labels))
-        if m.embedding.pretrained:
+        if m.embedding.pretrained and getattr(self, "fresh", False):
             load_vectors(model.embed.emb, self.vocab, m.embedding.pretrained, m.embedding.freeze)
         return model
 
