@@ -148,6 +148,7 @@ def info(run_dir: str = typer.Argument(..., metavar="RUN", help="Run directory."
 
 # command modules of the other tasks register themselves on `app` (imported for that side effect)
 # e.g. from textrnn import cli_lm  # noqa: E402,F401
+from textrnn import cli_seq2seq  # noqa: E402,F401
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from textrnn.errors import UserError
 
-PATH_KEYS = {"path", "pretrained"}  # values resolved against the pipeline file's folder
+PATH_KEYS = {"path", "pretrained", "src", "tgt"}  # values resolved against the pipeline file's folder
 
 
 class Strict(BaseModel):
@@ -39,12 +39,17 @@ class Source(Strict):
     header: bool = True  # csv/tsv: first row names the columns
     encoding: str = "utf-8"
     limit: Optional[int] = None  # keep only the first N examples
+    src: Optional[str] = None  # parallel text: source-side file, one sentence per line (plain or .gz)
+    tgt: Optional[str] = None  # parallel text: target-side file, line-aligned with src
+    target: Union[str, int, None] = None  # parallel csv/tsv/jsonl `path:`: the target column (`text:` is the source)
 
     @model_validator(mode="after")
     def _one_kind(self):
-        given = [k for k in ("path", "files", "hub") if getattr(self, k) is not None]
+        given = [k for k in ("path", "files", "hub", "src") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of 'path', 'files' or 'hub'")
+            raise ValueError("give exactly one of 'path', 'files', 'hub' or 'src' + 'tgt'")
+        if (self.src is None) != (self.tgt is None):
+            raise ValueError("parallel text needs both 'src' and 'tgt'")
         return self
 
 

@@ -1,0 +1,145 @@
+"""`textrnn translate`: batched, streamed translation of files or stdin with a seq2seq run directory."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import typer
+
+from textrnn.cli import _load, app
+from textrnn.errors import UserError
+
+
+def _open(path: str):
+    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+
+
+def _chunks(f, name: str, size: int) -> Iterator[list[str]]:
+    """Lines of a binary stream, decoded as UTF-8, `size` at a time (memory stays flat)."""
+    buf: list[str] = []
+    for n, raw in enumerate(f, 1):
+        try:
+            buf.append(raw.decode("utf-8").rstrip("\n").rstrip("\r"))
+        except UnicodeDecodeError:
+            raise UserError(f"{name}:{n}: bytes that are not valid UTF-8") from None
+        if len(buf) >= size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def _count_lines(path: str) -> int:
+    n, last = 0, b"\n"
+    with _open(path) as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            n += block.count(b"\n")
+            last = block[-1:]
+    return n + (last != b"\n")
+
+
+@contextlib.contextmanager
+def _atomic_text(path: Path):
+    """A text file written under a temporary name in the same folder and renamed when complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _format(hyps: list[tuple[str, float]], n_best: int) -> str:
+    """One output line: the best translation, or the n best separated by tabs."""
+    texts = [h.replace("\n", " ").replace("\t", " ") for h, _ in hyps[:n_best]]
+    return "\t".join(texts) if n_best > 1 else (texts[0] if texts else "")
+
+
+@app.command()
+def translate(
+    run_dir: str = typer.Argument(..., metavar="RUN", help="Run directory of a translation model."),
+    files: List[str] = typer.Argument(None, metavar="[FILE]...",
+                                      help="Input files, one sentence per line (default: stdin). "
+                                           "With --plot-attention: the text to translate."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Output file (one input file or stdin)."),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", help="Folder for one output per input file."),
+    beam: Optional[int] = typer.Option(None, "--beam", help="Beam size (1 = greedy; default: the pipeline's)."),
+    batch_tokens: Optional[int] = typer.Option(None, "--batch-tokens", help="Source tokens × beam per batch."),
+    n_best: Optional[int] = typer.Option(None, "--n-best", help="Print the K best translations, tab-separated."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="Length penalty (0 = none)."),
+    plot_attention: Optional[str] = typer.Option(None, "--plot-attention", metavar="OUT.png",
+                                                 help="Draw the attention matrix of the given text."),
+    chunk: int = typer.Option(10000, "--chunk", help="Lines read and translated at a time."),
+    device: str = typer.Option("cpu", "--device"),
+):
+    """Translate files or stdin: exactly one output line per input line, in input order."""
+    from textrnn.tasks.seq2seq import search_cfg
+
+    files = list(files or [])
+    if output and output_dir:
+        raise UserError("give --output or --output-dir, not both")
+    if output and len(files) > 1:
+        raise UserError(f"{len(files)} input files: use --output-dir DIR (one output per input)")
+    if output_dir and not files and not plot_attention:
+        raise UserError("--output-dir needs input files (stdin goes to stdout or --output)")
+    if not plot_attention:
+        for f in files:  # every input checked before anything is written
+            if not Path(f).is_file():
+                raise UserError(f"{f}: no such file")
+    run, cfg, task, model, dev = _load(run_dir, (), device)
+    if not hasattr(task, "translate"):
+        raise UserError(f"{run}: a {cfg.task} model; translate needs a translation model")
+    s = search_cfg(cfg, beam=beam, batch_tokens=batch_tokens, n_best=n_best, alpha=alpha)
+    if s.beam < 1 or s.n_best < 1 or s.n_best > s.beam:
+        raise UserError(f"--n-best {s.n_best} --beam {s.beam}: need 1 <= n-best <= beam")
+
+    if plot_attention:
+        from textrnn.tasks.seq2seq import plot_attention as draw
+
+        text = " ".join(files) if files else sys.stdin.read().strip()
+        if not text:
+            raise UserError("--plot-attention: give the text to translate")
+        src, tgt, w = task.attention(model, text, dev, s)
+        draw(w, src, tgt, Path(plot_attention), text)
+        typer.echo(task.detok([task.vocab_tgt.stoi[t] for t in tgt[:-1]]))
+        return
+
+    outs: list[Optional[Path]] = [Path(output)] if output else [None] * max(1, len(files))
+    if output_dir:
+        outs = [Path(output_dir) / Path(f).name for f in files]
+        for f, o in zip(files, outs):
+            if o.resolve() == Path(f).resolve():
+                raise UserError(f"{o}: the output would overwrite its input; choose another --output-dir")
+    ins = files or [None]
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    con = Console(stderr=True)
+    t0, done = time.perf_counter(), 0
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]:,.0f} sent/s"), TimeElapsedColumn(),
+                  console=con, transient=True, disable=not con.is_terminal) as bar:
+        for src_path, out_path in zip(ins, outs):
+            name = src_path or "<stdin>"
+            pid = bar.add_task(name, total=_count_lines(src_path) if src_path else None, rate=0.0)
+            with contextlib.ExitStack() as stack:
+                fin = stack.enter_context(_open(src_path)) if src_path else sys.stdin.buffer
+                fout = stack.enter_context(_atomic_text(out_path)) if out_path else sys.stdout
+                for lines in _chunks(fin, name, chunk):
+                    hyps = task.translate(model, lines, dev, s)
+                    fout.write("".join(_format(h, s.n_best) + "\n" for h in hyps))
+                    fout.flush()
+                    done += len(lines)
+                    bar.update(pid, advance=len(lines), rate=done / max(time.perf_counter() - t0, 1e-9))
+    dt = time.perf_counter() - t0
+    con.print(f"[dim]{done:,} sentences in {dt:.1f} s ({done / max(dt, 1e-9):,.1f} sentences/s, beam {s.beam})[/]")
