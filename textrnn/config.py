@@ -103,6 +103,7 @@ class Schedule(Strict):
     kind: Literal["none", "plateau", "linear"] = "none"
     factor: float = 0.5  # plateau: lr *= factor
     patience: int = 0  # plateau: epochs without gain before cutting
+    decay_after: Optional[int] = None  # plateau: also cut at the end of this epoch and every later one (Zaremba et al.)
     warmup_steps: int = 0  # linear: warm up, then decay to 0 at the last step
 
 

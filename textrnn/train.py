@@ -252,7 +252,12 @@ class Trainer:
         else:
             st["bad_epochs"] += 1
         if self.sched is not None and isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            lr = self.opt.param_groups[0]["lr"]
             self.sched.step(score)
+            s = self.cfg.train.schedule
+            if s.decay_after is not None and epoch + 1 >= s.decay_after and self.opt.param_groups[0]["lr"] == lr:
+                for g in self.opt.param_groups:  # a fixed cut per epoch, unless the plateau rule just cut
+                    g["lr"] *= s.factor
         rec = {"epoch": epoch + 1, "step": st["global_step"], "split": "valid",
                "train_loss": train_loss, "lr": self.opt.param_groups[0]["lr"],
                "tokens_per_s": ep_tokens / max(ep_time, 1e-9)}

@@ -62,6 +62,8 @@ def _first_bad_line(path: str, encoding: str) -> str:
 
 
 def _load(builder: str, files: list[str], encoding: str, **kw) -> datasets.Dataset:
+    if all(Path(f).stat().st_size == 0 for f in files):
+        raise UserError(f"{', '.join(files)}: no examples (the file is empty)")
     try:
         return datasets.load_dataset(builder, data_files=files, split="train", encoding=encoding, **kw)
     except Exception as e:  # datasets wraps decoding errors in its own types

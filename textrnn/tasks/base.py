@@ -37,6 +37,12 @@ class Task:
 
         return sources.read_splits(self.cfg.data, self.cfg.train.seed, labelled=True)
 
+    def read_test(self):
+        """The declared test split alone (for `textrnn evaluate`)."""
+        from textrnn.data import sources
+
+        return sources.read(self.cfg.data.test, self.cfg.data.label_names, labelled=True)
+
     # -- text -> ids
     def fit_text(self, train_texts: list[str]) -> tokenized.Tokenized:
         """Fit the tokenizer and build the vocabulary on the train split only."""
