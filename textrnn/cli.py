@@ -79,12 +79,10 @@ def evaluate(
     device: str = typer.Option("cpu", "--device"),
 ):
     """Evaluate the best model on the test split (or any file given with --set) and print JSON."""
-    from textrnn.data import sources
-
     run, cfg, task, model, dev = _load(run_dir, set_, device)
     if cfg.data.test is None:
         raise UserError(f"{run}: the pipeline declares no test split; give one with --set data.test.path=FILE")
-    ex = sources.read(cfg.data.test, cfg.data.label_names)
+    ex = task.read_test()
     task.prepare({"test": ex}, run, resume=True)
     typer.echo(json.dumps(task.evaluate(model, "test", dev)))
 
@@ -148,6 +146,7 @@ def info(run_dir: str = typer.Argument(..., metavar="RUN", help="Run directory."
 
 # command modules of the other tasks register themselves on `app` (imported for that side effect)
 # e.g. from textrnn import cli_lm  # noqa: E402,F401
+from textrnn import cli_lm  # noqa: E402,F401
 from textrnn import cli_seq2seq  # noqa: E402,F401
 
 

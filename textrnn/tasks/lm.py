@@ -1,0 +1,334 @@
+"""Next-word language modelling: embedding → RNN → dropout → (tied) softmax; perplexity, generation, completion.
+
+Two data modes:
+* `stream`: each split is one token stream (an <eos> after every line, one <eos> in front as the
+  first context), cut into `B` columns read in parallel; truncated BPTT windows of `bptt` steps,
+  the hidden state carried from window to window and detached (the PTB / WikiText set-up).
+* `sentences`: one line per example, <bos> w1 … wn → w1 … wn <eos>, length-bucketed batches,
+  packed sequences, a fresh state per line.
+Perplexity is exp(mean NLL) over every target token (<eos> included, padding excluded).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Literal, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from textrnn import sampling
+from textrnn.config import Embedding as EmbCfg, Strict
+from textrnn.data import batching, sources
+from textrnn.errors import UserError
+from textrnn.nn import encoder as _cells  # noqa: F401  (registers the cells)
+from textrnn.nn.embedding import Embedding, load_vectors
+from textrnn.registry import get, register
+from textrnn.tasks.base import Task
+
+
+@register("model_schema", "lm")
+class LMModel(Strict):
+    embedding: EmbCfg = EmbCfg(dim=200)  # its dropout applies to the embeddings (the RNN's input)
+    cell: Literal["lstm", "gru", "rnn"] = "lstm"
+    hidden: int = 200
+    layers: int = 2
+    dropout: float = 0.0  # between RNN layers
+    output_dropout: float = 0.0  # on the top layer's outputs, before the softmax
+    tie_weights: bool = False  # softmax weights = embedding weights (a projection hidden → dim when they differ)
+    init_range: Optional[float] = None  # uniform(-r, r) for every weight (Zaremba et al.: 0.1 small, 0.05 medium)
+    mode: Literal["stream", "sentences"] = "stream"
+    bptt: int = 35  # stream: steps per truncated-BPTT window
+    eval_batch: int = 10  # stream: columns when evaluating
+
+
+@register("generate_schema", "lm")
+class LMGenerate(Strict):
+    """`generate:` defaults in the pipeline (the CLI's options override them)."""
+
+    max_tokens: int = 50
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+
+
+class LanguageModel(nn.Module):
+    def __init__(self, cfg: LMModel, vocab_size: int, pad_id: int):
+        super().__init__()
+        E, H = cfg.embedding.dim, cfg.hidden
+        self.embed = Embedding(vocab_size, E, pad_id, cfg.embedding.dropout)
+        self.rnn = get("cell", cfg.cell)(E, H, num_layers=cfg.layers, batch_first=True,
+                                         dropout=cfg.dropout if cfg.layers > 1 else 0.0)
+        self.drop = nn.Dropout(cfg.output_dropout)
+        self.proj = nn.Linear(H, E) if cfg.tie_weights and H != E else None
+        self.out = nn.Linear(E if cfg.tie_weights else H, vocab_size)
+        if cfg.init_range:
+            for p in self.parameters():
+                nn.init.uniform_(p, -cfg.init_range, cfg.init_range)
+        if cfg.tie_weights:
+            self.out.weight = self.embed.emb.weight  # [V, E], one tensor
+
+    def forward(self, ids: torch.Tensor, state=None, lengths: Optional[torch.Tensor] = None):
+        """ids [B, T] (lengths [B] for padded sentences), state from the previous window or None.
+
+        Returns logits [B, T, V] and the final state (h [L, B, H], or (h, c) for an LSTM).
+        """
+        x = self.embed(ids)  # [B, T, E]
+        if lengths is None:
+            out, state = self.rnn(x, state)  # [B, T, H]
+        else:
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out, state = self.rnn(packed, state)
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=ids.size(1))  # [B, T, H]
+        h = self.drop(out)
+        if self.proj is not None:
+            h = self.proj(h)  # [B, T, E]
+        return self.out(h), state
+
+
+def detach(state):
+    """Cut the graph at a window boundary (keeps the values)."""
+    if state is None:
+        return None
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+
+
+def select(state, rows: torch.Tensor):
+    """Rows of the batch dimension of a state: h [L, B, H] -> [L, len(rows), H]."""
+    return tuple(s[:, rows] for s in state) if isinstance(state, tuple) else state[:, rows]
+
+
+def columns(stream: np.ndarray, n_cols: int, pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """A stream [N+1] (starting with its first context token) -> inputs, targets [B, C].
+
+    Column b holds targets stream[1 + b*C : 1 + (b+1)*C], so reading the columns one after
+    the other gives back every target exactly once; the tail of the last column is padding.
+    """
+    x, y = stream[:-1], stream[1:]
+    n = len(y)
+    C = max(1, math.ceil(n / n_cols))
+    X = np.full(n_cols * C, pad, dtype=np.int64)
+    Y = np.full(n_cols * C, pad, dtype=np.int64)
+    X[:n], Y[:n] = x, y
+    return X.reshape(n_cols, C), Y.reshape(n_cols, C)
+
+
+@register("task", "lm")
+class LM(Task):
+    name = "lm"
+    metric = "perplexity"
+    higher_is_better = False
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.m: LMModel = cfg.model
+        self.streams: dict[str, np.ndarray] = {}  # split -> [N+1] ids (stream mode)
+        self._cols: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # (split, B) -> inputs, targets [B, C]
+        self._state = None  # training hidden state carried between BPTT windows
+
+    # -- data
+    def read_splits(self) -> dict:
+        return sources.read_splits(self.cfg.data, self.cfg.train.seed, labelled=False)
+
+    def read_test(self):
+        return sources.read(self.cfg.data.test, self.cfg.data.label_names, labelled=False)
+
+    def prepare(self, splits, run: Path, resume: bool) -> None:
+        if resume:
+            self.load(run)
+        else:
+            self.fit_text(splits["train"].texts)
+        eos = self.vocab.eos
+        for name, ex in splits.items():
+            self.data[name] = self.encode_texts(ex.texts)
+            if self.m.mode == "stream":  # <eos> w … <eos> w … <eos>: the first <eos> is context only
+                self.streams[name] = np.concatenate([[eos]] + [np.append(a, eos) for a in self.data[name]])
+        self._cols.clear()
+
+    def _train_cols(self) -> int:
+        t = self.cfg.train
+        return t.batch_size or max(1, t.batch_tokens // self.m.bptt)
+
+    def _columns(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        B = self._train_cols() if split == "train" else self.m.eval_batch
+        if (split, B) not in self._cols:
+            self._cols[(split, B)] = columns(self.streams[split], B, self.vocab.pad)
+        return self._cols[(split, B)]
+
+    def _window(self, split: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        X, Y = self._columns(split)
+        s = k * self.m.bptt
+        return X[:, s: s + self.m.bptt], Y[:, s: s + self.m.bptt]  # [B, T] each
+
+    def lengths(self, split: str) -> list[int]:
+        """Target tokens per batch unit: per BPTT window (stream) or per line (sentences)."""
+        if self.m.mode == "stream":
+            n = math.ceil(self._columns(split)[1].shape[1] / self.m.bptt)
+            return [int((self._window(split, k)[1] != self.vocab.pad).sum()) for k in range(n)]
+        return [len(a) + 1 for a in self.data[split]]
+
+    def batches(self, split: str, shuffle: bool, seed: int = 0) -> list[list[int]]:
+        """Stream: the windows in order (never shuffled: the state runs through them). Sentences: buckets."""
+        if self.m.mode == "stream":
+            return [[k] for k in range(math.ceil(self._columns(split)[1].shape[1] / self.m.bptt))]
+        return super().batches(split, shuffle, seed)
+
+    def collate(self, split: str, idx: list[int], device) -> dict:
+        pad = self.vocab.pad
+        if self.m.mode == "stream":
+            x, y = self._window(split, idx[0])
+            return {"x": torch.as_tensor(x).to(device), "y": torch.as_tensor(y).to(device), "lengths": None,
+                    "reset": idx[0] == 0, "tokens": int((y != pad).sum())}
+        seqs = [self.data[split][i] for i in idx]
+        bos, eos = np.array([self.vocab.bos]), np.array([self.vocab.eos])
+        x, lengths = batching.pad([np.concatenate([bos, a]) for a in seqs], pad)  # [B, T]
+        y, _ = batching.pad([np.concatenate([a, eos]) for a in seqs], pad)  # [B, T]
+        return {"x": x.to(device), "y": y.to(device), "lengths": lengths, "reset": True,
+                "tokens": int(lengths.sum())}
+
+    # -- model
+    def build_model(self) -> nn.Module:
+        model = LanguageModel(self.m, len(self.vocab), self.vocab.pad)
+        if self.m.embedding.pretrained:
+            load_vectors(model.embed.emb, self.vocab, self.m.embedding.pretrained, self.m.embedding.freeze)
+        return model
+
+    def _nll(self, model, batch: dict, state, reduction: str):
+        logits, state = model(batch["x"], state, batch["lengths"])  # [B, T, V]
+        nll = F.cross_entropy(logits.flatten(0, 1).float(), batch["y"].flatten(), ignore_index=self.vocab.pad,
+                              reduction=reduction)
+        return nll, state
+
+    def loss(self, model, batch):
+        """Mean NLL per target token; in stream mode the state of the previous window comes in detached."""
+        state = None if batch["reset"] else self._state
+        loss, state = self._nll(model, batch, state, "mean")
+        self._state = detach(state) if self.m.mode == "stream" else None
+        return loss, batch["tokens"]
+
+    @torch.no_grad()
+    def evaluate(self, model, split: str, device) -> dict:
+        model.eval()
+        total, n, state = 0.0, 0, None
+        for idx in self.batches(split, shuffle=False):
+            b = self.collate(split, idx, device)
+            nll, state = self._nll(model, b, None if b["reset"] else state, "sum")
+            total += float(nll)
+            n += b["tokens"]
+        loss = total / max(n, 1)
+        return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "bits_per_token": loss / math.log(2),
+                "tokens": n}
+
+    def save(self, run: Path) -> None:
+        self.save_text(run)
+
+    def load(self, run: Path) -> None:
+        self.load_text(run)
+
+    def plots(self, model, run: Path, device) -> None:
+        """The learning curves (written by the trainer) are the plots of a language model."""
+
+    # -- use
+    def _start(self) -> int:
+        return self.vocab.bos if self.m.mode == "sentences" else self.vocab.eos
+
+    @torch.no_grad()
+    def _read_prompt(self, model, prompt: str, device):
+        """Run the prompt through the model: (state, logits of the next token [1, V])."""
+        model.eval()
+        ids = [self._start()]
+        if prompt.strip():
+            toks = self.vocab.encode(self.tok.tokenize(prompt))
+            if all(i == self.vocab.unk for i in toks):
+                raise UserError(f"prompt {prompt!r}: none of its words is in the model's vocabulary")
+            ids += toks
+        logits, state = model(torch.tensor([ids], device=device))  # [1, T, V]
+        return state, logits[:, -1].float()
+
+    def _banned(self, logits: torch.Tensor) -> torch.Tensor:
+        """Never produce padding, <bos> or <unk>."""
+        logits = logits.clone()
+        logits[:, [self.vocab.pad, self.vocab.bos, self.vocab.unk]] = float("-inf")
+        return logits
+
+    @torch.no_grad()
+    def generate(self, model, prompt: str, device, max_tokens: int = 50, temperature: float = 1.0,
+                 top_k: int = 0, top_p: float = 1.0, seed: Optional[int] = None, num: int = 1) -> list[str]:
+        """`num` continuations of the prompt, each until <eos> or `max_tokens` tokens."""
+        sampling.check(temperature, top_k, top_p)
+        gen = sampling.generator(seed)
+        state, logits = self._read_prompt(model, prompt, device)
+        rows = torch.zeros(num, dtype=torch.long, device=device)
+        state = select(state, rows)  # [L, num, H]
+        logits = logits[rows]  # [num, V]
+        out = [[] for _ in range(num)]
+        alive = torch.ones(num, dtype=torch.bool)
+        for _ in range(max_tokens):
+            nxt = sampling.pick(self._banned(logits), temperature, top_k, top_p, gen)  # [num]
+            for r in range(num):
+                if alive[r]:
+                    if int(nxt[r]) == self.vocab.eos:
+                        alive[r] = False
+                    else:
+                        out[r].append(self.vocab.itos[int(nxt[r])])
+            if not alive.any():
+                break
+            logits, state = model(nxt[:, None], state)  # [num, 1, V]
+            logits = logits[:, -1].float()
+        return [self.tok.detokenize(toks) for toks in out]
+
+    @torch.no_grad()
+    def complete(self, model, prompt: str, device, k: int = 5) -> list[tuple[str, float]]:
+        """The k most likely next words with their probabilities (whole words for subword tokenizers)."""
+        specials = {self.vocab.pad, self.vocab.unk, self.vocab.bos, self.vocab.eos}
+        n_words = len(self.vocab) - len(specials)
+        if k < 1 or k > n_words:
+            raise UserError(f"-k {k}: must be between 1 and the vocabulary size ({n_words} words)")
+        state, logits = self._read_prompt(model, prompt, device)
+        if self.cfg.tokenizer.kind == "sentencepiece":
+            return self._complete_pieces(model, state, logits, k, device)
+        probs = logits.softmax(-1)[0]  # [V]
+        probs[list(specials)] = -1.0
+        top = probs.topk(k)
+        return [(self.vocab.itos[int(i)], float(p)) for p, i in zip(top.values, top.indices)]
+
+    def _complete_pieces(self, model, state, logits, k: int, device, width: int = 0, depth: int = 8):
+        """Whole words from subword pieces: a word starts with a '▁' piece and ends before the next
+        '▁' piece, punctuation or <eos>. P(word) = P(pieces) · P(a boundary next); a small beam over partial words."""
+        width = width or max(4 * k, 20)
+        V = len(self.vocab)
+        specials = torch.tensor([self.vocab.pad, self.vocab.unk, self.vocab.bos, self.vocab.eos])
+        starts = torch.tensor([t.startswith("▁") and any(c.isalnum() for c in t) for t in self.vocab.itos])  # [V]
+        starts[specials] = False
+        cont = torch.tensor([not t.startswith("▁") and any(c.isalnum() for c in t) for t in self.vocab.itos])
+        cont[specials] = False
+        boundary = ~cont  # a new word, punctuation or <eos> ends the word
+        boundary[[self.vocab.pad, self.vocab.unk, self.vocab.bos]] = False
+        logp = logits.log_softmax(-1)[0].cpu()  # [V]
+        first = logp.masked_fill(~starts, float("-inf")).topk(min(width, int(starts.sum())))
+        beam = [([int(i)], float(lp)) for lp, i in zip(first.values, first.indices)]
+        state = select(state, torch.zeros(len(beam), dtype=torch.long, device=device))
+        done: dict[str, float] = defaultdict(float)
+        for _ in range(depth):
+            if not beam:
+                break
+            last = torch.tensor([[p[-1]] for p, _ in beam], device=device)  # [N, 1]
+            out, state = model(last, state)
+            nlp = out[:, -1].float().log_softmax(-1).cpu()  # [N, V]
+            end = torch.logsumexp(nlp.masked_fill(~boundary, float("-inf")), -1)  # [N]
+            for (pieces, lp), e in zip(beam, end):
+                done[self.tok.detokenize(self.vocab.decode(pieces)).strip()] += math.exp(lp + float(e))
+            floor = sorted(done.values(), reverse=True)[k - 1] if len(done) >= k else 0.0
+            ext = nlp.masked_fill(~cont, float("-inf")) + torch.tensor([lp for _, lp in beam])[:, None]  # [N, V]
+            top = ext.flatten().topk(min(width, ext.numel()))
+            keep = [(int(f) // V, int(f) % V, float(v)) for v, f in zip(top.values, top.indices)
+                    if math.isfinite(float(v)) and math.exp(float(v)) > floor]
+            beam = [(beam[r][0] + [i], v) for r, i, v in keep]
+            state = select(state, torch.tensor([r for r, _, _ in keep], dtype=torch.long, device=device))
+        best = sorted(done.items(), key=lambda kv: -kv[1])[:k]
+        return [(w, p) for w, p in best]
