@@ -163,6 +163,7 @@ class Translate(Task):
         return [a[:n] for a in ids], cut
 
     def prepare(self, splits, run: Path, resume: bool) -> None:
+        self.fresh = not resume  # a new model: pretrained vectors are read (not when loading a run)
         if resume:
             self.load(run)
         else:
@@ -185,7 +186,7 @@ class Translate(Task):
             model = Seq2Seq(m, len(self.vocab), len(self.vocab_tgt), self.vocab.pad, m.share_vocab)
         except ValueError as e:
             raise UserError(f"model.decoder.attention: {e}") from None
-        if m.embedding.pretrained:
+        if m.embedding.pretrained and getattr(self, "fresh", False):
             load_vectors(model.src_embed.emb, self.vocab, m.embedding.pretrained, m.embedding.freeze)
         return model
 

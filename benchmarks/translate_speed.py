@@ -1,0 +1,97 @@
+"""Seq2seq speed: training target tokens/s, then greedy and beam decoding sentences/s.
+
+    python benchmarks/translate_speed.py pipelines/multi30k-de-en.yaml [--steps 300] [--run RUN]
+        [--test SRC_FILE] [--set key=value ...]
+
+Trains `--steps` steps of the pipeline's model (the trainer's loop body: clip, Adam) and
+reports target tokens/s; then decodes the test source file (default: the pipeline's test
+split) greedily and with beam 5, with that model or with a trained run directory (`--run`).
+Prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from textrnn import config, rundir
+from textrnn.data import parallel
+from textrnn.tasks.base import build_task
+from textrnn.tasks.seq2seq import search_cfg
+from textrnn.train import make_optimizer, seed_everything
+
+
+def train_steps(task, model, cfg, steps: int) -> float:
+    opt = make_optimizer(model.parameters(), cfg.train.optimizer)
+    batches = task.batches("train", shuffle=True, seed=1)
+    model.train()
+    tokens, t0 = 0, None
+    for k in range(steps + 5):
+        if k == 5:  # warm-up steps are not timed
+            tokens, t0 = 0, time.perf_counter()
+        b = task.collate("train", batches[k % len(batches)], "cpu")
+        loss, n = task.loss(model, b)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip)
+        opt.step()
+        tokens += n
+    return tokens / (time.perf_counter() - t0)
+
+
+def decode(task, model, texts, cfg, beam: int) -> dict:
+    s = search_cfg(cfg, beam=beam, n_best=1)
+    t0 = time.perf_counter()
+    hyps = task.translate(model, texts, "cpu", s)
+    dt = time.perf_counter() - t0
+    return {"sentences_per_s": len(texts) / dt, "seconds": dt,
+            "mean_output_words": sum(len(h[0][0].split()) for h in hyps) / len(hyps), "hyps": [h[0][0] for h in hyps]}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("pipeline")
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--run", help="decode with this trained run directory instead")
+    ap.add_argument("--test", help="source sentences to decode (default: the pipeline's test split)")
+    ap.add_argument("--set", action="append", default=[])
+    a = ap.parse_args()
+    cfg = config.load(a.pipeline, a.set)
+    torch.set_num_threads(cfg.train.threads or torch.get_num_threads())
+    seed_everything(cfg.train.seed)
+    out = {"pipeline": cfg.name, "threads": torch.get_num_threads()}
+    if a.run:
+        _, cfg = rundir.open_run(a.run)
+        task = build_task(cfg)
+        task.load(rundir.Path(a.run))
+        model = task.build_model()
+        rundir.load_weights(model, rundir.Path(a.run) / "model.safetensors")
+    else:
+        task = build_task(cfg)
+        t0 = time.perf_counter()
+        splits = task.read_splits()
+        task.prepare({"train": splits["train"]}, None, resume=False)
+        out["prepare_seconds"] = time.perf_counter() - t0
+        model = task.build_model()
+        out["parameters"] = sum(p.numel() for p in model.parameters())
+        out["steps"] = a.steps
+        out["train_target_tokens_per_s"] = train_steps(task, model, cfg, a.steps)
+    model.eval()
+    texts = parallel.read_lines(a.test) if a.test else parallel.read(cfg.data.test).src
+    refs = None if a.test else parallel.read(cfg.data.test).tgt
+    for beam in (1, 5):
+        r = decode(task, model, texts, cfg, beam)
+        if refs:
+            import sacrebleu
+
+            r["bleu"] = sacrebleu.corpus_bleu(r["hyps"], [refs]).score
+        del r["hyps"]
+        out[f"beam{beam}"] = r
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Seq2seq: attention, batched search, parallel sources, and the train → save → load → translate round trip."""
+
+import json
+
+import pytest
+import torch
+
+from textrnn import config, search
+from textrnn.config import Source
+from textrnn.data import parallel
+from textrnn.errors import UserError
+from textrnn.nn import attention
+from textrnn.tasks.seq2seq import DecCfg, Seq2Seq, Seq2SeqModel
+from textrnn.train import run_pipeline
+
+from conftest import ROOT, write
+
+FAST = ["train.epochs=2", "model.embedding.dim=16", "model.encoder.hidden=16", "model.decoder.hidden=32",
+        "data.train.limit=300", "train.batch_tokens=400", "train.threads=1"]
+
+
+@pytest.mark.parametrize("kind", ["dot", "general", "bahdanau"])
+def test_attention_sums_to_one_and_ignores_padding(kind):
+    torch.manual_seed(0)
+    att = attention.build(kind, 8, 8)
+    mem = torch.randn(2, 5, 8)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    q = torch.randn(2, 3, 8)
+    ctx, w = att(q, att.keys(mem), mem, mask)
+    assert ctx.shape == (2, 3, 8) and w.shape == (2, 3, 5)
+    assert torch.allclose(w.sum(-1), torch.ones(2, 3), atol=1e-6)
+    assert (w[0, :, 3:] == 0).all()
+    mem2 = mem.clone()
+    mem2[0, 3:] = 100.0  # whatever sits in the padding changes nothing
+    ctx2, w2 = att(q, att.keys(mem2), mem2, mask)
+    assert torch.allclose(ctx[0], ctx2[0]) and torch.allclose(w[0], w2[0])
+
+
+def tiny_model(input_feeding=False, cell="lstm", attn="general"):
+    torch.set_num_threads(1)  # tiny ops: threads only contend on a shared machine
+    torch.manual_seed(3)
+    cfg = Seq2SeqModel.model_validate({
+        "embedding": {"dim": 12}, "encoder": {"hidden": 8}, "label_smoothing": 0.0,
+        "decoder": {"hidden": 16, "cell": cell, "attention": attn, "input_feeding": input_feeding, "dropout": 0.0}})
+    m = Seq2Seq(cfg, 30, 30, 0, shared=True).double().eval()
+    with torch.no_grad():  # sharpen the output so that search paths differ and end at different lengths
+        m.decoder.out.bias.mul_(0).add_(torch.randn(30, dtype=torch.double) * 2)
+    return m
+
+
+def sources(n=7):
+    g = torch.Generator().manual_seed(5)
+    lengths = torch.randint(1, 9, (n,), generator=g)
+    src = torch.zeros(n, int(lengths.max()), dtype=torch.long)
+    for i, n_i in enumerate(lengths.tolist()):
+        src[i, :n_i] = torch.randint(4, 30, (n_i,), generator=g)
+    return src, lengths
+
+
+@pytest.mark.parametrize("opts", [dict(), dict(input_feeding=True), dict(cell="gru", attn="bahdanau")])
+def test_beam_batched_equals_one_by_one_and_beam1_equals_greedy(opts):
+    model = tiny_model(**opts)
+    src, lengths = sources()
+    s = search.SearchCfg(beam=4, n_best=3, alpha=0.6, max_ratio=1.0, max_extra=4)
+    batched = search.beam_search(model, src, lengths, s, 2, 3)
+    for i in range(len(src)):
+        n = int(lengths[i])
+        single = search.beam_search(model, src[i: i + 1, :n], lengths[i: i + 1], s, 2, 3)[0]
+        assert [h[0] for h in single] == [h[0] for h in batched[i]]
+        assert [h[1] for h in single] == pytest.approx([h[1] for h in batched[i]], abs=1e-4)
+        assert len(batched[i]) == 3
+    g = search.greedy(model, src, lengths, s, 2, 3)
+    b1 = search.beam_search(model, src, lengths, s.model_copy(update={"beam": 1, "n_best": 1}), 2, 3)
+    assert [h[0][0] for h in g] == [h[0][0] for h in b1]
+    assert len({len(h[0][0]) for h in g}) > 1  # hypotheses of different lengths were exercised
+
+
+def test_max_length_and_ngram_blocking():
+    model = tiny_model()
+    src, lengths = sources()
+    s = search.SearchCfg(beam=3, max_ratio=0.0, max_extra=12, block_ngram=2)
+    for hyps in search.beam_search(model, src, lengths, s, 2, 3) + search.greedy(model, src, lengths, s, 2, 3):
+        toks = hyps[0][0]
+        assert len(toks) <= 12
+        grams = list(zip(toks, toks[1:]))
+        assert len(grams) == len(set(grams))
+
+
+def test_teacher_forced_pass_matches_step_by_step():
+    for feed in (False, True):
+        model = tiny_model(input_feeding=feed)
+        src, lengths = sources(3)
+        tgt_in = torch.randint(4, 30, (3, 5))
+        with torch.no_grad():
+            hh, _ = model(src, lengths, tgt_in)
+            state, mem = model.start(src, lengths)
+            steps = []
+            for t in range(5):
+                h, state, _ = model.decoder.step(tgt_in[:, t], state, mem)
+                steps.append(h)
+        assert torch.allclose(hh, torch.stack(steps, 1), atol=1e-9)
+
+
+def test_parallel_files_of_different_length(tmp_path):
+    a = write(tmp_path / "x.de", "eins\nzwei\ndrei\n")
+    b = write(tmp_path / "x.en", "one\ntwo\n")
+    with pytest.raises(UserError) as e:
+        parallel.read(Source(src=str(a), tgt=str(b)))
+    msg = str(e.value)
+    assert str(a) in msg and str(b) in msg and "3 lines" in msg and "has 2" in msg
+
+
+def test_parallel_empty_lines_gz_tsv_and_bad_bytes(tmp_path):
+    import gzip
+
+    a = write(tmp_path / "x.de", "eins\n\nzwei\ndrei\n")
+    b = tmp_path / "x.en.gz"
+    with gzip.open(b, "wt", encoding="utf-8") as f:
+        f.write("one\ntwo\n\nthree\n")
+    p = parallel.read(Source(src=str(a), tgt=str(b)))
+    assert p.src == ["eins", "drei"] and p.tgt == ["one", "three"] and p.skipped_empty == 2
+    t = write(tmp_path / "fra-eng.tsv", "Go.\tVa !\nRun!\tCours !\n")
+    p = parallel.read(Source(path=str(t), header=False, text=1, target=0))
+    assert p.src == ["Va !", "Cours !"] and p.tgt == ["Go.", "Run!"]
+    (tmp_path / "bad.de").write_bytes(b"gut\nschl\xe4ft\n")
+    with pytest.raises(UserError, match=r"bad\.de:2: bytes that are not valid utf-8"):
+        parallel.read(Source(src=str(tmp_path / "bad.de"), tgt=str(a)))
+    with pytest.raises(Exception, match="both 'src' and 'tgt'"):
+        Source(src=str(a))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "translate"
+    cfg = config.load(ROOT / "pipelines" / "translate.yaml", FAST)
+    _, summary = run_pipeline(cfg, output=str(run))
+    return run, summary
+
+
+def test_round_trip_and_run_directory(trained, cli):
+    run, summary = trained
+    for f in ["pipeline.yaml", "vocab.json", "model.safetensors", "last.pt", "metrics.jsonl", "summary.json",
+              "attention.png", "textrnn.json"]:
+        assert (run / f).is_file(), f
+    assert {"bleu", "chrf", "ppl", "loss"} <= set(summary["test"])
+    assert not list(run.glob(".*"))
+    code, out, err = cli("evaluate", run, "--set", f"data.test.src={ROOT}/corpora/translation/valid.de",
+                         "--set", f"data.test.tgt={ROOT}/corpora/translation/valid.en")
+    assert code == 0, err
+    m = json.loads(out)
+    assert {"bleu", "chrf", "ppl"} <= set(m) and m["sentences"] == 150
+
+
+def test_translate_keeps_lines_and_order(trained, cli, tmp_path):
+    run, _ = trained
+    lines = ["Der Mann liest ein Buch.", "", "Heute schläft das Kind im Garten.", "   ", "Ich trinke Milch.",
+             "Wir essen den Kuchen nicht.", "Ünïcødé ☃ zzz"]
+    text = "\n".join(lines) + "\n"
+    code, out, err = cli("translate", run, "--beam", "3", stdin=text.encode())
+    assert code == 0, err
+    got = out.split("\n")[:-1]
+    assert len(got) == len(lines) and got[1] == "" and got[3] == ""
+    # one by one gives the same lines (batched and sorted internally)
+    for i in (0, 2, 4):
+        c1, o1, _ = cli("translate", run, "--beam", "3", stdin=(lines[i] + "\n").encode())
+        assert o1 == got[i] + "\n"
+    f1, f2 = write(tmp_path / "a.de", text), write(tmp_path / "b.de", "Ich singe.")
+    code, _, err = cli("translate", run, f1, f2, "--output-dir", tmp_path / "out", "--beam", "1", "--chunk", "2")
+    assert code == 0, err
+    assert (tmp_path / "out" / "a.de").read_text().count("\n") == len(lines)
+    assert (tmp_path / "out" / "b.de").read_text().count("\n") == 1
+    code, _, _ = cli("translate", run, f1, "--n-best", "2", "--beam", "2", "-o", tmp_path / "nb.txt")
+    rows = (tmp_path / "nb.txt").read_text().split("\n")[:-1]
+    assert code == 0 and len(rows) == len(lines) and rows[0].count("\t") == 1 and rows[1] == ""
+
+
+def test_translate_errors_write_nothing(trained, cli, tmp_path):
+    run, _ = trained
+    f1 = write(tmp_path / "a.de", "Ich singe.\n")
+    code, _, err = cli("translate", run, f1, tmp_path / "missing.de", "--output-dir", tmp_path / "out")
+    assert code == 2 and "missing.de: no such file" in err and not (tmp_path / "out").exists()
+    (tmp_path / "bad.de").write_bytes(b"gut\nschl\xe4ft\n")
+    code, _, err = cli("translate", run, tmp_path / "bad.de", "-o", tmp_path / "o.txt")
+    assert code == 2 and "bad.de:2" in err and not list(tmp_path.glob("*o.txt*"))
+    code, _, err = cli("translate", run, "--n-best", "4", "--beam", "2", stdin=b"Ich singe.\n")
+    assert code == 2 and "n-best" in err
