@@ -1,0 +1,130 @@
+"""The chat REPL: one reply per message, the conversation fed back as context, slash commands.
+
+On a terminal: a prompt with line editing and history (readline), colours, Ctrl-C cancels the
+reply being generated, Ctrl-D exits. On a pipe: one message per line in, one reply per line
+out on stdout (no prompt, no colours); what commands print goes to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable, TextIO
+
+HELP = """commands:
+  /reset              forget the conversation
+  /history            show the conversation so far
+  /set NAME VALUE     change a decoding option (beam, temperature, top_k, top_p, min_length,
+                      max_length, repetition_penalty, no_repeat_ngram, seed)
+  /show               show the decoding options
+  /help               this text
+  /quit               leave (Ctrl-D too)"""
+
+INT_OPTIONS = {"beam", "top_k", "min_length", "max_length", "no_repeat_ngram", "seed"}
+FLOAT_OPTIONS = {"temperature", "top_p", "repetition_penalty", "length_penalty"}
+
+
+class Session:
+    """The conversation state and the command interpreter, independent of any terminal."""
+
+    def __init__(self, reply: Callable[[list[str], dict], str], options: dict, history: int, max_chars: int = 2000):
+        self.reply_fn, self.options, self.history_turns, self.max_chars = reply, dict(options), history, max_chars
+        self.turns: list[str] = []
+
+    def command(self, line: str) -> tuple[str, bool]:
+        """Run a /command; returns (text to show, quit?)."""
+        parts = line[1:].split()
+        name = parts[0].lower() if parts else ""
+        if name in ("quit", "exit", "q"):
+            return "", True
+        if name == "reset":
+            self.turns.clear()
+            return "(conversation reset)", False
+        if name == "history":
+            return "\n".join(f"{'you' if i % 2 == 0 else 'bot'}: {t}" for i, t in enumerate(self.turns)) or "(empty)", False
+        if name == "show":
+            return "  ".join(f"{k}={v}" for k, v in sorted(self.options.items())), False
+        if name == "set":
+            if len(parts) != 3:
+                return "usage: /set NAME VALUE", False
+            key, raw = parts[1].lower(), parts[2]
+            try:
+                if key in INT_OPTIONS:
+                    value = int(raw)
+                elif key in FLOAT_OPTIONS:
+                    value = float(raw)
+                else:
+                    return f"unknown option {key!r} (try /help)", False
+            except ValueError:
+                return f"{key}: {raw!r} is not a number", False
+            if value < 0 or (key == "beam" and value < 1) or (key == "top_p" and value > 1):
+                return f"{key}: {raw} is out of range", False
+            self.options[key] = value
+            return f"{key} = {value}", False
+        if name == "help":
+            return HELP, False
+        return f"unknown command /{name} (try /help)", False
+
+    def respond(self, message: str) -> str:
+        """Reply to one message; the history window is what the model was trained with."""
+        message = message[: self.max_chars]
+        context = (self.turns + [message])[-self.history_turns:] if self.history_turns > 0 else [message]
+        answer = self.reply_fn(context, self.options)
+        self.turns += [message, answer]
+        return answer
+
+
+def run_pipe(session: Session, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
+    for raw in stdin:
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("/"):
+            text, stop = session.command(line)
+            if text:
+                print(text, file=stderr)
+            if stop:
+                return
+            continue
+        print(session.respond(line), file=stdout, flush=True)
+
+
+def run_terminal(session: Session, title: str) -> None:
+    from rich.console import Console
+
+    try:
+        import readline  # noqa: F401  (line editing and history for input())
+    except ImportError:
+        pass
+    con = Console()
+    con.print(f"[bold]{title}[/] — type a message, /help for commands, Ctrl-D to leave")
+    while True:
+        try:
+            line = input("you> ").strip()
+        except EOFError:
+            con.print()
+            return
+        except KeyboardInterrupt:
+            con.print("[dim](Ctrl-D or /quit to leave)[/]")
+            continue
+        if not line:
+            continue
+        if line.startswith("/"):
+            text, stop = session.command(line)
+            if stop:
+                return
+            con.print(f"[dim]{text}[/]", highlight=False)
+            continue
+        try:
+            with con.status("thinking…"):
+                answer = session.respond(line)
+        except KeyboardInterrupt:
+            con.print("[dim](reply cancelled)[/]")
+            continue
+        con.print(f"[bold cyan]bot>[/] {answer}", highlight=False)
+
+
+def run(session: Session, title: str) -> None:
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        run_terminal(session, title)
+    else:
+        run_pipe(session, sys.stdin, sys.stdout, sys.stderr)
