@@ -148,6 +148,7 @@ def info(run_dir: str = typer.Argument(..., metavar="RUN", help="Run directory."
 # e.g. from textrnn import cli_lm  # noqa: E402,F401
 from textrnn import cli_lm  # noqa: E402,F401
 from textrnn import cli_seq2seq  # noqa: E402,F401
+from textrnn import cli_chat  # noqa: E402,F401
 
 
 def main() -> None:

@@ -33,7 +33,9 @@ class Source(Strict):
     path: Union[str, list[str], None] = None
     files: Optional[dict[str, str]] = None  # label -> file, one example per line
     hub: Optional[HubSource] = None
-    format: Literal["auto", "csv", "tsv", "jsonl", "text", "label_first"] = "auto"
+    # label_first: "<label> <text>" lines; chatterbot / dailydialog / turns / pairs: dialogue formats (chat)
+    format: Literal["auto", "csv", "tsv", "jsonl", "text", "label_first",
+                    "chatterbot", "dailydialog", "turns", "pairs"] = "auto"
     text: Union[str, int] = "text"  # column name, or position for csv/tsv without header
     label: Union[str, int, None] = "label"
     header: bool = True  # csv/tsv: first row names the columns
@@ -129,7 +131,7 @@ class Train(Strict):
 
 
 # task name -> module under textrnn.tasks that registers its model schema ("model_schema") and Task class ("task")
-TASK_MODULES = {"classify": "classify", "lm": "lm", "translate": "seq2seq", "chat": "seq2seq"}
+TASK_MODULES = {"classify": "classify", "lm": "lm", "translate": "seq2seq", "chat": "chat"}
 
 
 class Pipeline(Strict):

@@ -37,7 +37,7 @@ def chatterbot_files(where: str) -> list[Path]:
         import chatterbot_corpus
     except ImportError:
         raise UserError(f"{where}: no such folder, and the chatterbot-corpus package is not installed") from None
-    lang = Path(chatterbot_corpus.__file__).parent / "data" / where
+    lang = Path(chatterbot_corpus.__file__).parent / "data" / p.name  # `path: english` (made absolute by config)
     if not lang.is_dir():
         raise UserError(f"{where}: no such folder or chatterbot-corpus language")
     return chatterbot_files(str(lang))

@@ -1,0 +1,135 @@
+"""Chat: the seq2seq model trained on (context → reply) pairs cut from dialogues.
+
+A context is the `history` turns before a reply; its turns are tokenized one by one and
+joined with a `<sep>` token, and only its last `tokenizer.max_length` tokens are kept (the
+most recent words matter most). Best checkpoint by valid perplexity; evaluation also decodes
+the replies with the pipeline's `generate:` settings and reports BLEU, distinct-1/2 and the
+share of the single most frequent reply.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from textrnn.config import Data, Source
+from textrnn.data import dialogue
+from textrnn.data.parallel import Pairs
+from textrnn.errors import UserError
+from textrnn.registry import register
+from textrnn.tasks.seq2seq import Seq2SeqModel, Translate
+from textrnn.text import tokenized
+from textrnn.text.vocab import Vocab
+
+SEP = "<sep>"
+TURN_BREAK = "\n"  # turns of a context, joined in one string
+
+
+@register("model_schema", "chat")
+class ChatModel(Seq2SeqModel):
+    history: int = 2  # turns of context before each reply
+
+
+def read_pairs(src: Source, history: int) -> Pairs:
+    fmt = src.format if src.format in ("chatterbot", "dailydialog", "turns", "pairs") else None
+    if fmt is None or not isinstance(src.path, str):
+        raise UserError("a chat split needs `path:` and `format: chatterbot | dailydialog | turns | pairs`")
+    dialogues = dialogue.read(fmt, src.path, src.encoding)
+    contexts, replies = dialogue.make_pairs([[t.replace(TURN_BREAK, " ") for t in d] for d in dialogues], history)
+    if src.limit is not None:
+        contexts, replies = contexts[: src.limit], replies[: src.limit]
+    if not replies:
+        raise UserError(f"{src.path}: no dialogue with two turns or more (nothing to learn a reply from)")
+    return Pairs([TURN_BREAK.join(c) for c in contexts], replies, src.path)
+
+
+def read_splits(data: Data, history: int, seed: int) -> dict[str, Pairs]:
+    out = {"train": read_pairs(data.train, history)}
+    if data.valid is not None:
+        out["valid"] = read_pairs(data.valid, history)
+    else:  # carve pairs out of train with a fixed seed
+        tr = out["train"]
+        idx = list(range(len(tr)))
+        random.Random(seed).shuffle(idx)
+        n = max(1, int(len(idx) * data.valid_fraction))
+        if n >= len(idx):
+            raise UserError(f"{tr.origin}: too few pairs to carve a validation split")
+        vi, ti = sorted(idx[:n]), sorted(idx[n:])
+        out["valid"] = Pairs([tr.src[i] for i in vi], [tr.tgt[i] for i in vi], tr.origin + " (valid part)")
+        out["train"] = Pairs([tr.src[i] for i in ti], [tr.tgt[i] for i in ti], tr.origin)
+    if data.test is not None:
+        out["test"] = read_pairs(data.test, history)
+    return out
+
+
+def distinct(replies: list[list[str]], n: int) -> float:
+    """Distinct n-grams over all n-grams of all replies."""
+    grams = [tuple(r[i:i + n]) for r in replies for i in range(len(r) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+@register("task", "chat")
+class Chat(Translate):
+    name = "chat"
+    metric = "ppl"
+    higher_is_better = False
+
+    def read_splits(self) -> dict:
+        return read_splits(self.cfg.data, self.cfg.model.history, self.cfg.train.seed)
+
+    def read_test(self):
+        return read_pairs(self.cfg.data.test, self.cfg.model.history)
+
+    def fit(self, train: Pairs) -> None:
+        turns = [t for c in train.src for t in c.split(TURN_BREAK)] + train.tgt
+        self.tok.fit(turns)
+        counts = tokenized.tokenize(self.tok, turns).counts()
+        v = self.cfg.vocab
+        self.vocab = self.vocab_tgt = Vocab.build(counts, v.min_freq, v.max_size, extra=[SEP])
+
+    def encode_side(self, texts: list[str], target: bool):
+        if target:
+            return super().encode_side(texts, True)
+        turns = [c.split(TURN_BREAK) for c in texts]
+        flat = tokenized.tokenize(self.tok, [t for ts in turns for t in ts]).numericalize(self.vocab)
+        sep, out, cut, k = self.vocab.stoi[SEP], [], 0, 0
+        for ts in turns:
+            parts = flat[k: k + len(ts)]
+            k += len(ts)
+            ids = np.concatenate([np.concatenate([p, [sep]]) for p in parts])[:-1]  # turn <sep> turn ...
+            if len(ids) > self.max_src:
+                cut += 1
+                ids = ids[-self.max_src:]
+            out.append(ids)
+        return out, cut
+
+    def reply(self, model, context: list[str], device, s) -> str:
+        """One reply to a conversation (its last turns, oldest first)."""
+        text = TURN_BREAK.join(t.replace(TURN_BREAK, " ") for t in context[-self.cfg.model.history:])
+        return self.translate(model, [text], device, s)[0][0][0]
+
+    @torch.no_grad()
+    def evaluate(self, model, split: str, device) -> dict:
+        import sacrebleu
+
+        model.eval()
+        total, n_tok = 0.0, 0
+        for idx in self.batches(split, shuffle=False):
+            b = self.collate(split, idx, device)
+            logits, gold = self._logits(model, b)
+            total += float(F.cross_entropy(logits, gold, reduction="sum"))
+            n_tok += b["tokens"]
+        s = self.search.model_copy(update={"n_best": 1})
+        hyps = [self.detok(h[0][0]) for h in self.decode_ids(model, self.data[split], device, s)]
+        toks = [h.split() for h in hyps]
+        top = Counter(hyps).most_common(1)[0][1] / max(len(hyps), 1)
+        loss = total / max(n_tok, 1)
+        return {"loss": loss, "ppl": math.exp(min(loss, 50.0)),
+                "bleu": sacrebleu.corpus_bleu(hyps, [self.refs[split]]).score,
+                "distinct_1": distinct(toks, 1), "distinct_2": distinct(toks, 2), "top_reply_share": top,
+                "sentences": len(hyps)}
