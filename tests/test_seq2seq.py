@@ -36,6 +36,27 @@ def test_attention_sums_to_one_and_ignores_padding(kind):
     assert torch.allclose(ctx[0], ctx2[0]) and torch.allclose(w[0], w2[0])
 
 
+@pytest.mark.parametrize("cell,layers", [("lstm", 2), ("gru", 1)])
+def test_padded_encoder_equals_packed(cell, layers):
+    from textrnn.config import Encoder as EncCfg
+    from textrnn.nn.encoder import Encoder
+    from textrnn.nn.padded_encoder import PaddedEncoder
+
+    torch.manual_seed(0)
+    cfg = EncCfg(cell=cell, hidden=6, layers=layers, bidirectional=True)
+    packed, padded = Encoder(5, cfg).eval(), PaddedEncoder(5, cfg).eval()
+    with torch.no_grad():
+        for name, w in packed.rnn.named_parameters():  # e.g. weight_ih_l1_reverse
+            layer, rev = int(name.split("_l")[1].split("_")[0]), name.endswith("_reverse")
+            mod = (padded.bwd if rev else padded.fwd)[layer]
+            getattr(mod, name.split("_l")[0] + "_l0").copy_(w)
+    x, lengths = torch.randn(4, 7, 5), torch.tensor([7, 3, 1, 5])
+    out_a, st = packed(x, lengths)
+    out_b, h = padded(x, lengths)
+    h_a = st[0] if isinstance(st, tuple) else st
+    assert torch.allclose(out_a, out_b, atol=1e-6) and torch.allclose(h_a, h, atol=1e-6)
+
+
 def tiny_model(input_feeding=False, cell="lstm", attn="general"):
     torch.set_num_threads(1)  # tiny ops: threads only contend on a shared machine
     torch.manual_seed(3)

@@ -100,7 +100,7 @@ def beam_search(model, src: torch.Tensor, lengths: torch.Tensor, s: SearchCfg, b
 
     Each step takes the 2K best extensions per sentence; those among the top K that end in
     <eos> are finished, the best K others go on. A sentence stops when its best extension ends
-    in <eos> or K hypotheses have finished (so beam 1 is exactly greedy). Finished hypotheses
+    in <eos> (once n_best have finished) or K hypotheses have finished (so beam 1 is exactly greedy). Finished hypotheses
     are ranked by score / length_penalty; the n_best first are returned.
     """
     K = s.beam
@@ -139,7 +139,7 @@ def beam_search(model, src: torch.Tensor, lengths: torch.Tensor, s: SearchCfg, b
         y = tok.gather(1, order).view(-1)
         hist = torch.cat([hist[rows], y[:, None]], 1)
         state, _ = model.select(state, None, rows)  # rows stay within their sentence: memory unchanged
-        done = is_eos[:, 0] | (n_fin[alive] >= K)  # [nb]
+        done = (is_eos[:, 0] & (n_fin[alive] >= s.n_best)) | (n_fin[alive] >= K)  # [nb]
         if done.any():
             keep = (~done).nonzero()[:, 0]
             rows = (keep[:, None] * K + torch.arange(K, device=dev)).view(-1)

@@ -24,7 +24,7 @@ from textrnn.data import batching, parallel
 from textrnn.errors import UserError
 from textrnn.nn.decoder import Decoder, select_state
 from textrnn.nn.embedding import Embedding, load_vectors
-from textrnn.nn.encoder import Encoder
+from textrnn.nn.padded_encoder import PaddedEncoder
 from textrnn.registry import register
 from textrnn.tasks.base import Task
 from textrnn.text import tokenized, tokenizers
@@ -64,7 +64,7 @@ class Seq2Seq(nn.Module):
         self.bidirectional = enc.bidirectional
         self.src_embed = Embedding(src_vocab, E, pad_id, cfg.embedding.dropout)
         self.tgt_embed = self.src_embed if shared else Embedding(tgt_vocab, E, pad_id, cfg.embedding.dropout)
-        self.encoder = Encoder(E, enc)
+        self.encoder = PaddedEncoder(E, enc)  # = packed sequences, on fused kernels
         self.decoder = Decoder(self.tgt_embed, E, self.encoder.out_dim, self.encoder.out_dim, cfg.decoder, tgt_vocab)
 
     def _top(self, s: torch.Tensor) -> torch.Tensor:
