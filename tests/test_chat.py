@@ -69,3 +69,83 @@ def test_repl_through_a_pipe():
 def test_repl_eof_without_quit():
     out, _, _ = drive("hi")
     assert out == ["re:hi|t=0.0"]
+
+
+def test_sampling_and_repetition_penalty():
+    import torch
+
+    from textrnn.search import SearchCfg, constrain, pick
+
+    logp = torch.log_softmax(torch.tensor([[2.0, 1.0, 0.5, -1.0, -3.0]] * 4), -1)
+    assert pick(logp, SearchCfg(temperature=0), None).tolist() == [0, 0, 0, 0]
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    a = [pick(logp, SearchCfg(temperature=1.0), g()).tolist() for _ in range(2)]
+    assert a[0] == a[1]  # same seed, same sample
+    many = torch.cat([pick(logp, SearchCfg(temperature=1.0, top_k=2), g()) for _ in range(50)])
+    assert set(many.tolist()) <= {0, 1}
+    many = torch.cat([pick(logp, SearchCfg(temperature=5.0, top_p=0.01), g()) for _ in range(20)])
+    assert set(many.tolist()) == {0}  # the nucleus holds the top token only
+    hist = torch.tensor([[0, 0]] * 4)
+    pen = constrain(logp.clone(), hist, SearchCfg(repetition_penalty=100.0), torch.tensor([50] * 4), eos=4)
+    assert pen.argmax(-1).tolist() == [1, 1, 1, 1]
+
+
+def test_ngram_blocking_never_repeats():
+    import torch
+
+    from textrnn.search import SearchCfg, constrain
+
+    hist = torch.tensor([[5, 6, 7, 5, 6]])
+    logp = torch.zeros(1, 10)
+    out = constrain(logp, hist, SearchCfg(block_ngram=3), torch.tensor([50]), eos=1)
+    assert out[0, 7] == float("-inf") and out[0].isfinite().sum() == 9  # 5 6 7 would repeat
+
+
+def _chat_pipeline(tmp_path):
+    lines = []
+    for i in range(40):
+        lines.append('{"turns": ["hello", "hi there", "how are you", "fine thanks"]}')
+        lines.append('{"turns": ["good bye", "see you soon"]}')
+    write(tmp_path / "d.jsonl", "\n".join(lines) + "\n")
+    return write(tmp_path / "chat.yaml", """name: c
+task: chat
+data:
+  train: {path: d.jsonl, format: turns}
+  valid: {path: d.jsonl, format: turns, limit: 20}
+tokenizer: {kind: whitespace, lower: true, max_length: 12}
+model:
+  history: 2
+  embedding: {dim: 16}
+  encoder: {hidden: 16}
+  decoder: {hidden: 32}
+generate: {beam: 3, block_ngram: 2, max_extra: 6}
+train: {epochs: 25, batch_tokens: 400, optimizer: {lr: 0.01}, threads: 1, patience: 30}
+""")
+
+
+def test_chat_trains_and_talks_through_a_pipe(tmp_path, cli):
+    from textrnn import config
+    from textrnn.train import run_pipeline
+
+    run, summary = run_pipeline(config.load(_chat_pipeline(tmp_path)), output=str(tmp_path / "run"))
+    assert {"ppl", "distinct_1", "distinct_2", "top_reply_share"} <= set(summary["valid"])
+    code, out, err = cli("chat", run, stdin="hello\n\n/set temperature 0\nhow are you\n/reset\ngood bye\n".encode())
+    assert code == 0, err
+    assert out.splitlines() == ["hi there", "fine thanks", "see you soon"]
+    code, out, _ = cli("chat", run, "--temperature", "1.0", "--seed", "7", stdin=b"hello\nhello\n")
+    code2, out2, _ = cli("chat", run, "--temperature", "1.0", "--seed", "7", stdin=b"hello\nhello\n")
+    assert code == 0 and out == out2 and len(out.splitlines()) == 2
+
+
+def test_chat_refuses_a_classifier_and_empty_dialogues(tmp_path, cli):
+    write(tmp_path / "one.jsonl", '{"turns": ["only one turn"]}\n')
+    p = write(tmp_path / "p.yaml", "name: c\ntask: chat\ndata:\n  train: {path: one.jsonl, format: turns}\n")
+    code, _, err = cli("run", p, "--output", tmp_path / "r")
+    assert code == 2 and "no dialogue with two turns" in err
+    from conftest import ROOT
+
+    code, _, _ = cli("run", ROOT / "pipelines/sentiment.yaml", "--output", tmp_path / "cls", "--set", "train.epochs=1",
+                     "--set", "model.encoder.hidden=8")
+    assert code == 0
+    code, _, err = cli("chat", tmp_path / "cls", stdin=b"hello\n")
+    assert code == 2 and "chat needs a chat or translation run directory" in err

@@ -122,6 +122,7 @@ class Train(Strict):
     amp: bool = True  # mixed precision on CUDA
     checkpoint_every: int = 200  # steps between last.pt checkpoints (and at each epoch end)
     threads: Optional[int] = None  # torch CPU threads (default: torch's choice)
+    max_minutes: Optional[float] = None  # stop (evaluate, keep the best) once training has run this long
 
     @model_validator(mode="after")
     def _batch(self):

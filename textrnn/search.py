@@ -13,6 +13,7 @@ own rules (repetition penalty) and a sampling `pick` on top of the same loop.
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -32,6 +33,11 @@ class SearchCfg(Strict):
     n_best: int = 1  # hypotheses returned per input (≤ beam)
     block_ngram: int = 0  # never repeat an n-gram of this size (0 = off)
     min_length: int = 0  # <eos> forbidden before this many tokens
+    repetition_penalty: float = 1.0  # > 1: a token already in the output loses log(penalty)
+    temperature: float = 0.0  # > 0: sample (beam is not used); 0: most probable token
+    top_k: int = 0  # sampling: keep the k most probable tokens (0 = all)
+    top_p: float = 1.0  # sampling: keep the smallest set holding this much probability
+    seed: Optional[int] = None  # sampling: same seed, same output
     batch_tokens: int = 6000  # decoding batch: source tokens × beam
 
 
@@ -45,6 +51,9 @@ def max_lengths(lengths: torch.Tensor, s: SearchCfg) -> torch.Tensor:
 def constrain(logp: torch.Tensor, hist: torch.Tensor, s: SearchCfg, max_len: torch.Tensor, eos: int) -> torch.Tensor:
     """Edit log-probabilities of the next token in place. logp [N, V], hist [N, t] tokens so far, max_len [N]."""
     t = hist.size(1)
+    if s.repetition_penalty != 1.0 and t:
+        seen = torch.zeros_like(logp).scatter_(1, hist, 1.0)  # [N, V]: 1 where the token was output
+        logp -= seen * math.log(s.repetition_penalty)
     if t < s.min_length:
         logp[:, eos] = NEG
     n = s.block_ngram
@@ -60,9 +69,26 @@ def constrain(logp: torch.Tensor, hist: torch.Tensor, s: SearchCfg, max_len: tor
     return logp
 
 
+def pick(logp: torch.Tensor, s: SearchCfg, gen: Optional[torch.Generator]) -> torch.Tensor:
+    """Next tokens [N] from log-probabilities [N, V]: argmax, or a sample (temperature, top-k, top-p)."""
+    if s.temperature <= 0:
+        return logp.topk(1, dim=-1).indices[:, 0]  # as beam search ranks: beam 1 == greedy
+    z = logp / s.temperature
+    if s.top_k > 0:
+        kth = z.topk(min(s.top_k, z.size(-1)), dim=-1).values[:, -1:]  # [N, 1]
+        z = z.masked_fill(z < kth, NEG)
+    if s.top_p < 1.0:
+        sz, order = z.sort(dim=-1, descending=True)
+        cum = sz.softmax(-1).cumsum(-1)
+        drop = cum - sz.softmax(-1) >= s.top_p  # tokens after the nucleus is full (the first always stays)
+        z = z.scatter(1, order, sz.masked_fill(drop, NEG))
+    return torch.multinomial(z.softmax(-1), 1, generator=gen)[:, 0]
+
+
 @torch.no_grad()
-def greedy(model, src: torch.Tensor, lengths: torch.Tensor, s: SearchCfg, bos: int, eos: int) -> list[list[Hyp]]:
-    """The most probable next token at each step, for all sentences at once."""
+def greedy(model, src: torch.Tensor, lengths: torch.Tensor, s: SearchCfg, bos: int, eos: int,
+           gen: Optional[torch.Generator] = None) -> list[list[Hyp]]:
+    """The most probable (or a sampled) next token at each step, for all sentences at once."""
     state, mem = model.start(src, lengths)
     B, dev = src.size(0), src.device
     max_len = max_lengths(lengths, s).to(dev)
@@ -74,9 +100,8 @@ def greedy(model, src: torch.Tensor, lengths: torch.Tensor, s: SearchCfg, bos: i
     while alive.numel():
         logp, state, _ = model.step(y, state, mem)  # [N, V]
         logp = constrain(logp, hist, s, max_len[alive], eos)
-        best, y = logp.topk(1, dim=-1)  # [N, 1]
-        y = y[:, 0]
-        score = score + best[:, 0]
+        y = pick(logp, s, gen)  # [N]
+        score = score + logp.gather(1, y[:, None])[:, 0]
         hist = torch.cat([hist, y[:, None]], 1)
         done = y == eos
         if done.any():
@@ -153,7 +178,11 @@ def beam_search(model, src: torch.Tensor, lengths: torch.Tensor, s: SearchCfg, b
 
 
 def search(model, src, lengths, s: SearchCfg, bos: int, eos: int) -> list[list[Hyp]]:
-    """Greedy for beam 1 with one hypothesis, else beam search."""
+    """Sampling when temperature > 0, greedy for beam 1, else beam search."""
+    if s.temperature > 0:
+        gen = torch.Generator(device=src.device)
+        gen.manual_seed(s.seed) if s.seed is not None else gen.seed()
+        return greedy(model, src, lengths, s, bos, eos, gen)
     if s.beam == 1:
         return greedy(model, src, lengths, s, bos, eos)
     return beam_search(model, src, lengths, s, bos, eos)

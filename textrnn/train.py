@@ -237,9 +237,15 @@ class Trainer:
                                           f"Continue with: textrnn run … --resume")
                     if t.checkpoint_every and st["global_step"] % t.checkpoint_every == 0 and k + 1 < len(order):
                         self._checkpoint(st)
+                    if t.max_minutes and st["wall_seconds"] >= 60 * t.max_minutes:
+                        break
+            out_of_time = bool(t.max_minutes and st["wall_seconds"] >= 60 * t.max_minutes)
             self._end_epoch(task, st, epoch, ema, ep_tokens, ep_time)
             st["wall_seconds"] = time.perf_counter() - wall0
             self._checkpoint(st)
+            if out_of_time:
+                console.print(f"stopping: train.max_minutes ({t.max_minutes:g}) reached")
+                break
 
     def _end_epoch(self, task: Task, st: dict, epoch: int, train_loss, ep_tokens: int, ep_time: float) -> None:
         valid = task.evaluate(self.model, "valid", self.device)

@@ -46,7 +46,6 @@ class DecCfg(Strict):
     tie_output: bool = True  # output layer shares the decoder's input embedding
 
 
-@register("model_schema", "chat")
 @register("model_schema", "translate")
 class Seq2SeqModel(Strict):
     embedding: EmbCfg = EmbCfg(dim=256)
