@@ -40,10 +40,12 @@ def test_packed_encoder_matches_unpadded(cell):
     assert out[0, 4:].abs().sum() == 0
 
 
-@pytest.mark.parametrize("pooling", ["last", "mean", "max", "attention"])
-def test_classifier_batched_equals_one_by_one(pooling):
+@pytest.mark.parametrize("pooling,cell", [("last", "lstm"), ("mean", "gru"), ("max", "rnn"), ("attention", "lstm"),
+                                          ("last", "gru")])
+def test_classifier_batched_equals_one_by_one(pooling, cell):
     torch.manual_seed(0)
-    m = Classifier(ClassifyModel(pooling=pooling, encoder=EncCfg(hidden=8)), vocab_size=20, pad_id=0, n_classes=3).eval()
+    enc = EncCfg(hidden=8, cell=cell, layers=2)
+    m = Classifier(ClassifyModel(pooling=pooling, encoder=enc), vocab_size=20, pad_id=0, n_classes=3).eval()
     seqs = [[5, 6, 7, 8, 9], [4, 5], [10, 11, 12]]
     x = torch.zeros(3, 5, dtype=torch.long)
     for i, s in enumerate(seqs):

@@ -15,7 +15,8 @@ from textrnn.config import Embedding as EmbCfg, Encoder as EncCfg, Strict
 from textrnn.data import batching
 from textrnn.errors import UserError
 from textrnn.nn.embedding import Embedding, load_vectors
-from textrnn.nn.encoder import Encoder, last_hidden
+from textrnn.nn.encoder import last_hidden
+from textrnn.nn.padded_encoder import PaddedEncoder as Encoder  # = packed sequences, on fused kernels
 from textrnn.nn.heads import MLP
 from textrnn.registry import get, register
 from textrnn.rundir import write_json
