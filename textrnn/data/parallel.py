@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import gzip
-import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from textrnn.config import Data, Source
 from textrnn.errors import UserError
@@ -76,21 +76,18 @@ def read(src: Source) -> Pairs:
     return Pairs([str(a[i]).strip() for i in keep], [str(b[i]).strip() for i in keep], origin, skipped)
 
 
-def read_splits(data: Data, seed: int) -> dict[str, Pairs]:
+def read_splits(data: Data, seed: int, reader: Callable[[Source], Pairs] = read) -> dict[str, Pairs]:
     """train / valid / test pairs; valid carved from train with a fixed seed when not declared."""
-    out = {"train": read(data.train)}
+    from textrnn.data.sources import carve
+
+    out = {"train": reader(data.train)}
     if data.valid is not None:
-        out["valid"] = read(data.valid)
+        out["valid"] = reader(data.valid)
     else:
         tr = out["train"]
-        idx = list(range(len(tr)))
-        random.Random(seed).shuffle(idx)
-        n_valid = max(1, int(len(idx) * data.valid_fraction))
-        if n_valid >= len(idx):
-            raise UserError(f"{tr.origin}: too few pairs to carve a validation split")
-        vi, ti = sorted(idx[:n_valid]), sorted(idx[n_valid:])
+        vi, ti = carve(len(tr), data.valid_fraction, seed, tr.origin)
         out["valid"] = Pairs([tr.src[i] for i in vi], [tr.tgt[i] for i in vi], tr.origin + " (valid part)")
         out["train"] = Pairs([tr.src[i] for i in ti], [tr.tgt[i] for i in ti], tr.origin, tr.skipped_empty)
     if data.test is not None:
-        out["test"] = read(data.test)
+        out["test"] = reader(data.test)
     return out

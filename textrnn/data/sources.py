@@ -169,6 +169,16 @@ def read(src: Source, label_names: dict[str, str], labelled: bool = True) -> Exa
     return Examples(texts, labels, origin, skipped)
 
 
+def carve(n: int, fraction: float, seed: int, origin: str) -> tuple[list[int], list[int]]:
+    """(valid, train) indexes, each sorted: a fixed-seed random `fraction` of n examples for validation."""
+    idx = list(range(n))
+    random.Random(seed).shuffle(idx)
+    n_valid = max(1, int(n * fraction))
+    if n_valid >= n:
+        raise UserError(f"{origin}: too few examples to carve a validation split")
+    return sorted(idx[:n_valid]), sorted(idx[n_valid:])
+
+
 def read_splits(data: Data, seed: int, labelled: bool = True) -> dict[str, Examples]:
     """train / valid / test; valid carved from train with a fixed seed when not declared."""
     out = {"train": read(data.train, data.label_names, labelled)}
@@ -176,12 +186,7 @@ def read_splits(data: Data, seed: int, labelled: bool = True) -> dict[str, Examp
         out["valid"] = read(data.valid, data.label_names, labelled)
     else:
         tr = out["train"]
-        idx = list(range(len(tr.texts)))
-        random.Random(seed).shuffle(idx)
-        n_valid = max(1, int(len(idx) * data.valid_fraction))
-        if n_valid >= len(idx):
-            raise UserError(f"{tr.origin}: too few examples to carve a validation split")
-        vi, ti = sorted(idx[:n_valid]), sorted(idx[n_valid:])
+        vi, ti = carve(len(tr.texts), data.valid_fraction, seed, tr.origin)
         pick = lambda ix, xs: None if xs is None else [xs[i] for i in ix]  # noqa: E731
         out["valid"] = Examples(pick(vi, tr.texts), pick(vi, tr.labels), tr.origin + " (valid part)")
         out["train"] = Examples(pick(ti, tr.texts), pick(ti, tr.labels), tr.origin, tr.skipped_empty)

@@ -10,15 +10,14 @@ share of the single most frequent reply.
 from __future__ import annotations
 
 import math
-import random
 from collections import Counter
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from textrnn.config import Data, Source
 from textrnn.data import dialogue
+from textrnn.data import parallel
 from textrnn.data.parallel import Pairs
 from textrnn.errors import UserError
 from textrnn.registry import register
@@ -49,22 +48,8 @@ def read_pairs(src: Source, history: int) -> Pairs:
 
 
 def read_splits(data: Data, history: int, seed: int) -> dict[str, Pairs]:
-    out = {"train": read_pairs(data.train, history)}
-    if data.valid is not None:
-        out["valid"] = read_pairs(data.valid, history)
-    else:  # carve pairs out of train with a fixed seed
-        tr = out["train"]
-        idx = list(range(len(tr)))
-        random.Random(seed).shuffle(idx)
-        n = max(1, int(len(idx) * data.valid_fraction))
-        if n >= len(idx):
-            raise UserError(f"{tr.origin}: too few pairs to carve a validation split")
-        vi, ti = sorted(idx[:n]), sorted(idx[n:])
-        out["valid"] = Pairs([tr.src[i] for i in vi], [tr.tgt[i] for i in vi], tr.origin + " (valid part)")
-        out["train"] = Pairs([tr.src[i] for i in ti], [tr.tgt[i] for i in ti], tr.origin)
-    if data.test is not None:
-        out["test"] = read_pairs(data.test, history)
-    return out
+    """train / valid / test pairs; valid carved from train's pairs (fixed seed) when not declared."""
+    return parallel.read_splits(data, seed, reader=lambda src: read_pairs(src, history))
 
 
 def distinct(replies: list[list[str]], n: int) -> float:
@@ -117,18 +102,11 @@ class Chat(Translate):
     def evaluate(self, model, split: str, device) -> dict:
         import sacrebleu
 
-        model.eval()
-        total, n_tok = 0.0, 0
-        for idx in self.batches(split, shuffle=False):
-            b = self.collate(split, idx, device)
-            logits, gold = self._logits(model, b)
-            total += float(F.cross_entropy(logits, gold, reduction="sum"))
-            n_tok += b["tokens"]
+        loss = self.mean_loss(model, split, device)
         s = self.search.model_copy(update={"n_best": 1})
         hyps = [self.detok(h[0][0]) for h in self.decode_ids(model, self.data[split], device, s)]
         toks = [h.split() for h in hyps]
         top = Counter(hyps).most_common(1)[0][1] / max(len(hyps), 1)
-        loss = total / max(n_tok, 1)
         return {"loss": loss, "ppl": math.exp(min(loss, 50.0)),
                 "bleu": sacrebleu.corpus_bleu(hyps, [self.refs[split]]).score,
                 "distinct_1": distinct(toks, 1), "distinct_2": distinct(toks, 2), "top_reply_share": top,

@@ -242,9 +242,8 @@ class Translate(Task):
 
     # -- metrics
     @torch.no_grad()
-    def evaluate(self, model, split: str, device) -> dict:
-        import sacrebleu
-
+    def mean_loss(self, model, split: str, device) -> float:
+        """Mean cross-entropy (no smoothing) over every real target token of a split."""
         model.eval()
         total, n_tok = 0.0, 0
         for idx in self.batches(split, shuffle=False):
@@ -252,10 +251,16 @@ class Translate(Task):
             logits, gold = self._logits(model, b)
             total += float(F.cross_entropy(logits, gold, reduction="sum"))
             n_tok += b["tokens"]
+        return total / max(n_tok, 1)
+
+    @torch.no_grad()
+    def evaluate(self, model, split: str, device) -> dict:
+        import sacrebleu
+
+        loss = self.mean_loss(model, split, device)
         s = self.search.model_copy(update={"beam": 1, "n_best": 1})  # greedy for the per-epoch score
         hyps = [self.detok(h[0][0]) for h in self.decode_ids(model, self.data[split], device, s)]
         refs = [self.refs[split]]
-        loss = total / max(n_tok, 1)
         return {"loss": loss, "ppl": math.exp(min(loss, 50.0)),
                 "bleu": sacrebleu.corpus_bleu(hyps, refs).score, "chrf": sacrebleu.corpus_chrf(hyps, refs).score,
                 "sentences": len(hyps)}
