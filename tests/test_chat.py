@@ -66,6 +66,15 @@ def test_repl_through_a_pipe():
     assert any("unknown option 'colour'" in e for e in err) and "(conversation reset)" in err
 
 
+def test_repl_options_are_search_settings():
+    from textrnn.chat import FLOAT_OPTIONS, INT_OPTIONS
+    from textrnn.search import SearchCfg
+
+    assert (INT_OPTIONS | FLOAT_OPTIONS) <= set(SearchCfg.model_fields)
+    _, err, seen = drive("/set block_ngram 3\n/set alpha 0.2\nhi\n")
+    assert seen[0][1]["block_ngram"] == 3 and seen[0][1]["alpha"] == 0.2 and "block_ngram = 3" in err
+
+
 def test_repl_eof_without_quit():
     out, _, _ = drive("hi")
     assert out == ["re:hi|t=0.0"]

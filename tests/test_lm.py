@@ -144,6 +144,47 @@ def test_sentence_perplexity_equals_independent_recomputation():
     assert got["perplexity"] == pytest.approx(math.exp(total / n), rel=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["stream", "sentences"])
+def test_adaptive_softmax_perplexity_and_distribution(mode):
+    task, model = task_on(TEXTS, "model.softmax=adaptive", "model.tie_weights=false", "model.cutoffs=[6,12]",
+                          f"model.mode={mode}",
+                          "model.bptt=3", "model.eval_batch=1", "train.batch_tokens=40")
+    assert model.out is None and model.asm.cutoffs[:2] == [6, 12]
+    got = task.evaluate(model, "valid", "cpu")
+    total, n = 0.0, 0
+    with torch.no_grad():  # one line at a time through forward(): log-probabilities over the whole vocabulary
+        if mode == "stream":
+            s = torch.as_tensor(task.streams["valid"])
+            lp = model(s[None, :-1])[0][0]
+            assert torch.allclose(lp.exp().sum(-1), torch.ones(len(s) - 1), atol=1e-5)
+            total, n = float(F.nll_loss(lp, s[1:], reduction="sum")), len(s) - 1
+        else:
+            for ids in task.data["valid"]:
+                x = torch.tensor([[task.vocab.bos, *ids]])
+                y = torch.tensor([*ids, task.vocab.eos])
+                total += float(F.nll_loss(model(x)[0][0], y, reduction="sum"))
+                n += len(y)
+    assert got["tokens"] == n
+    assert got["perplexity"] == pytest.approx(math.exp(total / n), rel=1e-5)
+    before = got["perplexity"]
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    model.train()
+    for _ in range(30):
+        for idx in task.batches("train", shuffle=False):
+            loss, _ = task.loss(model, task.collate("train", idx, "cpu"))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    assert task.evaluate(model, "valid", "cpu")["perplexity"] < before / 2
+
+
+def test_adaptive_softmax_cannot_tie(tmp_path):
+    from textrnn.errors import UserError
+
+    with pytest.raises(UserError, match="model.tie_weights"):
+        task_on(TEXTS, "model.softmax=adaptive", "model.tie_weights=true")
+
+
 # ---------------------------------------------------------------- sampling
 
 

@@ -14,13 +14,14 @@ HELP = """commands:
   /reset              forget the conversation
   /history            show the conversation so far
   /set NAME VALUE     change a decoding option (beam, temperature, top_k, top_p, min_length,
-                      max_length, repetition_penalty, no_repeat_ngram, seed)
+                      block_ngram, repetition_penalty, alpha, max_ratio, max_extra, seed)
   /show               show the decoding options
   /help               this text
   /quit               leave (Ctrl-D too)"""
 
-INT_OPTIONS = {"beam", "top_k", "min_length", "max_length", "no_repeat_ngram", "seed"}
-FLOAT_OPTIONS = {"temperature", "top_p", "repetition_penalty", "length_penalty"}
+# the names of textrnn.search.SearchCfg's fields (tested)
+INT_OPTIONS = {"beam", "top_k", "min_length", "block_ngram", "max_extra", "seed"}
+FLOAT_OPTIONS = {"temperature", "top_p", "repetition_penalty", "alpha", "max_ratio"}
 
 
 class Session:

@@ -16,7 +16,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from textrnn import config, rundir
+from textrnn import config, dist, rundir
 from textrnn.data import batching
 from textrnn.errors import UserError
 from textrnn.tasks.base import Task, build_task
@@ -29,6 +29,8 @@ class Interrupted(Exception):
 
 
 def pick_device(name: str) -> torch.device:
+    if name in ("auto", "cuda") and torch.cuda.is_available() and dist.world() > 1:
+        return torch.device("cuda", dist.local_rank())  # one GPU per torchrun process
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -86,6 +88,8 @@ class Trainer:
         self.cfg, self.run, self.resume, self.on_step = cfg, Path(run), resume, on_step
         self.device = pick_device(device or cfg.train.device)
         self.stop_requested = False
+        self.main = dist.is_main()  # under torchrun only rank 0 writes files and prints
+        console.quiet = not self.main
 
     # ------------------------------------------------------------------ setup
     def _prepare(self) -> Task:
@@ -107,15 +111,20 @@ class Trainer:
         for name, ex in splits.items():
             note = f", {ex.skipped_empty} empty skipped" if getattr(ex, "skipped_empty", 0) else ""
             console.print(f"[dim]{name}: {len(ex):,} examples from {ex.origin}{note}[/]")
+        follower = dist.active() and not self.main
+        if follower:
+            dist.barrier()  # rank 0 fits the tokenizer and vocabulary and writes them; the others load them
         with console.status("tokenizing and building the vocabulary…"):
-            task.prepare(splits, run, self.resume)
-        if not self.resume:
+            task.prepare(splits, run, self.resume or follower)
+        if not self.resume and self.main:
             run.mkdir(parents=True, exist_ok=True)
             for stale in ("last.pt", "model.safetensors", "metrics.jsonl", "summary.json"):
                 (run / stale).unlink(missing_ok=True)
             rundir.write_atomic(run / "pipeline.yaml", config.dump(cfg))
             task.save(run)
             rundir.mark(run, cfg.task)
+        if dist.active() and self.main:
+            dist.barrier()
         console.print(f"[dim]vocabulary {len(task.vocab):,} · device {self.device}[/]")
         return task
 
@@ -127,7 +136,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint(self, state: dict) -> None:
-        ck = dict(state, model=self.model.state_dict(), optim=self.opt.state_dict(),
+        if not self.main:
+            return
+        ck = dict(state, model=self.core.state_dict(), optim=self.opt.state_dict(),
                   sched=self.sched.state_dict() if self.sched else None,
                   scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
                   torch_rng=torch.get_rng_state(),
@@ -135,16 +146,18 @@ class Trainer:
         rundir.save_torch(self.run / "last.pt", ck)
 
     def _write_metrics(self, history: list[dict]) -> None:
-        rundir.write_atomic(self.run / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+        if self.main:
+            rundir.write_atomic(self.run / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> dict:
         cfg, t = self.cfg, self.cfg.train
+        dist.init(self.device)
         task = self._prepare()
         model = task.build_model().to(self.device)
-        self.model, self.task = model, task
+        self.core, self.task = model, task  # core: the model itself; self.model: what trains (DDP-wrapped)
         n_params = sum(p.numel() for p in model.parameters())
-        steps_per_epoch = len(task.batches("train", shuffle=True, seed=0))
+        steps_per_epoch = len(task.shard(task.batches("train", shuffle=True, seed=0), dist.rank(), dist.world()))
         self.opt = make_optimizer(model.parameters(), t.optimizer)
         self.sched, per_batch = make_schedule(self.opt, t.schedule, task.higher_is_better, t.epochs * steps_per_epoch)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and t.amp
@@ -164,6 +177,10 @@ class Trainer:
                 torch.cuda.set_rng_state(ck["cuda_rng"])
             st = {k: ck[k] for k in st}
             console.print(f"resuming at epoch {st['epoch'] + 1}, step {st['global_step']}")
+        if dist.world() > 1:
+            torch.manual_seed(t.seed + 7919 * dist.rank() + st["global_step"])  # each rank its own dropout
+            console.print(f"[dim]{dist.world()} processes (torchrun), {dist.backend()} backend[/]")
+        self.model = dist.wrap(model, self.device)
         pad = batching.pad_fraction(task.lengths("train"), task.batches("train", shuffle=True, seed=0))
         console.print(f"[dim]{n_params:,} parameters · {steps_per_epoch} batches per epoch · "
                       f"{pad:.1%} padding[/]")
@@ -183,7 +200,13 @@ class Trainer:
         finally:
             with contextlib.suppress(ValueError):
                 signal.signal(signal.SIGINT, old_handler)
-        return self._finish(task, st, n_params, pad)
+        extra = {}
+        if dist.active():
+            extra = {"world_size": dist.world(), "weights_equal": dist.weights_equal(model),
+                     "tokens_all_ranks": int(dist.total(st["tokens"]))}
+        summary = self._finish(task, st, n_params, pad, extra) if self.main else {}
+        dist.finish()
+        return summary
 
     def _loop(self, task: Task, st: dict, steps_per_epoch: int, per_batch: bool) -> None:
         t, model = self.cfg.train, self.model
@@ -191,7 +214,8 @@ class Trainer:
         for epoch in range(st["epoch"], t.epochs):
             if st["bad_epochs"] >= t.patience:
                 break
-            order = task.batches("train", shuffle=True, seed=t.seed * 100_003 + epoch)
+            order = task.shard(task.batches("train", shuffle=True, seed=t.seed * 100_003 + epoch),
+                               dist.rank(), dist.world())
             skip = st["step_in_epoch"]
             ema, ep_tokens, ep_time = None, 0, 0.0
             with Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
@@ -231,15 +255,15 @@ class Trainer:
                     st["wall_seconds"] = time.perf_counter() - wall0
                     if self.on_step:
                         self.on_step(st["global_step"])
-                    if self.stop_requested:
+                    if dist.any_rank(self.stop_requested):
                         self._checkpoint(st)
                         raise Interrupted(f"interrupted at step {st['global_step']}; checkpoint written. "
                                           f"Continue with: textrnn run … --resume")
                     if t.checkpoint_every and st["global_step"] % t.checkpoint_every == 0 and k + 1 < len(order):
                         self._checkpoint(st)
-                    if t.max_minutes and st["wall_seconds"] >= 60 * t.max_minutes:
+                    if dist.any_rank(bool(t.max_minutes and st["wall_seconds"] >= 60 * t.max_minutes)):
                         break
-            out_of_time = bool(t.max_minutes and st["wall_seconds"] >= 60 * t.max_minutes)
+            out_of_time = dist.any_rank(bool(t.max_minutes and st["wall_seconds"] >= 60 * t.max_minutes))
             self._end_epoch(task, st, epoch, ema, ep_tokens, ep_time)
             st["wall_seconds"] = time.perf_counter() - wall0
             self._checkpoint(st)
@@ -248,13 +272,14 @@ class Trainer:
                 break
 
     def _end_epoch(self, task: Task, st: dict, epoch: int, train_loss, ep_tokens: int, ep_time: float) -> None:
-        valid = task.evaluate(self.model, "valid", self.device)
+        valid = dist.broadcast(task.evaluate(self.core, "valid", self.device) if self.main else None)
         score = valid[task.metric]
         best = st["best"]
         better = best is None or (score > best if task.higher_is_better else score < best)
         if better:
             st["best"], st["best_epoch"], st["bad_epochs"] = score, epoch + 1, 0
-            rundir.save_weights(self.model, self.run / "model.safetensors")
+            if self.main:
+                rundir.save_weights(self.core, self.run / "model.safetensors")
         else:
             st["bad_epochs"] += 1
         if self.sched is not None and isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -275,22 +300,23 @@ class Trainer:
         console.print(f"epoch {epoch + 1:>3}  train loss {train_loss:.4f}  valid {shown}  "
                       f"{rec['tokens_per_s']:,.0f} tok/s" + ("  [green]★ best[/]" if better else ""), soft_wrap=True)
 
-    def _finish(self, task: Task, st: dict, n_params: int, pad: float) -> dict:
-        rundir.load_weights(self.model, self.run / "model.safetensors", str(self.device))
-        summary = {"valid": task.evaluate(self.model, "valid", self.device)}
+    def _finish(self, task: Task, st: dict, n_params: int, pad: float, extra: dict) -> dict:
+        model = self.core
+        rundir.load_weights(model, self.run / "model.safetensors", str(self.device))
+        summary = {"valid": task.evaluate(model, "valid", self.device)}
         if "test" in task.data:
-            summary["test"] = task.evaluate(self.model, "test", self.device)
+            summary["test"] = task.evaluate(model, "test", self.device)
         summary.update({
             "best_epoch": st["best_epoch"], "epochs": st["epoch"], "steps": st["global_step"],
             "tokens_per_s": st["tokens"] / max(st["step_seconds"], 1e-9),
             "train_seconds": st["wall_seconds"], "pad_fraction": pad, "parameters": n_params,
-            "device": str(self.device),
+            "device": str(self.device), **extra,
         })
         rundir.write_json(self.run / "summary.json", summary)
         from textrnn import plots
 
         plots.curves(st["history"], task.metric, self.run / "curves.png", self.cfg.name)
-        task.plots(self.model, self.run, self.device)
+        task.plots(model, self.run, self.device)
         return summary
 
 

@@ -8,6 +8,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from textrnn.errors import UserError
+
 
 def make_batches(lengths: Sequence[int], batch_tokens: Optional[int] = None, batch_size: Optional[int] = None,
                  shuffle: bool = False, seed: int = 0) -> list[list[int]]:
@@ -38,18 +40,32 @@ def make_batches(lengths: Sequence[int], batch_tokens: Optional[int] = None, bat
 
 
 def shard(batches: list[list[int]], rank: int, world: int) -> list[list[int]]:
-    """This rank's part of an epoch: every world-th batch (equal counts on every rank)."""
-    n = len(batches) - len(batches) % world if len(batches) >= world else len(batches)
-    return batches[rank:n:world]
+    """This rank's part of an epoch: every world-th batch, the same count on every rank.
+
+    The batches left over (fewer than `world`) are pooled and dealt out: one more batch per
+    rank, or, when the pool holds fewer examples than there are ranks, one example more in some
+    ranks' last batch. The shards are disjoint and cover the epoch.
+    """
+    if world <= 1:
+        return batches
+    n = len(batches) - len(batches) % world
+    mine = batches[rank:n:world]
+    pool = [i for b in batches[n:] for i in b]
+    if len(pool) >= world:
+        return mine + [pool[rank::world]]
+    if pool and not mine:
+        raise UserError(f"{len(pool)} training examples cannot be shared by {world} processes")
+    extra = pool[rank::world]
+    return mine[:-1] + [mine[-1] + extra] if extra else mine
 
 
 def pad(seqs: list[np.ndarray], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack id arrays into [B, T] padded with pad_id, and their lengths [B]."""
-    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-    out = torch.full((len(seqs), int(lengths.max()) if len(seqs) else 0), pad_id, dtype=torch.long)
-    for row, s in enumerate(seqs):
-        out[row, : len(s)] = torch.as_tensor(s, dtype=torch.long)
-    return out, lengths
+    n = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    out = np.full((len(seqs), int(n.max()) if len(seqs) else 0), pad_id, dtype=np.int64)
+    if len(seqs):
+        out[np.arange(out.shape[1])[None, :] < n[:, None]] = np.concatenate(seqs)  # row-major fill
+    return torch.from_numpy(out), torch.from_numpy(n)
 
 
 def pad_fraction(lengths: Sequence[int], batches: list[list[int]]) -> float:

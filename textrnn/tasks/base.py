@@ -73,6 +73,10 @@ class Task:
         t = self.cfg.train
         return batching.make_batches(self.lengths(split), t.batch_tokens, t.batch_size, shuffle, seed)
 
+    def shard(self, batches: list[list[int]], rank: int, world: int) -> list[list[int]]:
+        """This process's part of an epoch's batches under multi-process training."""
+        return batching.shard(batches, rank, world)
+
     # -- to implement
     def prepare(self, splits, run: Path, resume: bool) -> None: ...
     def build_model(self) -> nn.Module: ...

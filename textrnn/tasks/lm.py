@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from textrnn import sampling
+from textrnn import dist, sampling
 from textrnn.config import Embedding as EmbCfg, Strict
 from textrnn.data import batching, sources
 from textrnn.errors import UserError
@@ -41,6 +41,9 @@ class LMModel(Strict):
     dropout: float = 0.0  # between RNN layers
     output_dropout: float = 0.0  # on the top layer's outputs, before the softmax
     tie_weights: bool = False  # softmax weights = embedding weights (a projection hidden → dim when they differ)
+    softmax: Literal["full", "adaptive"] = "full"  # adaptive: Grave et al.'s adaptive softmax (large vocabularies)
+    cutoffs: list[int] = [2000, 10000]  # adaptive: frequency-ranked vocabulary cut into a head and tail clusters
+    div_value: float = 4.0  # adaptive: each tail cluster's projection is this many times smaller
     init_range: Optional[float] = None  # uniform(-r, r) for every weight (Zaremba et al.: 0.1 small, 0.05 medium)
     mode: Literal["stream", "sentences"] = "stream"
     bptt: int = 35  # stream: steps per truncated-BPTT window
@@ -66,18 +69,46 @@ class LanguageModel(nn.Module):
                                          dropout=cfg.dropout if cfg.layers > 1 else 0.0)
         self.drop = nn.Dropout(cfg.output_dropout)
         self.proj = nn.Linear(H, E) if cfg.tie_weights and H != E else None
-        self.out = nn.Linear(E if cfg.tie_weights else H, vocab_size)
+        F_ = E if cfg.tie_weights else H
+        self.out, self.asm = None, None
+        if cfg.softmax == "adaptive":
+            # the vocabulary is frequency-ranked (specials first), as the adaptive softmax needs
+            cut = [c for c in cfg.cutoffs if 0 < c < vocab_size - 1]
+            self.asm = nn.AdaptiveLogSoftmaxWithLoss(F_, vocab_size, cut, div_value=cfg.div_value)
+        else:
+            self.out = nn.Linear(F_, vocab_size)
         if cfg.init_range:
             for p in self.parameters():
                 nn.init.uniform_(p, -cfg.init_range, cfg.init_range)
         if cfg.tie_weights:
             self.out.weight = self.embed.emb.weight  # [V, E], one tensor
 
-    def forward(self, ids: torch.Tensor, state=None, lengths: Optional[torch.Tensor] = None):
+    def forward(self, ids: torch.Tensor, state=None, lengths: Optional[torch.Tensor] = None, features: bool = False):
         """ids [B, T] (lengths [B] for padded sentences), state from the previous window or None.
 
-        Returns logits [B, T, V] and the final state (h [L, B, H], or (h, c) for an LSTM).
+        Returns scores [B, T, V] (logits; log-probabilities with the adaptive softmax, which
+        softmax leaves unchanged) and the final state (h [L, B, H], or (h, c) for an LSTM);
+        with `features`, the softmax's input [B, T, F] instead of the scores (training goes
+        through forward so that DistributedDataParallel sees it).
         """
+        h, state = self.features(ids, state, lengths)
+        if features:
+            return h, state
+        if self.asm is not None:
+            return self.asm.log_prob(h.flatten(0, 1)).view(*h.shape[:2], -1), state
+        return self.out(h), state
+
+    def nll(self, h: torch.Tensor, y: torch.Tensor, pad: int, reduction: str) -> torch.Tensor:
+        """Negative log-likelihood of targets y [B, T] (pad excluded) given features h [B, T, F]."""
+        if self.asm is None:
+            return F.cross_entropy(self.out(h).flatten(0, 1).float(), y.flatten(), ignore_index=pad,
+                                   reduction=reduction)
+        mask = y != pad
+        lp = self.asm(h[mask].float(), y[mask]).output  # [N]: log P(target), the real targets only
+        return -lp.sum() if reduction == "sum" else -lp.mean()
+
+    def features(self, ids: torch.Tensor, state=None, lengths: Optional[torch.Tensor] = None):
+        """ids [B, T] -> the softmax's input [B, T, F] (dropout, projection applied), final state."""
         x = self.embed(ids)  # [B, T, E]
         if lengths is None:
             out, state = self.rnn(x, state)  # [B, T, H]
@@ -88,7 +119,7 @@ class LanguageModel(nn.Module):
         h = self.drop(out)
         if self.proj is not None:
             h = self.proj(h)  # [B, T, E]
-        return self.out(h), state
+        return h, state
 
 
 def detach(state):
@@ -157,8 +188,17 @@ class LM(Task):
     def _columns(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         B = self._train_cols() if split == "train" else self.m.eval_batch
         if (split, B) not in self._cols:
-            self._cols[(split, B)] = columns(self.streams[split], B, self.vocab.pad)
+            X, Y = columns(self.streams[split], B, self.vocab.pad)
+            if split == "train" and dist.world() > 1:  # each process reads its own columns
+                if B < dist.world():
+                    raise UserError(f"train.batch_size: {B} stream columns cannot be shared by {dist.world()} processes")
+                X, Y = X[dist.rank():: dist.world()], Y[dist.rank():: dist.world()]
+            self._cols[(split, B)] = X, Y
         return self._cols[(split, B)]
+
+    def shard(self, batches: list[list[int]], rank: int, world: int) -> list[list[int]]:
+        """Stream: every process runs every window over its own columns (see _columns)."""
+        return batches if self.m.mode == "stream" else super().shard(batches, rank, world)
 
     def _window(self, split: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         X, Y = self._columns(split)
@@ -193,16 +233,16 @@ class LM(Task):
 
     # -- model
     def build_model(self) -> nn.Module:
+        if self.m.softmax == "adaptive" and self.m.tie_weights:
+            raise UserError("model.tie_weights: not with model.softmax: adaptive (its clusters have their own weights)")
         model = LanguageModel(self.m, len(self.vocab), self.vocab.pad)
         if self.m.embedding.pretrained:
             load_vectors(model.embed.emb, self.vocab, self.m.embedding.pretrained, self.m.embedding.freeze)
         return model
 
     def _nll(self, model, batch: dict, state, reduction: str):
-        logits, state = model(batch["x"], state, batch["lengths"])  # [B, T, V]
-        nll = F.cross_entropy(logits.flatten(0, 1).float(), batch["y"].flatten(), ignore_index=self.vocab.pad,
-                              reduction=reduction)
-        return nll, state
+        h, state = model(batch["x"], state, batch["lengths"], features=True)  # [B, T, F]
+        return dist.unwrap(model).nll(h, batch["y"], self.vocab.pad, reduction), state
 
     def loss(self, model, batch):
         """Mean NLL per target token; in stream mode the state of the previous window comes in detached."""

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from torch import nn
 
-from textrnn import config, search
+from textrnn import config, dist, search
 from textrnn.config import Embedding as EmbCfg, Encoder as EncCfg, Strict, Tokenizer as TokCfg
 from textrnn.data import batching, parallel
 from textrnn.errors import UserError
@@ -206,7 +206,7 @@ class Translate(Task):
     def _logits(self, model, b: dict):
         hh, _ = model(b["src"], b["src_len"], b["tgt_in"])  # [B, T, O]
         mask = b["tgt_out"] != self.vocab_tgt.pad  # [B, T]
-        return model.logits(hh[mask]).float(), b["tgt_out"][mask]  # [N, V], [N]: real target tokens only
+        return dist.unwrap(model).logits(hh[mask]).float(), b["tgt_out"][mask]  # [N, V], [N]: real target tokens only
 
     def loss(self, model, batch):
         logits, gold = self._logits(model, batch)
