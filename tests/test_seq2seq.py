@@ -205,3 +205,17 @@ def test_translate_errors_write_nothing(trained, cli, tmp_path):
     assert code == 2 and "bad.de:2" in err and not list(tmp_path.glob("*o.txt*"))
     code, _, err = cli("translate", run, "--n-best", "4", "--beam", "2", stdin=b"Ich singe.\n")
     assert code == 2 and "n-best" in err
+
+
+def test_quantized_translation_agrees_with_float(trained, cli):
+    """int8 weights: same line contract; on the sample, most sentences translate exactly as in float32."""
+    run, _ = trained
+    src = (ROOT / "corpora/translation/valid.de").read_text(encoding="utf-8").splitlines()[:40]
+    text = "\n".join(src) + "\n"
+    code, ref, err = cli("translate", run, "--beam", "1", stdin=text.encode())
+    assert code == 0, err
+    code, q, err = cli("translate", run, "--beam", "1", "--quantize", stdin=text.encode())
+    assert code == 0, err
+    ref, q = ref.split("\n")[:-1], q.split("\n")[:-1]
+    assert len(q) == len(src)
+    assert sum(a == b for a, b in zip(ref, q)) >= len(src) // 2

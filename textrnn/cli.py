@@ -1,4 +1,4 @@
-"""The `textrnn` command: run, evaluate, predict, info."""
+"""The `textrnn` command: run, evaluate, predict, info (generate/complete, translate, chat, bench: cli_*.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,22 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_
 SET_HELP = "Override a pipeline value: key.sub=value (value parsed as YAML). Repeatable."
 
 
-def _load(run_dir: str, overrides: List[str] = (), device: str = "cpu"):
+QUANTIZE_HELP = "CPU inference with int8 weights (dynamic quantization of linear and recurrent layers)."
+
+
+def quantize_int8(model):
+    """Dynamic int8 quantization (torch.ao) of nn.Linear and the recurrent layers, for CPU inference."""
+    import warnings
+
+    import torch
+    from torch import nn
+
+    with warnings.catch_warnings():  # torch.ao.quantization is deprecated in favour of torchao (no int8 LSTM there)
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, {nn.Linear, nn.LSTM, nn.GRU}, dtype=torch.qint8)
+
+
+def _load(run_dir: str, overrides: List[str] = (), device: str = "cpu", quantize: bool = False):
     """Open a run directory: pipeline, task (tokenizer, vocab, labels) and best weights."""
     from textrnn import rundir
     from textrnn.tasks.base import build_task
@@ -30,6 +45,10 @@ def _load(run_dir: str, overrides: List[str] = (), device: str = "cpu"):
     model = task.build_model()
     rundir.load_weights(model, run / "model.safetensors")
     model.to(dev).eval()
+    if quantize:
+        if dev.type != "cpu":
+            raise UserError(f"--quantize: int8 inference runs on the CPU, not {dev.type}")
+        model = quantize_int8(model)
     return run, cfg, task, model, dev
 
 
@@ -92,10 +111,11 @@ def predict(
     run_dir: str = typer.Argument(..., metavar="RUN", help="Run directory of a classifier."),
     texts: List[str] = typer.Argument(None, help="Texts to classify (default: one per line from stdin)."),
     as_json: bool = typer.Option(False, "--json", help="JSON lines with every class probability."),
+    quantize: bool = typer.Option(False, "--quantize", help=QUANTIZE_HELP),
     device: str = typer.Option("cpu", "--device"),
 ):
     """Print LABEL<TAB>PROBABILITY for each text."""
-    run, cfg, task, model, dev = _load(run_dir, (), device)
+    run, cfg, task, model, dev = _load(run_dir, (), device, quantize)
     if cfg.task != "classify":
         raise UserError(f"{run}: a {cfg.task} model; predict needs a classifier")
     lines = _input_lines(texts or [])
@@ -149,6 +169,8 @@ def info(run_dir: str = typer.Argument(..., metavar="RUN", help="Run directory."
 from textrnn import cli_lm  # noqa: E402,F401
 from textrnn import cli_seq2seq  # noqa: E402,F401
 from textrnn import cli_chat  # noqa: E402,F401
+from textrnn import cli_bench  # noqa: E402,F401
+from textrnn import cli_inspect  # noqa: E402,F401
 
 
 def main() -> None:

@@ -6,11 +6,11 @@ from typing import Optional
 
 import typer
 
-from textrnn.cli import _load, app
+from textrnn.cli import QUANTIZE_HELP, _load, app
 from textrnn.errors import UserError
 
 
-def open_session(run_dir: str, device: str = "cpu", **override):
+def open_session(run_dir: str, device: str = "cpu", quantize: bool = False, **override):
     """A REPL session on a chat (or translation) run directory: (Session, pipeline).
 
     `override`: decoding settings (beam, temperature, top_k, top_p, seed; None = the pipeline's).
@@ -18,7 +18,7 @@ def open_session(run_dir: str, device: str = "cpu", **override):
     from textrnn import chat as repl
     from textrnn.tasks.seq2seq import search_cfg
 
-    run, cfg, task, model, dev = _load(run_dir, (), device)
+    run, cfg, task, model, dev = _load(run_dir, (), device, quantize)
     if cfg.task not in ("chat", "translate"):
         raise UserError(f"{run}: a {cfg.task} model; chat needs a chat or translation run directory")
     base = search_cfg(cfg, **override)
@@ -43,11 +43,12 @@ def chat(
     top_k: Optional[int] = typer.Option(None, "--top-k"),
     top_p: Optional[float] = typer.Option(None, "--top-p"),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for sampling (same seed, same replies)."),
+    quantize: bool = typer.Option(False, "--quantize", help=QUANTIZE_HELP),
     device: str = typer.Option("cpu", "--device"),
 ):
     """Chat with a model: each line gets a reply; /help lists the commands."""
     from textrnn import chat as repl
 
-    session, cfg = open_session(run_dir, device, beam=beam, temperature=temperature, top_k=top_k, top_p=top_p,
+    session, cfg = open_session(run_dir, device, quantize, beam=beam, temperature=temperature, top_k=top_k, top_p=top_p,
                                 seed=seed)
     repl.run(session, f"textrnn chat · {cfg.name}")

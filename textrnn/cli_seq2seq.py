@@ -13,7 +13,7 @@ from typing import Iterator, List, Optional
 
 import typer
 
-from textrnn.cli import _load, app
+from textrnn.cli import QUANTIZE_HELP, _load, app
 from textrnn.errors import UserError
 
 
@@ -80,6 +80,7 @@ def translate(
     plot_attention: Optional[str] = typer.Option(None, "--plot-attention", metavar="OUT.png",
                                                  help="Draw the attention matrix of the given text."),
     chunk: int = typer.Option(10000, "--chunk", help="Lines read and translated at a time."),
+    quantize: bool = typer.Option(False, "--quantize", help=QUANTIZE_HELP),
     device: str = typer.Option("cpu", "--device"),
 ):
     """Translate files or stdin: exactly one output line per input line, in input order."""
@@ -96,7 +97,7 @@ def translate(
         for f in files:  # every input checked before anything is written
             if not Path(f).is_file():
                 raise UserError(f"{f}: no such file")
-    run, cfg, task, model, dev = _load(run_dir, (), device)
+    run, cfg, task, model, dev = _load(run_dir, (), device, quantize)
     if not hasattr(task, "translate"):
         raise UserError(f"{run}: a {cfg.task} model; translate needs a translation model")
     s = search_cfg(cfg, beam=beam, batch_tokens=batch_tokens, n_best=n_best, alpha=alpha)

@@ -119,7 +119,8 @@ class Train(Strict):
     patience: int = 3  # early stop after this many evaluations without gain
     seed: int = 1
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    amp: bool = True  # mixed precision on CUDA
+    amp: bool = True  # mixed precision on CUDA when precision is auto
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16/fp16 on CUDA, bf16 on CPUs with native bf16
     checkpoint_every: int = 200  # steps between last.pt checkpoints (and at each epoch end)
     threads: Optional[int] = None  # torch CPU threads (default: torch's choice)
     max_minutes: Optional[float] = None  # stop (evaluate, keep the best) once training has run this long

@@ -47,3 +47,59 @@ def confusion(conf: np.ndarray, labels: list[str], path: Path, title: str) -> No
         for j in range(n):
             ax.text(j, i, str(conf[i, j]), ha="center", va="center", color="white" if conf[i, j] > top / 2 else "black")
     _save(fig, path)
+
+
+def gates(rec: dict, tokens: list[str], path: Path, title: str, units: int = 8) -> None:
+    """One row of heat maps per gate: the mean over units on top, then the `units` most varying units."""
+    names = [k for k in rec if k not in ("h",)] or ["h"]
+    fig, axes = plt.subplots(len(names), 1, figsize=(max(5, 0.45 * len(tokens) + 2), 1.2 + 1.6 * len(names)),
+                             squeeze=False)
+    for n_ax, (ax, name) in enumerate(zip(axes[:, 0], names)):
+        a = np.asarray(rec[name])  # [T, H]
+        top = np.argsort(-a.std(0))[:units]
+        m = np.vstack([a.mean(1, keepdims=True).T, a[:, top].T])  # [1 + units, T]
+        lo, hi = (0, 1) if name in ("input", "forget", "output", "reset", "update") else (-1, 1)
+        im = ax.imshow(m, cmap="viridis", vmin=lo, vmax=hi, aspect="auto")
+        ax.set_yticks(range(len(top) + 1), ["mean"] + [f"u{u}" for u in top], fontsize=7)
+        last = n_ax == len(names) - 1  # token labels under the bottom map only
+        ax.set_xticks(range(len(tokens)), tokens if last else [], rotation=60, ha="right", fontsize=8)
+        ax.set_title(name if name != "h" else "hidden state", fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01)
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def saliency(tokens: list[str], values: list[float], path: Path, title: str) -> None:
+    fig, ax = plt.subplots(figsize=(max(5, 0.45 * len(tokens) + 2), 3))
+    v = np.asarray(values)
+    ax.bar(range(len(tokens)), v, color=np.where(v >= 0, "C2", "C3"))
+    ax.set_xticks(range(len(tokens)), tokens, rotation=60, ha="right")
+    ax.axhline(0, color="black", lw=0.5)
+    ax.set_ylabel("gradient × embedding")
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def gradient_decay(curves: dict[str, list[float]], path: Path, title: str) -> None:
+    """||d h_T / d x_t|| against the distance T - t, log scale, one curve per run."""
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for name, g in curves.items():
+        ax.semilogy(range(len(g)), np.maximum(np.asarray(g), 1e-30), "o-", ms=3, label=name)
+    ax.set_xlabel("distance from the last token (steps)")
+    ax.set_ylabel("‖∂h_T / ∂x_t‖")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def compare_curves(runs: dict[str, list[dict]], metric: str, path: Path) -> None:
+    """Valid metric and train loss per epoch of several runs on shared axes."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for name, hist in runs.items():
+        ep = [h["epoch"] for h in hist]
+        a.plot(ep, [h.get(metric) for h in hist], "o-", label=name)
+        b.plot(ep, [h.get("train_loss") for h in hist], "o-", label=name)
+    a.set_xlabel("epoch"), a.set_ylabel(f"valid {metric}"), a.grid(alpha=0.3), a.legend()
+    b.set_xlabel("epoch"), b.set_ylabel("train loss"), b.grid(alpha=0.3)
+    _save(fig, path)

@@ -16,7 +16,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from textrnn import config, dist, rundir
+from textrnn import config, dist, precision, rundir
 from textrnn.data import batching
 from textrnn.errors import UserError
 from textrnn.tasks.base import Task, build_task
@@ -129,10 +129,7 @@ class Trainer:
         return task
 
     def _autocast(self):
-        if self.device.type == "cuda" and self.cfg.train.amp:
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            return torch.autocast("cuda", dtype=dtype)
-        return contextlib.nullcontext()
+        return precision.autocast(self.device, self.dtype)
 
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint(self, state: dict) -> None:
@@ -160,8 +157,8 @@ class Trainer:
         steps_per_epoch = len(task.shard(task.batches("train", shuffle=True, seed=0), dist.rank(), dist.world()))
         self.opt = make_optimizer(model.parameters(), t.optimizer)
         self.sched, per_batch = make_schedule(self.opt, t.schedule, task.higher_is_better, t.epochs * steps_per_epoch)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and t.amp
-                                           and not torch.cuda.is_bf16_supported())
+        self.dtype = precision.resolve(t.precision, t.amp, self.device)  # autocast dtype, None = float32
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
         st = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best": None, "best_epoch": None,
               "bad_epochs": 0, "history": [], "step_seconds": 0.0, "tokens": 0, "wall_seconds": 0.0}
         if self.resume:
@@ -182,8 +179,9 @@ class Trainer:
             console.print(f"[dim]{dist.world()} processes (torchrun), {dist.backend()} backend[/]")
         self.model = dist.wrap(model, self.device)
         pad = batching.pad_fraction(task.lengths("train"), task.batches("train", shuffle=True, seed=0))
+        prec = "fp32" if self.dtype is None else str(self.dtype).replace("torch.", "")
         console.print(f"[dim]{n_params:,} parameters · {steps_per_epoch} batches per epoch · "
-                      f"{pad:.1%} padding[/]")
+                      f"{pad:.1%} padding · {prec}[/]")
 
         old_handler = signal.getsignal(signal.SIGINT)
 
@@ -310,7 +308,7 @@ class Trainer:
             "best_epoch": st["best_epoch"], "epochs": st["epoch"], "steps": st["global_step"],
             "tokens_per_s": st["tokens"] / max(st["step_seconds"], 1e-9),
             "train_seconds": st["wall_seconds"], "pad_fraction": pad, "parameters": n_params,
-            "device": str(self.device), **extra,
+            "device": str(self.device), "precision": "fp32" if self.dtype is None else str(self.dtype)[6:], **extra,
         })
         rundir.write_json(self.run / "summary.json", summary)
         from textrnn import plots

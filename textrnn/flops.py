@@ -1,0 +1,103 @@
+"""Model FLOPs from layer sizes, counted with forward hooks, and the machine's GEMM rate on the same shapes.
+
+Every matrix product of a forward pass is recorded as (kind, shape, count): nn.Linear,
+recurrent layers (the input projection over all steps plus one [B, H] x [H, G*H] product per
+step, per layer and direction), and attention's two batched products. 2 FLOPs per
+multiply-add; training costs 3x the forward pass. `gemm_seconds` times a float32 matmul of each
+recorded shape, so FLOPs / time is the rate the hardware gives this model's shapes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence
+
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+class Recorder:
+    """Forward hooks on a model that count its matrix products while active."""
+
+    def __init__(self, model: nn.Module):
+        from textrnn.nn.attention import Attention
+
+        self.shapes: Counter = Counter()  # (kind, dims) -> times run
+        self.handles = []
+        for m in model.modules():
+            if isinstance(m, nn.Linear):
+                self.handles.append(m.register_forward_hook(self._linear))
+            elif isinstance(m, nn.RNNBase):
+                self.handles.append(m.register_forward_hook(self._rnn))
+            elif isinstance(m, Attention):
+                self.handles.append(m.register_forward_hook(self._attention))
+
+    def _linear(self, m, inputs, out):
+        x = inputs[0]
+        self.shapes[("mm", (x.numel() // m.in_features, m.in_features, m.out_features))] += 1
+
+    def _rnn(self, m, inputs, out):
+        x = inputs[0]
+        if isinstance(x, PackedSequence):
+            steps, rows = len(x.batch_sizes), x.data.size(0)
+        else:
+            B, T = (x.size(0), x.size(1)) if m.batch_first else (x.size(1), x.size(0))
+            steps, rows = T, B * T
+        batch = max(1, rows // max(steps, 1))
+        G, H, D = GATES.get(type(m).__name__, 1), m.hidden_size, 2 if m.bidirectional else 1
+        for layer in range(m.num_layers):
+            inp = m.input_size if layer == 0 else H * D
+            self.shapes[("mm", (rows, inp, G * H))] += D  # input projection, all steps at once
+            self.shapes[("mm", (batch, H, G * H))] += D * steps  # recurrent product, one per step
+
+    def _attention(self, m, inputs, out):
+        q, keys, memory = inputs[0], inputs[1], inputs[2]
+        B, T, S = q.size(0), q.size(1), keys.size(1)
+        if keys.size(-1) == q.size(-1):  # dot / general scores: [T, H] x [H, S]
+            self.shapes[("bmm", (B, T, q.size(-1), S))] += 1
+        self.shapes[("bmm", (B, T, S, memory.size(-1)))] += 1  # context: [T, S] x [S, D]
+
+    def clear(self) -> None:
+        self.shapes.clear()
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+    def forward_flops(self) -> int:
+        return sum(count * flops(kind, dims) for (kind, dims), count in self.shapes.items())
+
+
+def flops(kind: str, dims: tuple) -> int:
+    if kind == "mm":
+        M, K, N = dims
+        return 2 * M * K * N
+    B, M, K, N = dims
+    return 2 * B * M * K * N
+
+
+def _time_one(kind: str, dims: tuple, min_seconds: float = 0.02) -> float:
+    if kind == "mm":
+        M, K, N = dims
+        a, b = torch.randn(M, K), torch.randn(K, N)
+        op = lambda: torch.mm(a, b)  # noqa: E731
+    else:
+        B, M, K, N = dims
+        a, b = torch.randn(B, M, K), torch.randn(B, K, N)
+        op = lambda: torch.bmm(a, b)  # noqa: E731
+    op()
+    n, t0 = 0, time.perf_counter()
+    while True:
+        op()
+        n += 1
+        dt = time.perf_counter() - t0
+        if dt >= min_seconds and n >= 3:
+            return dt / n
+
+
+def gemm_seconds(shapes: Counter) -> float:
+    """Seconds that float32 matmuls of the recorded shapes take on this machine (each run as often as recorded)."""
+    return sum(count * _time_one(kind, dims) for (kind, dims), count in shapes.items())

@@ -1,0 +1,64 @@
+"""Training precision: fp32, or mixed bf16 / fp16 under autocast, chosen per device.
+
+`train.precision: auto` picks bf16 on a CUDA GPU that has it (fp16 with a gradient scaler on
+older GPUs) and, on a CPU, bf16 only where the processor computes it natively (AVX-512 BF16 /
+AMX, as oneDNN reports); elsewhere float32. On CPUs without native bfloat16 a bf16 matrix
+multiply is emulated and runs tens of times slower than float32, so asking for it is an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Optional
+
+import torch
+
+from textrnn.errors import UserError
+
+
+def cpu_native_bf16() -> bool:
+    """Whether this CPU runs bfloat16 matrix multiplies natively (oneDNN's own check)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _lstm_works(dtype: torch.dtype) -> bool:
+    """A one-step LSTM forward + backward under CPU autocast (oneDNN builds differ in what they support)."""
+    try:
+        lstm = torch.nn.LSTM(8, 8, batch_first=True)
+        with torch.autocast("cpu", dtype=dtype):
+            out, _ = lstm(torch.randn(2, 3, 8))
+        out.float().sum().backward()
+        return True
+    except RuntimeError:
+        return False
+
+
+def resolve(precision: str, amp: bool, device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype for training on `device` (None = float32)."""
+    if precision == "fp32":
+        return None
+    if device.type == "cuda":
+        bf16 = torch.cuda.is_bf16_supported()
+        if precision == "auto":
+            return (torch.bfloat16 if bf16 else torch.float16) if amp else None
+        if precision == "bf16" and not bf16:
+            raise UserError("train.precision bf16: this GPU has no bfloat16; use fp16 or auto")
+        return torch.bfloat16 if precision == "bf16" else torch.float16
+    if device.type == "cpu":
+        if precision == "fp16":
+            raise UserError("train.precision fp16: CUDA only; on a CPU use bf16 (where supported) or fp32")
+        native = cpu_native_bf16() and _lstm_works(torch.bfloat16)
+        if precision == "bf16" and not native:
+            raise UserError("train.precision bf16: this CPU has no native bfloat16 (AVX-512 BF16 / AMX), "
+                            "where bf16 runs far slower than fp32; use fp32 or auto")
+        return torch.bfloat16 if native else None
+    return None  # mps: float32
+
+
+def autocast(device: torch.device, dtype: Optional[torch.dtype]):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
