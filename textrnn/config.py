@@ -44,6 +44,7 @@ class Source(Strict):
     src: Optional[str] = None  # parallel text: source-side file, one sentence per line (plain or .gz)
     tgt: Optional[str] = None  # parallel text: target-side file, line-aligned with src
     target: Union[str, int, None] = None  # parallel csv/tsv/jsonl `path:`: the target column (`text:` is the source)
+    streaming: bool = False  # train split: read as a stream (datasets' IterableDataset), never loaded whole
 
     @model_validator(mode="after")
     def _one_kind(self):
@@ -61,6 +62,8 @@ class Data(Strict):
     test: Optional[Source] = None
     valid_fraction: float = 0.1  # carved from train (fixed seed) when no valid split is declared
     label_names: dict[str, str] = {}  # raw label -> name shown to users, e.g. {"0": negative}
+    stream_buffer: int = 50000  # streaming: examples per shuffled, length-bucketed buffer
+    stream_sample: int = 100000  # streaming: examples the tokenizer is fitted on (the vocabulary counts them all)
 
 
 class Tokenizer(Strict):

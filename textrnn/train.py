@@ -110,7 +110,8 @@ class Trainer:
             splits = task.read_splits()
         for name, ex in splits.items():
             note = f", {ex.skipped_empty} empty skipped" if getattr(ex, "skipped_empty", 0) else ""
-            console.print(f"[dim]{name}: {len(ex):,} examples from {ex.origin}{note}[/]")
+            size = f"{len(ex):,} examples" if hasattr(ex, "__len__") else "streamed"
+            console.print(f"[dim]{name}: {size} from {ex.origin}{note}[/]")
         follower = dist.active() and not self.main
         if follower:
             dist.barrier()  # rank 0 fits the tokenizer and vocabulary and writes them; the others load them
@@ -154,9 +155,15 @@ class Trainer:
         model = task.build_model().to(self.device)
         self.core, self.task = model, task  # core: the model itself; self.model: what trains (DDP-wrapped)
         n_params = sum(p.numel() for p in model.parameters())
-        steps_per_epoch = len(task.shard(task.batches("train", shuffle=True, seed=0), dist.rank(), dist.world()))
+        if task.streaming:
+            if t.schedule.kind == "linear":
+                raise UserError("train.schedule.kind linear: needs the epoch's length, unknown when streaming")
+            steps_per_epoch = None
+        else:
+            steps_per_epoch = len(task.shard(task.batches("train", shuffle=True, seed=0), dist.rank(), dist.world()))
         self.opt = make_optimizer(model.parameters(), t.optimizer)
-        self.sched, per_batch = make_schedule(self.opt, t.schedule, task.higher_is_better, t.epochs * steps_per_epoch)
+        self.sched, per_batch = make_schedule(self.opt, t.schedule, task.higher_is_better,
+                                              t.epochs * (steps_per_epoch or 0))
         self.dtype = precision.resolve(t.precision, t.amp, self.device)  # autocast dtype, None = float32
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
         st = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best": None, "best_epoch": None,
@@ -178,10 +185,13 @@ class Trainer:
             torch.manual_seed(t.seed + 7919 * dist.rank() + st["global_step"])  # each rank its own dropout
             console.print(f"[dim]{dist.world()} processes (torchrun), {dist.backend()} backend[/]")
         self.model = dist.wrap(model, self.device)
-        pad = batching.pad_fraction(task.lengths("train"), task.batches("train", shuffle=True, seed=0))
         prec = "fp32" if self.dtype is None else str(self.dtype).replace("torch.", "")
-        console.print(f"[dim]{n_params:,} parameters · {steps_per_epoch} batches per epoch · "
-                      f"{pad:.1%} padding · {prec}[/]")
+        if task.streaming:
+            pad, shape = None, "streamed batches"
+        else:
+            pad = batching.pad_fraction(task.lengths("train"), task.batches("train", shuffle=True, seed=0))
+            shape = f"{steps_per_epoch} batches per epoch · {pad:.1%} padding"
+        console.print(f"[dim]{n_params:,} parameters · {shape} · {prec}[/]")
 
         old_handler = signal.getsignal(signal.SIGINT)
 
@@ -212,18 +222,24 @@ class Trainer:
         for epoch in range(st["epoch"], t.epochs):
             if st["bad_epochs"] >= t.patience:
                 break
-            order = task.shard(task.batches("train", shuffle=True, seed=t.seed * 100_003 + epoch),
-                               dist.rank(), dist.world())
+            seed = t.seed * 100_003 + epoch
+            if task.streaming:  # batches come buffer by buffer; their number is known at the epoch's end
+                order, total = task.stream_batches(seed, dist.rank(), dist.world()), None
+            else:
+                order = task.shard(task.batches("train", shuffle=True, seed=seed), dist.rank(), dist.world())
+                total = len(order)
             skip = st["step_in_epoch"]
             ema, ep_tokens, ep_time = None, 0, 0.0
             with Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                           TextColumn("loss {task.fields[loss]:.4f} · {task.fields[tps]:,.0f} tok/s"),
                           TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True) as bar:
-                pid = bar.add_task("train", total=len(order), completed=skip, epoch=epoch + 1, loss=float("nan"), tps=0)
-                for k in range(skip, len(order)):
+                pid = bar.add_task("train", total=total, completed=skip, epoch=epoch + 1, loss=float("nan"), tps=0)
+                for k, idx in enumerate(order):
+                    if k < skip:  # resuming mid-epoch: the same batches, in the same order, skipped
+                        continue
                     t0 = time.perf_counter()
                     model.train()
-                    batch = task.collate("train", order[k], self.device)
+                    batch = task.collate("train", idx, self.device)
                     with self._autocast():
                         loss, ntok = task.loss(model, batch)
                     self.opt.zero_grad(set_to_none=True)
@@ -257,7 +273,7 @@ class Trainer:
                         self._checkpoint(st)
                         raise Interrupted(f"interrupted at step {st['global_step']}; checkpoint written. "
                                           f"Continue with: textrnn run … --resume")
-                    if t.checkpoint_every and st["global_step"] % t.checkpoint_every == 0 and k + 1 < len(order):
+                    if t.checkpoint_every and st["global_step"] % t.checkpoint_every == 0 and k + 1 != total:
                         self._checkpoint(st)
                     if dist.any_rank(bool(t.max_minutes and st["wall_seconds"] >= 60 * t.max_minutes)):
                         break

@@ -80,6 +80,8 @@ def read_splits(data: Data, seed: int, reader: Callable[[Source], Pairs] = read)
     """train / valid / test pairs; valid carved from train with a fixed seed when not declared."""
     from textrnn.data.sources import carve
 
+    if data.train.streaming:
+        raise UserError("data.train.streaming: classify and language-model (sentences) pipelines only")
     out = {"train": reader(data.train)}
     if data.valid is not None:
         out["valid"] = reader(data.valid)

@@ -8,7 +8,7 @@ import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import datasets
 
@@ -169,6 +169,90 @@ def read(src: Source, label_names: dict[str, str], labelled: bool = True) -> Exa
     return Examples(texts, labels, origin, skipped)
 
 
+class Stream:
+    """A split read as a stream: (text, label) pairs from datasets' IterableDataset, empty texts
+    skipped; iterating again reads the source again (shuffled with a buffer when `seed` is set)."""
+
+    def __init__(self, src: Source, label_names: dict[str, str], labelled: bool):
+        if src.files is not None:
+            raise UserError("streaming: not for `files:` sources (give one file with a label column)")
+        self.src, self.label_names, self.labelled = src, label_names, labelled
+        self.origin = src.hub.name if src.hub else (src.path if isinstance(src.path, str) else ", ".join(src.path))
+        self.skipped_empty = 0
+        next(iter(self.rows(None)), None)  # fail now (missing file, column) rather than mid-training
+
+    def _dataset(self):
+        src = self.src
+        if src.hub is not None:
+            local = Path(src.hub.name)
+            if local.is_dir():
+                return datasets.load_from_disk(str(local)).to_iterable_dataset()
+            return datasets.load_dataset(src.hub.name, src.hub.config, split=src.hub.split, streaming=True)
+        files = _files(src)
+        fmt = _format(src, files[0])
+        kw = {}
+        builder = {"csv": "csv", "tsv": "csv", "jsonl": "json"}.get(fmt, "text")
+        if fmt in ("csv", "tsv"):
+            kw = dict(delimiter="\t" if fmt == "tsv" else ",", keep_default_na=False, na_filter=False)
+            if fmt == "tsv":
+                kw["quoting"] = csv.QUOTE_NONE
+            if not src.header:
+                kw["header"] = None
+        return datasets.load_dataset(builder, data_files=files, split="train", encoding=src.encoding,
+                                     streaming=True, **kw)
+
+    def rows(self, seed: Optional[int], buffer: int = 10000) -> Iterator[tuple[str, Optional[str]]]:
+        src, fmt = self.src, None if self.src.hub else _format(self.src, _files(self.src)[0])
+        ds = self._dataset()
+        if seed is not None:
+            ds = ds.shuffle(seed=seed, buffer_size=buffer)
+        n, it = 0, iter(ds)
+        while True:
+            try:
+                row = next(it)
+            except StopIteration:
+                return
+            except UnicodeDecodeError:
+                raise UserError(_first_bad_line(_files(src)[0], src.encoding)) from None
+            if fmt == "label_first":
+                parts = row["text"].split(None, 1)
+                if len(parts) < 2:
+                    continue
+                row = {"label": parts[0], "text": parts[1]}
+            keys = list(row)
+            col = lambda c, what: keys[c] if isinstance(c, int) and c < len(keys) else c  # noqa: E731
+            tcol = col(src.text, "text")
+            if tcol not in row:
+                raise UserError(f"{self.origin}: no column '{src.text}' for the text (columns: {', '.join(map(str, keys))})")
+            text = row[tcol]
+            if text is None or not str(text).strip():
+                continue
+            label = None
+            if self.labelled:
+                lcol = col(src.label, "label")
+                if lcol not in row:
+                    raise UserError(f"{self.origin}: no column '{src.label}' for the label "
+                                    f"(columns: {', '.join(map(str, keys))})")
+                label = str(row[lcol])
+                label = self.label_names.get(label, label)
+            yield str(text), label
+            n += 1
+            if src.limit is not None and n >= src.limit:
+                return
+
+    def chunks(self, size: int, seed: Optional[int]) -> Iterator[tuple[list[str], Optional[list[str]]]]:
+        """The stream in lists of `size` examples: (texts, labels or None)."""
+        texts, labels = [], []
+        for t, lab in self.rows(seed):
+            texts.append(t)
+            labels.append(lab)
+            if len(texts) >= size:
+                yield texts, (labels if self.labelled else None)
+                texts, labels = [], []
+        if texts:
+            yield texts, (labels if self.labelled else None)
+
+
 def carve(n: int, fraction: float, seed: int, origin: str) -> tuple[list[int], list[int]]:
     """(valid, train) indexes, each sorted: a fixed-seed random `fraction` of n examples for validation."""
     idx = list(range(n))
@@ -181,7 +265,12 @@ def carve(n: int, fraction: float, seed: int, origin: str) -> tuple[list[int], l
 
 def read_splits(data: Data, seed: int, labelled: bool = True) -> dict[str, Examples]:
     """train / valid / test; valid carved from train with a fixed seed when not declared."""
-    out = {"train": read(data.train, data.label_names, labelled)}
+    if data.train.streaming:
+        if data.valid is None:
+            raise UserError("data.train.streaming: declare a valid split (none can be carved from a stream)")
+        out = {"train": Stream(data.train, data.label_names, labelled)}
+    else:
+        out = {"train": read(data.train, data.label_names, labelled)}
     if data.valid is not None:
         out["valid"] = read(data.valid, data.label_names, labelled)
     else:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
@@ -52,10 +53,37 @@ class Task:
         self.vocab = Vocab.build(toks.counts(), v.min_freq, v.max_size)
         return toks
 
-    def encode_texts(self, texts: list[str]) -> list[np.ndarray]:
+    def encode_texts(self, texts: list[str], cache: bool = True) -> list[np.ndarray]:
         """Tokenize (cached) and numericalize; an empty text becomes a single <unk>."""
-        ids = tokenized.tokenize(self.tok, texts).numericalize(self.vocab)
+        ids = tokenized.tokenize(self.tok, texts, use_cache=cache).numericalize(self.vocab)
         return [a if len(a) else np.array([self.vocab.unk]) for a in ids]
+
+    # -- streaming (data.train.streaming: the train split is never held whole)
+    streaming = False
+
+    def fit_stream(self, stream) -> set:
+        """Tokenizer fitted on the stream's first `data.stream_sample` texts, vocabulary counted over
+        all of it (one pass, memory bounded by the vocabulary); returns the labels seen."""
+        d, v = self.cfg.data, self.cfg.vocab
+        sample = next(stream.chunks(d.stream_sample, None), ([], None))[0]
+        self.tok.fit(sample)
+        counts, labels = Counter(), set()
+        for texts, labs in stream.chunks(d.stream_buffer, None):
+            counts.update(tokenized.tokenize(self.tok, texts, use_cache=False).counts())
+            labels.update(labs or ())
+        self.vocab = Vocab.build(counts, v.min_freq, v.max_size)
+        return labels
+
+    def load_buffer(self, texts: list[str], labels) -> None:
+        """Streaming: one buffer of the train split becomes self.data["train"]."""
+        self.data["train"] = self.encode_texts(texts, cache=False)
+
+    def stream_batches(self, seed: int, rank: int = 0, world: int = 1) -> Iterator[list[int]]:
+        """Streaming: an epoch's batches, buffer by buffer (examples shuffled by datasets with a
+        buffer, then length-bucketed within each buffer); indexes into the current buffer."""
+        for k, (texts, labels) in enumerate(self.train_stream.chunks(self.cfg.data.stream_buffer, seed)):
+            self.load_buffer(texts, labels)
+            yield from self.shard(self.batches("train", shuffle=True, seed=seed * 1009 + k), rank, world)
 
     def save_text(self, run: Path) -> None:
         self.tok.save(run)

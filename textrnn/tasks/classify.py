@@ -12,7 +12,7 @@ from torch import nn
 from typing import Literal
 
 from textrnn.config import Embedding as EmbCfg, Encoder as EncCfg, Strict
-from textrnn.data import batching
+from textrnn.data import batching, sources
 from textrnn.errors import UserError
 from textrnn.nn.embedding import Embedding, load_vectors
 from textrnn.nn.encoder import last_hidden
@@ -63,12 +63,19 @@ class Classify(Task):
 
     def prepare(self, splits, run: Path, resume: bool) -> None:
         self.fresh = not resume  # a new model: pretrained vectors are read (not when loading a run)
+        train = splits.get("train")
+        self.streaming = isinstance(train, sources.Stream)
+        if self.streaming:
+            self.train_stream = train
+            splits = {k: v for k, v in splits.items() if k != "train"}
         if resume:
             self.load(run)
         else:
-            train = splits["train"]
-            self.fit_text(train.texts)
-            self.labels = sorted(set(train.labels))
+            if self.streaming:
+                self.labels = sorted(self.fit_stream(train))
+            else:
+                self.fit_text(train.texts)
+                self.labels = sorted(set(train.labels))
             if len(self.labels) < 2:
                 raise UserError(f"{train.origin}: the label column has one class only ({self.labels[0]!r}); "
                                 f"a classifier needs two or more")
@@ -81,6 +88,15 @@ class Classify(Task):
                                 f"(train labels: {', '.join(self.labels)})")
             self.data[name] = self.encode_texts(ex.texts)
             self.targets[name] = np.array([index[lab] for lab in ex.labels])
+
+    def load_buffer(self, texts: list[str], labels) -> None:
+        index = {lab: i for i, lab in enumerate(self.labels)}
+        unknown = sorted(set(labels) - set(index))
+        if unknown:
+            raise UserError(f"{self.train_stream.origin}: label {unknown[0]!r} was not seen when the vocabulary "
+                            f"was built (labels: {', '.join(self.labels)})")
+        self.data["train"] = self.encode_texts(texts, cache=False)
+        self.targets["train"] = np.array([index[lab] for lab in labels])
 
     def build_model(self) -> nn.Module:
         m = self.cfg.model

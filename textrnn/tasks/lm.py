@@ -170,8 +170,17 @@ class LM(Task):
         return sources.read(self.cfg.data.test, self.cfg.data.label_names, labelled=False)
 
     def prepare(self, splits, run: Path, resume: bool) -> None:
+        train = splits.get("train")
+        self.streaming = isinstance(train, sources.Stream)
+        if self.streaming:
+            if self.m.mode != "sentences":
+                raise UserError("data.train.streaming: language models stream in model.mode: sentences")
+            self.train_stream = train
+            splits = {k: v for k, v in splits.items() if k != "train"}
         if resume:
             self.load(run)
+        elif self.streaming:
+            self.fit_stream(train)
         else:
             self.fit_text(splits["train"].texts)
         eos = self.vocab.eos
