@@ -244,6 +244,9 @@ class LM(Task):
     def build_model(self) -> nn.Module:
         if self.m.softmax == "adaptive" and self.m.tie_weights:
             raise UserError("model.tie_weights: not with model.softmax: adaptive (its clusters have their own weights)")
+        if self.m.softmax == "adaptive" and not [c for c in self.m.cutoffs if 0 < c < len(self.vocab) - 1]:
+            raise UserError(f"model.cutoffs {self.m.cutoffs}: none is below the vocabulary size ({len(self.vocab):,}); "
+                            f"give smaller cutoffs or use softmax: full")
         model = LanguageModel(self.m, len(self.vocab), self.vocab.pad)
         if self.m.embedding.pretrained:
             load_vectors(model.embed.emb, self.vocab, self.m.embedding.pretrained, self.m.embedding.freeze)
