@@ -193,6 +193,11 @@ def test_translate_keeps_lines_and_order(trained, cli, tmp_path):
     code, _, _ = cli("translate", run, f1, "--n-best", "2", "--beam", "2", "-o", tmp_path / "nb.txt")
     rows = (tmp_path / "nb.txt").read_text().split("\n")[:-1]
     assert code == 0 and len(rows) == len(lines) and rows[0].count("\t") == 1 and rows[1] == ""
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "nb.txt").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
 
 
 def test_translate_errors_write_nothing(trained, cli, tmp_path):

@@ -6,7 +6,6 @@ import contextlib
 import gzip
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterator, List, Optional
@@ -14,6 +13,7 @@ from typing import Iterator, List, Optional
 import typer
 
 from textrnn.cli import QUANTIZE_HELP, _load, app
+from textrnn import rundir
 from textrnn.errors import UserError
 
 
@@ -49,7 +49,7 @@ def _count_lines(path: str) -> int:
 def _atomic_text(path: Path):
     """A text file written under a temporary name in the same folder and renamed when complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = rundir.temp_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             yield f

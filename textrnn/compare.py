@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 from typing import Optional
 
-import yaml
-
 from textrnn import rundir
 from textrnn.errors import UserError
 
@@ -28,7 +26,7 @@ def flatten(d, prefix: str = "") -> dict:
 
 def _load(run: str) -> dict:
     path, cfg = rundir.open_run(run)
-    pipe = flatten(yaml.safe_load((path / "pipeline.yaml").read_text(encoding="utf-8")))
+    pipe = flatten(cfg.model_dump(mode="json"))  # validated: defaults filled in, so old and new runs line up
     summary_path = path / "summary.json"
     if not summary_path.is_file():
         raise UserError(f"{path}: no summary.json (the run has not finished training)")
@@ -38,6 +36,8 @@ def _load(run: str) -> dict:
 
 
 def _fmt(v) -> str:
+    if isinstance(v, bool) or v is None:
+        return {True: "true", False: "false", None: "—"}[v]
     if isinstance(v, float):
         return f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}"
     if isinstance(v, int):

@@ -18,11 +18,21 @@ MARKER = "textrnn.json"  # {"version": ..., "task": ...}
 FORMAT = 1  # bump when the layout changes incompatibly
 
 
+def temp_beside(path: Path) -> tuple[int, str]:
+    """A temporary file in path's folder (for write-then-rename), with the permissions a plain
+    open() would give (mkstemp's own are 0600)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return fd, tmp
+
+
 def write_atomic(path: Path, data: bytes | str) -> None:
     """Write to a temporary name in the same folder, then rename: whole file or nothing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
@@ -37,7 +47,7 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def save_torch(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = temp_beside(path)
     os.close(fd)
     try:
         torch.save(obj, tmp)
@@ -56,7 +66,7 @@ def load_torch(path: Path) -> Any:
 
 
 def save_weights(model: torch.nn.Module, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = temp_beside(path)
     os.close(fd)
     try:
         save_model(model, tmp)

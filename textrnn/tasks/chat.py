@@ -108,6 +108,6 @@ class Chat(Translate):
         toks = [h.split() for h in hyps]
         top = Counter(hyps).most_common(1)[0][1] / max(len(hyps), 1)
         return {"loss": loss, "ppl": math.exp(min(loss, 50.0)),
-                "bleu": sacrebleu.corpus_bleu(hyps, [self.refs[split]]).score,
+                "bleu": sacrebleu.corpus_bleu(hyps, [self.refs[split]], force=True).score,  # corpora may be pre-tokenized
                 "distinct_1": distinct(toks, 1), "distinct_2": distinct(toks, 2), "top_reply_share": top,
                 "sentences": len(hyps)}
