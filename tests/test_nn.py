@@ -70,3 +70,21 @@ def test_pretrained_vectors_are_copied_and_bad_files_named(tmp_path):
     (tmp_path / "w.txt").write_text("good 1 2\n")
     with pytest.raises(UserError, match=r"w.txt:1: expected a word and 3 numbers"):
         load_vectors(emb, vocab, str(tmp_path / "w.txt"))
+
+
+def test_dropout_keeps_1_minus_p_scaled_and_is_identity_in_eval():
+    import torch
+
+    from textrnn.nn.dropout import Dropout
+
+    torch.manual_seed(0)
+    d = Dropout(0.3)
+    x = torch.ones(200_000, requires_grad=True)
+    y = d(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.01
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # gradient flows through the kept elements only, scaled alike
+    d.eval()
+    assert d(x) is x

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from textrnn.nn import attention
+from textrnn.nn.dropout import Dropout
 from textrnn.registry import get
 
 
@@ -34,7 +35,7 @@ class Decoder(nn.Module):
                                          batch_first=True)
         self.attn = attention.build(cfg.attention, H, memory_dim, cfg.attn_dim)
         self.combine = nn.Linear(H + memory_dim, self.out_dim)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.out = nn.Linear(self.out_dim, vocab_size)
         if cfg.tie_output:
             self.out.weight = embed.weight

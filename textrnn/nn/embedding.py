@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from textrnn.errors import UserError
+from textrnn.nn.dropout import Dropout
 from textrnn.text.vocab import Vocab
 
 
@@ -16,7 +17,7 @@ class Embedding(nn.Module):
     def __init__(self, vocab_size: int, dim: int, pad_id: int, dropout: float = 0.0):
         super().__init__()
         self.emb = nn.Embedding(vocab_size, dim, padding_idx=pad_id)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.drop(self.emb(ids))  # [B, T] -> [B, T, E]

@@ -7,6 +7,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from textrnn.config import Encoder as EncCfg
+from textrnn.nn.dropout import Dropout
 from textrnn.registry import get, register
 
 register("cell", "lstm")(nn.LSTM)
@@ -21,7 +22,7 @@ class Encoder(nn.Module):
         self.rnn = get("cell", cfg.cell)(
             input_dim, cfg.hidden, num_layers=cfg.layers, bidirectional=cfg.bidirectional,
             dropout=cfg.dropout if cfg.layers > 1 else 0.0, batch_first=True)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.out_dim = cfg.hidden * (2 if cfg.bidirectional else 1)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor):

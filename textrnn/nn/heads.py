@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from textrnn.registry import register
+from textrnn.nn.dropout import Dropout
 
 
 @register("pooling", "mean")
@@ -47,9 +48,9 @@ class MLP(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         for h in hidden:
-            layers += [nn.Dropout(dropout), nn.Linear(dim, h), nn.ReLU()]
+            layers += [Dropout(dropout), nn.Linear(dim, h), nn.ReLU()]
             dim = h
-        layers += [nn.Dropout(dropout), nn.Linear(dim, n_out)]
+        layers += [Dropout(dropout), nn.Linear(dim, n_out)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x):  # [B, H] -> [B, n_out]

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from textrnn.config import Encoder as EncCfg
+from textrnn.nn.dropout import Dropout
 from textrnn.nn import encoder as _cells  # noqa: F401  (registers the cells)
 from textrnn.registry import get
 
@@ -34,7 +35,7 @@ class PaddedEncoder(nn.Module):
         dims = [input_dim] + [cfg.hidden * D] * (cfg.layers - 1)
         self.fwd = nn.ModuleList(cell(d, cfg.hidden, batch_first=True) for d in dims)
         self.bwd = nn.ModuleList(cell(d, cfg.hidden, batch_first=True) for d in dims) if cfg.bidirectional else None
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.out_dim = cfg.hidden * D
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor):

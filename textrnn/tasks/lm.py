@@ -26,6 +26,7 @@ from textrnn import dist, sampling
 from textrnn.config import Embedding as EmbCfg, Strict
 from textrnn.data import batching, sources
 from textrnn.errors import UserError
+from textrnn.nn.dropout import Dropout
 from textrnn.nn import encoder as _cells  # noqa: F401  (registers the cells)
 from textrnn.nn.embedding import Embedding, load_vectors
 from textrnn.registry import get, register
@@ -67,7 +68,7 @@ class LanguageModel(nn.Module):
         self.embed = Embedding(vocab_size, E, pad_id, cfg.embedding.dropout)
         self.rnn = get("cell", cfg.cell)(E, H, num_layers=cfg.layers, batch_first=True,
                                          dropout=cfg.dropout if cfg.layers > 1 else 0.0)
-        self.drop = nn.Dropout(cfg.output_dropout)
+        self.drop = Dropout(cfg.output_dropout)
         self.proj = nn.Linear(H, E) if cfg.tie_weights and H != E else None
         F_ = E if cfg.tie_weights else H
         self.out, self.asm = None, None
