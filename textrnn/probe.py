@@ -85,11 +85,11 @@ def layers(model, task, ids: torch.Tensor) -> list[dict]:
     mods, how = _stack(model, task)
     recs = []
     if how == "stacked":
+        fused, _ = mods[0][0](x[None])  # [1, T, H]: the top layer's outputs
         for rnn, l, _ in mods:
             r = step_layer(rnn, l, False, x)
             recs.append({"layer": l + 1, "direction": "forward", "kind": type(rnn).__name__, **r})
             x = r["h"]
-        fused, _ = mods[0][0](embed(model, task, ids)[None])
         recs[-1]["max_abs_diff"] = float((fused[0] - x).abs().max())
         return recs
     enc = model.encoder

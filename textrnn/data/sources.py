@@ -94,6 +94,25 @@ def _column(ds: datasets.Dataset, col, what: str, origin: str) -> list:
     return values
 
 
+def _csv_kwargs(src: Source, fmt: str) -> dict:
+    """datasets' csv builder options: no quote or NA mangling for tsv, positional columns without a header."""
+    kw = dict(delimiter="\t" if fmt == "tsv" else ",", keep_default_na=False, na_filter=False)
+    if fmt == "tsv":
+        kw["quoting"] = csv.QUOTE_NONE
+    if not src.header:
+        kw["header"] = None
+    return kw
+
+
+def _origin(src: Source) -> str:
+    """What to name in messages about a source."""
+    if src.hub:
+        return src.hub.name
+    if src.files:
+        return ", ".join(src.files.values())
+    return src.path if isinstance(src.path, str) else ", ".join(src.path)
+
+
 def _table(src: Source, origin: str) -> datasets.Dataset:
     """The split as a datasets.Dataset with its original columns."""
     if src.hub is not None:
@@ -107,12 +126,7 @@ def _table(src: Source, origin: str) -> datasets.Dataset:
     files = _files(src)
     fmt = _format(src, files[0])
     if fmt in ("csv", "tsv"):
-        kw = dict(delimiter="\t" if fmt == "tsv" else ",", keep_default_na=False, na_filter=False)
-        if fmt == "tsv":
-            kw["quoting"] = csv.QUOTE_NONE
-        if not src.header:
-            kw["header"] = None
-        ds = _load("csv", files, src.encoding, **kw)
+        ds = _load("csv", files, src.encoding, **_csv_kwargs(src, fmt))
         if not src.header:  # pandas names the columns "0", "1", ...
             ds = ds.rename_columns({c: f"col{i}" for i, c in enumerate(ds.column_names)})
         return ds
@@ -147,8 +161,7 @@ def _hub(src: Source) -> datasets.Dataset:
 
 
 def read(src: Source, label_names: dict[str, str], labelled: bool = True) -> Examples:
-    origin = src.hub.name if src.hub else (", ".join(src.files.values()) if src.files else
-                                             (src.path if isinstance(src.path, str) else ", ".join(src.path)))
+    origin = _origin(src)
     ds = _table(src, origin)
     texts = _column(ds, src.text, "text", origin)
     labels = None
@@ -177,7 +190,7 @@ class Stream:
         if src.files is not None:
             raise UserError("streaming: not for `files:` sources (give one file with a label column)")
         self.src, self.label_names, self.labelled = src, label_names, labelled
-        self.origin = src.hub.name if src.hub else (src.path if isinstance(src.path, str) else ", ".join(src.path))
+        self.origin = _origin(src)
         self.skipped_empty = 0
         next(iter(self.rows(None)), None)  # fail now (missing file, column) rather than mid-training
 
@@ -190,14 +203,8 @@ class Stream:
             return datasets.load_dataset(src.hub.name, src.hub.config, split=src.hub.split, streaming=True)
         files = _files(src)
         fmt = _format(src, files[0])
-        kw = {}
+        kw = _csv_kwargs(src, fmt) if fmt in ("csv", "tsv") else {}
         builder = {"csv": "csv", "tsv": "csv", "jsonl": "json"}.get(fmt, "text")
-        if fmt in ("csv", "tsv"):
-            kw = dict(delimiter="\t" if fmt == "tsv" else ",", keep_default_na=False, na_filter=False)
-            if fmt == "tsv":
-                kw["quoting"] = csv.QUOTE_NONE
-            if not src.header:
-                kw["header"] = None
         return datasets.load_dataset(builder, data_files=files, split="train", encoding=src.encoding,
                                      streaming=True, **kw)
 
@@ -220,8 +227,8 @@ class Stream:
                     continue
                 row = {"label": parts[0], "text": parts[1]}
             keys = list(row)
-            col = lambda c, what: keys[c] if isinstance(c, int) and c < len(keys) else c  # noqa: E731
-            tcol = col(src.text, "text")
+            col = lambda c: keys[c] if isinstance(c, int) and c < len(keys) else c  # noqa: E731
+            tcol = col(src.text)
             if tcol not in row:
                 raise UserError(f"{self.origin}: no column '{src.text}' for the text (columns: {', '.join(map(str, keys))})")
             text = row[tcol]
@@ -229,7 +236,7 @@ class Stream:
                 continue
             label = None
             if self.labelled:
-                lcol = col(src.label, "label")
+                lcol = col(src.label)
                 if lcol not in row:
                     raise UserError(f"{self.origin}: no column '{src.label}' for the label "
                                     f"(columns: {', '.join(map(str, keys))})")
