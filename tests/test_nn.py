@@ -88,3 +88,39 @@ def test_dropout_keeps_1_minus_p_scaled_and_is_identity_in_eval():
     assert torch.equal(x.grad, y.detach())  # gradient flows through the kept elements only, scaled alike
     d.eval()
     assert d(x) is x
+
+
+class _FlatAndTied(torch.nn.Module):
+    """Parameters laid out as cuDNN lays out an RNN's (views into one flat buffer), plus a tied pair."""
+
+    def __init__(self):
+        super().__init__()
+        flat = torch.randn(12)
+        self.a, self.b = torch.nn.Parameter(flat[:8].view(2, 4)), torch.nn.Parameter(flat[8:])
+        self.emb = torch.nn.Embedding(5, 4)
+        self.out = torch.nn.Linear(4, 5)
+        self.out.weight = self.emb.weight
+
+
+def test_weights_round_trip_with_flat_buffer_views_and_ties(tmp_path):
+    from safetensors.torch import save_model
+
+    from textrnn import rundir
+    from textrnn.errors import UserError
+
+    torch.manual_seed(0)
+    m, fresh = _FlatAndTied(), _FlatAndTied()
+    rundir.save_weights(m, tmp_path / "w.safetensors")
+    rundir.load_weights(fresh, tmp_path / "w.safetensors")
+    for (name, a), b in zip(m.state_dict().items(), fresh.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert fresh.out.weight is fresh.emb.weight
+    plain = torch.nn.Sequential(torch.nn.Embedding(5, 4), torch.nn.Linear(4, 5))
+    plain[1].weight = plain[0].weight
+    save_model(plain, str(tmp_path / "old.safetensors"))  # how earlier versions wrote a tied model
+    again = torch.nn.Sequential(torch.nn.Embedding(5, 4), torch.nn.Linear(4, 5))
+    again[1].weight = again[0].weight
+    rundir.load_weights(again, tmp_path / "old.safetensors")
+    assert torch.equal(again[1].weight, plain[1].weight) and torch.equal(again[1].bias, plain[1].bias)
+    with pytest.raises(UserError, match="do not fit"):
+        rundir.load_weights(torch.nn.Linear(4, 5), tmp_path / "w.safetensors")

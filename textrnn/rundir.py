@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, save_file
 
 from textrnn import __version__, config
 from textrnn.errors import UserError
@@ -65,11 +65,25 @@ def load_torch(path: Path) -> Any:
         raise UserError(f"{path}: unreadable checkpoint ({str(e).splitlines()[0]})") from None
 
 
+def _storage_key(t: torch.Tensor) -> tuple:
+    return t.device, t.data_ptr(), tuple(t.shape), t.stride()
+
+
 def save_weights(model: torch.nn.Module, path: Path) -> None:
+    """safetensors of the state dict; tied weights stored once under their first name.
+
+    Each tensor is copied to its own CPU storage first: on a GPU cuDNN keeps an RNN's weights
+    as views into one flat buffer, which safetensors' own `save_model` refuses to write.
+    """
+    tensors, seen = {}, set()
+    for name, t in model.state_dict().items():
+        if _storage_key(t) not in seen:
+            seen.add(_storage_key(t))
+            tensors[name] = t.detach().to("cpu", copy=True).contiguous()
     fd, tmp = temp_beside(path)
     os.close(fd)
     try:
-        save_model(model, tmp)
+        save_file(tensors, tmp, metadata={"format": "pt"})
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -80,9 +94,16 @@ def load_weights(model: torch.nn.Module, path: Path, device: str = "cpu") -> Non
     if not path.is_file():
         raise UserError(f"{path}: missing (the run has not saved a model yet)")
     try:
-        load_model(model, str(path), device=device)
+        state = load_file(str(path), device=str(device))
+        missing, unexpected = model.load_state_dict(state, strict=False)
     except Exception as e:
         raise UserError(f"{path}: weights do not fit the pipeline's model ({str(e).splitlines()[0]})") from None
+    own = model.state_dict()
+    loaded = {_storage_key(own[k]) for k in state if k in own}
+    missing = [k for k in missing if _storage_key(own[k]) not in loaded]  # tied to a loaded name: fine
+    if missing or unexpected:
+        what = f"missing {', '.join(missing[:3])}" if missing else f"unexpected {', '.join(unexpected[:3])}"
+        raise UserError(f"{path}: weights do not fit the pipeline's model ({what})")
 
 
 def mark(run: Path, task: str) -> None:
