@@ -36,8 +36,9 @@ def test_attention_sums_to_one_and_ignores_padding(kind):
     assert torch.allclose(ctx[0], ctx2[0]) and torch.allclose(w[0], w2[0])
 
 
-@pytest.mark.parametrize("cell,layers", [("lstm", 2), ("gru", 1)])
+@pytest.mark.parametrize("cell,layers", [("lstm", 2), ("gru", 1), ("rnn", 2)])
 def test_padded_encoder_equals_packed(cell, layers):
+    """Both paths of the encoder (padded: oneDNN on CPU; packed: cuDNN on GPU) compute nn.LSTM's packed result."""
     from textrnn.config import Encoder as EncCfg
     from textrnn.nn.encoder import Encoder
     from textrnn.nn.padded_encoder import PaddedEncoder
@@ -52,9 +53,14 @@ def test_padded_encoder_equals_packed(cell, layers):
             getattr(mod, name.split("_l")[0] + "_l0").copy_(w)
     x, lengths = torch.randn(4, 7, 5), torch.tensor([7, 3, 1, 5])
     out_a, st = packed(x, lengths)
-    out_b, h = padded(x, lengths)
     h_a = st[0] if isinstance(st, tuple) else st
-    assert torch.allclose(out_a, out_b, atol=1e-6) and torch.allclose(h_a, h, atol=1e-6)
+    grads = []
+    for impl in ("padded", "packed"):
+        padded.cfg = cfg.model_copy(update={"impl": impl})
+        out_b, h = padded(x, lengths)
+        assert torch.allclose(out_a, out_b, atol=1e-6) and torch.allclose(h_a, h, atol=1e-6), impl
+        grads.append(torch.autograd.grad((out_b * torch.arange(6 * 2.0)).sum() + h.sum(), list(padded.parameters())))
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(*grads))
 
 
 def tiny_model(input_feeding=False, cell="lstm", attn="general"):

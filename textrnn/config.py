@@ -95,6 +95,7 @@ class Encoder(Strict):
     layers: int = 1
     bidirectional: bool = True
     dropout: float = 0.0  # between layers and on the encoder output
+    impl: Literal["auto", "packed", "padded"] = "auto"  # auto: packed (cuDNN) on CUDA, padded (oneDNN) elsewhere
 
 
 class Optimizer(Strict):
@@ -122,7 +123,7 @@ class Train(Strict):
     patience: int = 3  # early stop after this many evaluations without gain
     seed: int = 1
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    amp: bool = True  # mixed precision on CUDA when precision is auto
+    amp: bool = False  # precision auto on CUDA: AMP (bf16/fp16) if true; off: it slowed the shipped models (H100)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16/fp16 on CUDA, bf16 on CPUs with native bf16
     checkpoint_every: int = 200  # steps between last.pt checkpoints (and at each epoch end)
     threads: Optional[int] = None  # torch CPU threads (default: torch's choice)

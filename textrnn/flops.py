@@ -24,6 +24,7 @@ class Recorder:
 
     def __init__(self, model: nn.Module):
         from textrnn.nn.attention import Attention
+        from textrnn.nn.padded_encoder import PaddedEncoder
 
         self.shapes: Counter = Counter()  # (kind, dims) -> times run
         self.handles = []
@@ -34,6 +35,8 @@ class Recorder:
                 self.handles.append(m.register_forward_hook(self._rnn))
             elif isinstance(m, Attention):
                 self.handles.append(m.register_forward_hook(self._attention))
+            elif isinstance(m, PaddedEncoder):  # its packed path calls the fused op, not its submodules
+                self.handles.append(m.register_forward_hook(self._packed_encoder))
 
     def _linear(self, m, inputs, out):
         x = inputs[0]
@@ -46,12 +49,20 @@ class Recorder:
         else:
             B, T = (x.size(0), x.size(1)) if m.batch_first else (x.size(1), x.size(0))
             steps, rows = T, B * T
-        batch = max(1, rows // max(steps, 1))
         G, H, D = GATES.get(type(m).__name__, 1), m.hidden_size, 2 if m.bidirectional else 1
-        for layer in range(m.num_layers):
-            inp = m.input_size if layer == 0 else H * D
-            self.shapes[("mm", (rows, inp, G * H))] += D  # input projection, all steps at once
+        self._recurrent(rows, steps, m.input_size, G, H, D, m.num_layers)
+
+    def _recurrent(self, rows: int, steps: int, inp: int, G: int, H: int, D: int, layers: int) -> None:
+        batch = max(1, rows // max(steps, 1))
+        for layer in range(layers):
+            self.shapes[("mm", (rows, inp if layer == 0 else H * D, G * H))] += D  # input projection, all steps
             self.shapes[("mm", (batch, H, G * H))] += D * steps  # recurrent product, one per step
+
+    def _packed_encoder(self, m, inputs, out):
+        x, lengths = inputs[0], inputs[1]
+        if m.packed(x):
+            G, D = GATES[m.cfg.cell.upper()], 2 if m.bwd is not None else 1
+            self._recurrent(int(lengths.sum()), int(lengths.max()), x.size(-1), G, m.cfg.hidden, D, m.cfg.layers)
 
     def _attention(self, m, inputs, out):
         q, keys, memory = inputs[0], inputs[1], inputs[2]

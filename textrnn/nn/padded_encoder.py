@@ -1,15 +1,21 @@
-"""(Bi)RNN encoder over padded batches that computes exactly what packed sequences compute, on fused kernels.
+"""(Bi)RNN encoder with two interchangeable paths over the same weights: packed and padded.
 
-On CPU a PackedSequence makes PyTorch step through time with small ops; a padded batch goes
-through one fused (oneDNN) call per layer and direction. The backward direction reads each
-sequence reversed within its own length (padding stays at the end), so no direction ever sees
-padding before a real token: outputs and final states equal those of packed sequences.
+* packed (CUDA's default): one cuDNN call for all layers and directions over a PackedSequence.
+* padded (the CPU default): on CPU a PackedSequence makes PyTorch step through time with small
+  ops, so a padded batch goes through one fused (oneDNN) call per layer and direction instead.
+  The backward direction reads each sequence reversed within its own length (padding stays at
+  the end), so no direction ever sees padding before a real token.
+
+Both give the same outputs and final states, so a model trained on a GPU runs on a CPU as is.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from textrnn.config import Encoder as EncCfg
 from textrnn.nn.dropout import Dropout
@@ -38,12 +44,17 @@ class PaddedEncoder(nn.Module):
         self.drop = Dropout(cfg.dropout)
         self.out_dim = cfg.hidden * D
 
+    def packed(self, x: torch.Tensor) -> bool:
+        return self.cfg.impl == "packed" or (self.cfg.impl == "auto" and x.is_cuda)
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor):
         """x [B, T, E], lengths [B] -> outputs [B, T, D*H] (zeros past each length), h_n [L*D, B, H].
 
         h_n holds each sequence's state at its own last real step (layer-major, forward then
         backward, like nn.LSTM's h_n); the cell state is not returned.
         """
+        if self.packed(x):
+            return self._packed(x, lengths)
         B, T = x.shape[:2]
         mask = (torch.arange(T, device=x.device)[None, :] < lengths.to(x.device)[:, None]).unsqueeze(-1)
         last = (lengths.to(x.device) - 1).clamp(min=0)[:, None, None].expand(-1, 1, self.cfg.hidden)  # [B, 1, H]
@@ -60,3 +71,25 @@ class PaddedEncoder(nn.Module):
                 outs.append(reverse_within(out_b, lengths))
             x = torch.cat(outs, -1) * mask  # [B, T, D*H]
         return self.drop(x), torch.stack(finals)
+
+    def _flat_weights(self) -> list[torch.Tensor]:
+        """nn.LSTM's weight order: per layer, forward then backward, each [w_ih, w_hh, b_ih, b_hh]."""
+        mods = [m for i in range(len(self.fwd)) for m in ([self.fwd[i], self.bwd[i]] if self.bwd is not None
+                                                           else [self.fwd[i]])]
+        return [w for m in mods for w in m._flat_weights]
+
+    def _packed(self, x: torch.Tensor, lengths: torch.Tensor):
+        """One fused call (cuDNN on a GPU) over all layers and directions of a PackedSequence."""
+        B, T = x.shape[:2]
+        L, D, H = len(self.fwd), 2 if self.bwd is not None else 1, self.cfg.hidden
+        p = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        h0 = x.new_zeros(L * D, B, H)
+        hx = (h0, h0) if self.cfg.cell == "lstm" else h0
+        op = {"lstm": torch.lstm, "gru": torch.gru, "rnn": torch.rnn_tanh}[self.cfg.cell]
+        drop = self.cfg.dropout if self.training and L > 1 else 0.0
+        with warnings.catch_warnings():  # the per-layer modules' weights are compacted for cuDNN on each call
+            warnings.filterwarnings("ignore", message="RNN module weights are not part")
+            res = op(p.data, p.batch_sizes, hx, self._flat_weights(), True, L, drop, self.training, D == 2)
+        out, _ = pad_packed_sequence(p._replace(data=res[0]), batch_first=True, total_length=T)  # [B, T, D*H]
+        h_n = res[1].index_select(1, p.unsorted_indices)  # [L*D, B, H], back in batch order
+        return self.drop(out), h_n
