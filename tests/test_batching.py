@@ -1,5 +1,6 @@
 import random
 
+import pytest
 import torch
 
 from textrnn.data.batching import make_batches, pad, pad_fraction, shard
@@ -45,3 +46,29 @@ def test_pad():
     x, n = pad([[1, 2, 3], [4]], pad_id=0)
     assert x.tolist() == [[1, 2, 3], [4, 0, 0]] and n.tolist() == [3, 1]
     assert x.dtype == torch.long
+
+
+def test_prefetch_keeps_order_raises_and_stops_early():
+    import threading
+
+    from textrnn.data.prefetch import prefetch
+
+    for on in (True, False):
+        assert list(prefetch(range(20), lambda x: x * x, enabled=on)) == [x * x for x in range(20)]
+
+    def boom(x):
+        if x == 3:
+            raise ValueError("bad batch 3")
+        return x
+
+    got = []
+    with pytest.raises(ValueError, match="bad batch 3"):
+        for x in prefetch(range(10), boom):
+            got.append(x)
+    assert got == [0, 1, 2]
+    seen = []
+    for x in prefetch(range(1000), lambda x: seen.append(x) or x, depth=2):
+        if x == 5:
+            break
+    assert not [t for t in threading.enumerate() if t.name == "textrnn-prefetch"]  # the thread was joined
+    assert len(seen) <= 5 + 1 + 2 + 1  # it ran at most a queue's depth ahead

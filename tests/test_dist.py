@@ -44,7 +44,7 @@ def free_port() -> int:
 ])
 def test_torchrun_two_gloo_processes(tmp_path, pipeline, extra):
     run = tmp_path / "run"
-    sets = sum((["--set", s] for s in extra + ["train.threads=1", "train.checkpoint_every=0"]), [])
+    sets = sum((["--set", s] for s in extra + ["train.threads=1", "train.checkpoint_every=0", "train.device=cpu"]), [])
     env = dict(os.environ, OMP_NUM_THREADS="1", TEXTRNN_CACHE=str(tmp_path / "cache"))
     p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
                         "--master-addr", "127.0.0.1", "--master-port", str(free_port()),

@@ -236,7 +236,8 @@ def test_train_save_load_complete(trained, cli):
     assert code == code2 == 0 and out1 == out2 and len(out1.strip().splitlines()) == 2
     assert all(line.startswith("See you") for line in out1.splitlines())
     code, out, _ = cli("evaluate", run)
-    assert code == 0 and json.loads(out)["perplexity"] == pytest.approx(summary["test"]["perplexity"])
+    # rel=1e-4: the summary was computed on the training device (a GPU where there is one), evaluate on the CPU
+    assert code == 0 and json.loads(out)["perplexity"] == pytest.approx(summary["test"]["perplexity"], rel=1e-4)
     other = write(run.parent / "other.txt", "see you soon\nI'll be there in five minutes\n")
     code, out, _ = cli("evaluate", run, "--set", f"data.test.path={other}")
     m = json.loads(out)

@@ -21,6 +21,7 @@ import torch
 
 from textrnn import config, flops, precision, rundir
 from textrnn.data import batching
+from textrnn.data.prefetch import prefetch as data_prefetch
 from textrnn.tasks.base import build_task
 from textrnn.train import make_optimizer, pick_device, seed_everything
 
@@ -30,38 +31,52 @@ def _pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, max(0, round(q * len(xs)) - 1))]
 
 
-def training(cfg: config.Pipeline, steps: int, device: torch.device, warmup: int = 5) -> dict:
-    """Trainer steps (forward, backward, clip, optimizer) on the train split's bucketed batches."""
+def prepared_task(cfg: config.Pipeline):
+    """The pipeline's task with its train split read, tokenized and its vocabulary built."""
     seed_everything(cfg.train.seed)
     task = build_task(cfg)
     task.prepare({"train": task.read_splits()["train"]}, None, resume=False)
+    return task
+
+
+def training(cfg: config.Pipeline, steps: int, device: torch.device, warmup: int = 5, task=None,
+             prefetch: Optional[bool] = None) -> dict:
+    """Trainer steps (forward, backward, clip, optimizer) on the train split's bucketed batches.
+
+    Batches are collated a few steps ahead in a thread on CUDA, as in the trainer (`prefetch`
+    overrides that)."""
+    task = task or prepared_task(cfg)
+    seed_everything(cfg.train.seed)
     model = task.build_model().to(device)
     opt = make_optimizer(model.parameters(), cfg.train.optimizer)
     dtype = precision.resolve(cfg.train.precision, cfg.train.amp, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)  # as the trainer does
     batches = task.batches("train", shuffle=True, seed=1)
     rec = flops.Recorder(model)
 
-    def step(idx) -> int:
+    def step(b: dict) -> int:
         model.train()
-        b = task.collate("train", idx, device)
         with precision.autocast(device, dtype):
             loss, n = task.loss(model, b)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
         if cfg.train.clip > 0:
+            scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip)
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
         return n
 
     for k in range(warmup):
-        step(batches[k % len(batches)])
+        step(task.collate("train", batches[k % len(batches)], device))
     rec.clear()
     timed = [batches[(warmup + k) % len(batches)] for k in range(steps)]
     if device.type == "cuda":
         torch.cuda.synchronize()
     tokens, t0 = 0, time.perf_counter()
-    for idx in timed:
-        tokens += step(idx)
+    ahead = device.type == "cuda" if prefetch is None else prefetch  # as the trainer does
+    for b in data_prefetch(timed, lambda idx: task.collate("train", idx, device), enabled=ahead):
+        tokens += step(b)
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
@@ -71,7 +86,7 @@ def training(cfg: config.Pipeline, steps: int, device: torch.device, warmup: int
     out = {"steps": steps, "real_tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds,
            "pad_fraction": batching.pad_fraction(task.lengths("train"), timed),
            "parameters": sum(p.numel() for p in model.parameters()),
-           "precision": "fp32" if dtype is None else str(dtype)[6:],
+           "precision": precision.label(dtype),
            "model_flops_per_token": train_flops / max(tokens, 1),
            "achieved_gflops": train_flops / seconds / 1e9}
     if device.type == "cpu":

@@ -1,9 +1,11 @@
 """Training precision: fp32, or mixed bf16 / fp16 under autocast, chosen per device.
 
-`train.precision: auto` picks bf16 on a CUDA GPU that has it (fp16 with a gradient scaler on
-older GPUs) and, on a CPU, bf16 only where the processor computes it natively (AVX-512 BF16 /
-AMX, as oneDNN reports); elsewhere float32. On CPUs without native bfloat16 a bf16 matrix
-multiply is emulated and runs tens of times slower than float32, so asking for it is an error.
+`train.precision: auto` picks float32 on a CUDA GPU: the shipped models are small enough that
+an H100 runs them launch-bound, and AMP's casts made them 6-24 % slower there (with
+`train.amp: true`, auto picks bf16 where the GPU has it, else fp16 with a gradient scaler). On
+a CPU it picks bf16 only where the processor computes it natively (AVX-512 BF16 / AMX, as
+oneDNN reports), else float32. On CPUs without native bfloat16 a bf16 matrix multiply is
+emulated and runs tens of times slower than float32, so asking for it is an error.
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ def resolve(precision: str, amp: bool, device: torch.device) -> Optional[torch.d
                             "where bf16 runs far slower than fp32; use fp32 or auto")
         return torch.bfloat16 if native else None
     return None  # mps: float32
+
+
+def label(dtype: Optional[torch.dtype]) -> str:
+    """The config's name for an autocast dtype: fp32 | bf16 | fp16."""
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 
 
 def autocast(device: torch.device, dtype: Optional[torch.dtype]):

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from textrnn import config, dist, precision, rundir
 from textrnn.data import batching
+from textrnn.data.prefetch import prefetch
 from textrnn.errors import UserError
 from textrnn.tasks.base import Task, build_task
 
@@ -30,6 +31,10 @@ class Interrupted(Exception):
 
 def pick_device(name: str) -> torch.device:
     if name in ("auto", "cuda") and torch.cuda.is_available() and dist.world() > 1:
+        n = torch.cuda.device_count()
+        if dist.local_rank() >= n:
+            raise UserError(f"torchrun: local rank {dist.local_rank()} needs a GPU of its own but this node has {n}; "
+                            f"use --nproc-per-node {n}, or --set train.device=cpu (gloo)")
         return torch.device("cuda", dist.local_rank())  # one GPU per torchrun process
     if name == "auto":
         if torch.cuda.is_available():
@@ -195,7 +200,7 @@ class Trainer:
             torch.manual_seed(t.seed + 7919 * dist.rank() + st["global_step"])  # each rank its own dropout
             console.print(f"[dim]{dist.world()} processes (torchrun), {dist.backend()} backend[/]")
         self.model = dist.wrap(model, self.device)
-        prec = "fp32" if self.dtype is None else str(self.dtype).replace("torch.", "")
+        prec = precision.label(self.dtype)
         if task.streaming:
             pad, shape = None, "streamed batches"
         else:
@@ -244,12 +249,12 @@ class Trainer:
                           TextColumn("loss {task.fields[loss]:.4f} · {task.fields[tps]:,.0f} tok/s"),
                           TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True) as bar:
                 pid = bar.add_task("train", total=total, completed=skip, epoch=epoch + 1, loss=float("nan"), tps=0)
-                for k, idx in enumerate(order):
-                    if k < skip:  # resuming mid-epoch: the same batches, in the same order, skipped
-                        continue
+                # resuming mid-epoch: the same batches, in the same order, the first `skip` skipped
+                todo = ((k, idx) for k, idx in enumerate(order) if k >= skip)
+                collate = lambda ki: (ki[0], task.collate("train", ki[1], self.device))  # noqa: E731
+                for k, batch in prefetch(todo, collate, enabled=self.device.type == "cuda"):
                     t0 = time.perf_counter()
                     model.train()
-                    batch = task.collate("train", idx, self.device)
                     with self._autocast():
                         loss, ntok = task.loss(model, batch)
                     self.opt.zero_grad(set_to_none=True)
@@ -334,7 +339,7 @@ class Trainer:
             "best_epoch": st["best_epoch"], "epochs": st["epoch"], "steps": st["global_step"],
             "tokens_per_s": st["tokens"] / max(st["step_seconds"], 1e-9),
             "train_seconds": st["wall_seconds"], "pad_fraction": pad, "parameters": n_params,
-            "device": str(self.device), "precision": "fp32" if self.dtype is None else str(self.dtype)[6:], **extra,
+            "device": str(self.device), "precision": precision.label(self.dtype), **extra,
         })
         rundir.write_json(self.run / "summary.json", summary)
         from textrnn import plots

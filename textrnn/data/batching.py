@@ -68,6 +68,13 @@ def pad(seqs: list[np.ndarray], pad_id: int) -> tuple[torch.Tensor, torch.Tensor
     return torch.from_numpy(out), torch.from_numpy(n)
 
 
+def to_device(t: torch.Tensor, device) -> torch.Tensor:
+    """Host -> device copy; to a GPU from pinned (page-locked) memory, without blocking the host."""
+    if torch.device(device).type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 def pad_fraction(lengths: Sequence[int], batches: list[list[int]]) -> float:
     real = sum(lengths[i] for b in batches for i in b)
     padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)

@@ -108,8 +108,8 @@ class Classify(Task):
     def collate(self, split: str, idx: list[int], device) -> dict:
         ids, lengths = batching.pad([self.data[split][i] for i in idx], self.vocab.pad)
         y = torch.as_tensor(self.targets[split][idx], dtype=torch.long)
-        return {"ids": ids.to(device, non_blocking=True), "lengths": lengths,
-                "y": y.to(device, non_blocking=True), "tokens": int(lengths.sum())}
+        return {"ids": batching.to_device(ids, device), "lengths": lengths,
+                "y": batching.to_device(y, device), "tokens": int(lengths.sum())}
 
     def loss(self, model, batch):
         logits = model(batch["ids"], batch["lengths"])

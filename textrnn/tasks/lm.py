@@ -232,14 +232,15 @@ class LM(Task):
         pad = self.vocab.pad
         if self.m.mode == "stream":
             x, y = self._window(split, idx[0])
-            return {"x": torch.as_tensor(x).to(device), "y": torch.as_tensor(y).to(device), "lengths": None,
+            return {"x": batching.to_device(torch.as_tensor(x), device),
+                    "y": batching.to_device(torch.as_tensor(y), device), "lengths": None,
                     "reset": idx[0] == 0, "tokens": int((y != pad).sum())}
         seqs = [self.data[split][i] for i in idx]
         bos, eos = np.array([self.vocab.bos]), np.array([self.vocab.eos])
         x, lengths = batching.pad([np.concatenate([bos, a]) for a in seqs], pad)  # [B, T]
         y, _ = batching.pad([np.concatenate([a, eos]) for a in seqs], pad)  # [B, T]
-        return {"x": x.to(device), "y": y.to(device), "lengths": lengths, "reset": True,
-                "tokens": int(lengths.sum())}
+        return {"x": batching.to_device(x, device), "y": batching.to_device(y, device), "lengths": lengths,
+                "reset": True, "tokens": int(lengths.sum())}
 
     # -- model
     def build_model(self) -> nn.Module:

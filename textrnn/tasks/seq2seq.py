@@ -199,8 +199,8 @@ class Translate(Task):
         ys = [self.tgt[split][i] for i in idx]
         tgt_in, _ = batching.pad([np.concatenate([[v.bos], y]) for y in ys], v.pad)  # [B, T]
         tgt_out, tlen = batching.pad([np.concatenate([y, [v.eos]]) for y in ys], v.pad)  # [B, T]
-        return {"src": src.to(device, non_blocking=True), "src_len": src_len,
-                "tgt_in": tgt_in.to(device, non_blocking=True), "tgt_out": tgt_out.to(device, non_blocking=True),
+        return {"src": batching.to_device(src, device), "src_len": src_len,
+                "tgt_in": batching.to_device(tgt_in, device), "tgt_out": batching.to_device(tgt_out, device),
                 "tokens": int(tlen.sum())}
 
     def _logits(self, model, b: dict):
