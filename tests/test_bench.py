@@ -29,6 +29,19 @@ def test_flops_of_linear_and_bidirectional_lstm():
     assert flops.gemm_seconds(rec.shapes) > 0
 
 
+def test_encoder_paths_count_the_same_flops():
+    from textrnn.config import Encoder as EncCfg
+    from textrnn.nn.padded_encoder import PaddedEncoder
+
+    counts = []
+    for impl in ("padded", "packed"):
+        enc = PaddedEncoder(4, EncCfg(hidden=5, layers=2, impl=impl))
+        rec = flops.Recorder(enc)
+        enc(torch.randn(3, 6, 4), torch.tensor([6, 6, 6]))  # no padding: both paths do the same work
+        counts.append(rec.forward_flops())
+    assert counts[0] == counts[1] > 0
+
+
 def test_attention_flops():
     from textrnn.nn.attention import build
 

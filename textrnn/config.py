@@ -95,7 +95,7 @@ class Encoder(Strict):
     layers: int = 1
     bidirectional: bool = True
     dropout: float = 0.0  # between layers and on the encoder output
-    impl: Literal["auto", "packed", "padded"] = "auto"  # auto: packed (cuDNN) on CUDA, padded (oneDNN) elsewhere
+    impl: Literal["padded", "packed"] = "padded"  # same results; packed: one cuDNN call over PackedSequences
 
 
 class Optimizer(Strict):

@@ -60,7 +60,7 @@ class Recorder:
 
     def _packed_encoder(self, m, inputs, out):
         x, lengths = inputs[0], inputs[1]
-        if m.packed(x):
+        if m.cfg.impl == "packed":
             G, D = GATES[m.cfg.cell.upper()], 2 if m.bwd is not None else 1
             self._recurrent(int(lengths.sum()), int(lengths.max()), x.size(-1), G, m.cfg.hidden, D, m.cfg.layers)
 

@@ -1,10 +1,12 @@
-"""(Bi)RNN encoder with two interchangeable paths over the same weights: packed and padded.
+"""(Bi)RNN encoder with two interchangeable paths over the same weights: padded and packed.
 
-* packed (CUDA's default): one cuDNN call for all layers and directions over a PackedSequence.
-* padded (the CPU default): on CPU a PackedSequence makes PyTorch step through time with small
-  ops, so a padded batch goes through one fused (oneDNN) call per layer and direction instead.
-  The backward direction reads each sequence reversed within its own length (padding stays at
-  the end), so no direction ever sees padding before a real token.
+* padded (the default): one fused call (oneDNN on a CPU, cuDNN on a GPU) per layer and
+  direction over the padded batch. The backward direction reads each sequence reversed within
+  its own length (padding stays at the end), so no direction ever sees padding before a real
+  token. On a CPU a PackedSequence would make PyTorch step through time with small ops.
+* packed (`model.encoder.impl: packed`): one cuDNN call for all layers and directions over a
+  PackedSequence. Batches are length-bucketed (under 1 % padding on the shipped corpora), so
+  packing saves no work; on an H100 it measured 0.79-1.17x the padded path's speed.
 
 Both give the same outputs and final states, so a model trained on a GPU runs on a CPU as is.
 """
@@ -44,16 +46,13 @@ class PaddedEncoder(nn.Module):
         self.drop = Dropout(cfg.dropout)
         self.out_dim = cfg.hidden * D
 
-    def packed(self, x: torch.Tensor) -> bool:
-        return self.cfg.impl == "packed" or (self.cfg.impl == "auto" and x.is_cuda)
-
     def forward(self, x: torch.Tensor, lengths: torch.Tensor):
         """x [B, T, E], lengths [B] -> outputs [B, T, D*H] (zeros past each length), h_n [L*D, B, H].
 
         h_n holds each sequence's state at its own last real step (layer-major, forward then
         backward, like nn.LSTM's h_n); the cell state is not returned.
         """
-        if self.packed(x):
+        if self.cfg.impl == "packed":
             return self._packed(x, lengths)
         B, T = x.shape[:2]
         mask = (torch.arange(T, device=x.device)[None, :] < lengths.to(x.device)[:, None]).unsqueeze(-1)
