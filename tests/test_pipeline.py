@@ -141,3 +141,26 @@ def test_unknown_valid_label_is_named(tmp_path, cli):
     p = _pipeline(tmp_path, "good\tpos\nbad\tbad_label\n")
     code, _, err = cli("run", p, "--output", tmp_path / "run")
     assert code == 2 and "label 'neg' does not occur in the train split" in err
+
+
+def test_inference_precision_option(trained, cli):
+    from textrnn import precision
+
+    run, _ = trained
+    texts = ["an absolute delight", "a dull, lifeless mess", "the film is superb and I loved it"]
+    code, fp32, err = cli("predict", run, "--json", *texts)
+    assert code == 0, err
+    code, auto, err = cli("predict", run, "--json", "--precision", "auto", *texts)
+    assert code == 0, err
+    code, bf16, err = cli("predict", run, "--json", "--precision", "bf16", *texts)
+    if precision.cpu_native_bf16():  # autocast bf16: the same labels, probabilities to bf16's precision
+        assert code == 0, err
+        a, b = [[json.loads(x) for x in out.strip().splitlines()] for out in (fp32, bf16)]
+        assert [r["label"] for r in a] == [r["label"] for r in b]
+        assert all(abs(p - q) < 0.05 for r, s in zip(a, b) for p, q in zip(r["probs"].values(), s["probs"].values()))
+    else:  # emulated bf16 would be tens of times slower: refused, and auto stays in float32
+        assert code == 2 and "no native bfloat16" in err and "--precision" in err
+        assert auto == fp32
+    for bad in (["--precision", "fp16"], ["--precision", "bf16", "--quantize"], ["--precision", "fp64"]):
+        code, _, err = cli("predict", run, *bad, "fine")
+        assert code == 2 and len(err.strip().splitlines()) == 1, (bad, err)

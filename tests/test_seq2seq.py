@@ -230,3 +230,15 @@ def test_quantized_translation_agrees_with_float(trained, cli):
     ref, q = ref.split("\n")[:-1], q.split("\n")[:-1]
     assert len(q) == len(src)
     assert sum(a == b for a, b in zip(ref, q)) >= len(src) // 2
+
+
+def test_translate_under_bf16_keeps_lines_or_refuses(trained, cli):
+    from textrnn import precision
+
+    run, _ = trained
+    code, out, err = cli("translate", run, "--precision", "bf16", stdin="ein Hund .\n\nzwei Männer .\n".encode())
+    if precision.cpu_native_bf16():
+        assert code == 0, err
+        assert out.split("\n")[1] == "" and len(out.split("\n")) == 4
+    else:
+        assert code == 2 and "no native bfloat16" in err and not out

@@ -96,11 +96,16 @@ def training(cfg: config.Pipeline, steps: int, device: torch.device, warmup: int
     return out
 
 
-def inference(run: Path, device: torch.device, n: int = 100) -> dict:
-    """Speed of the run's commands on its valid split (never the test split)."""
+def inference(run: Path, device: torch.device, n: int = 100, precision: str = "fp32") -> dict:
+    """Speed of the run's commands on its valid split (never the test split), under `--precision`."""
     from textrnn.cli import _load
 
-    run, cfg, task, model, dev = _load(str(run), (), str(device))
+    run, cfg, task, model, dev = _load(str(run), (), str(device), precision=precision)
+    with task.amp():
+        return _inference(cfg, task, model, dev, n)
+
+
+def _inference(cfg, task, model, dev, n: int) -> dict:
     splits = task.read_splits()
     out: dict = {}
     if cfg.task == "classify":
@@ -143,7 +148,8 @@ def inference(run: Path, device: torch.device, n: int = 100) -> dict:
     return out
 
 
-def bench(cfg: config.Pipeline, steps: int, run: Optional[str], device: str = "auto") -> dict:
+def bench(cfg: config.Pipeline, steps: int, run: Optional[str], device: str = "auto",
+          inference_precision: str = "fp32") -> dict:
     dev = pick_device(device)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
@@ -152,7 +158,8 @@ def bench(cfg: config.Pipeline, steps: int, run: Optional[str], device: str = "a
            "training": training(cfg, steps, dev)}
     if run:
         rundir.open_run(run)
-        out["inference"] = inference(Path(run), dev)
+        out["inference"] = inference(Path(run), dev, precision=inference_precision)
+        out["inference"]["precision"] = inference_precision
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if dev.type == "cuda":
         out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20

@@ -18,6 +18,7 @@ SET_HELP = "Override a pipeline value: key.sub=value (value parsed as YAML). Rep
 
 
 QUANTIZE_HELP = "CPU inference with int8 weights (dynamic quantization of linear and recurrent layers)."
+PRECISION_HELP = "fp32 | bf16 (autocast; on a CPU only where it is native) | fp16 (CUDA) | auto (bf16 where native)."
 
 
 def quantize_int8(model):
@@ -32,15 +33,24 @@ def quantize_int8(model):
         return torch.ao.quantization.quantize_dynamic(model, {nn.Linear, nn.LSTM, nn.GRU}, dtype=torch.qint8)
 
 
-def _load(run_dir: str, overrides: List[str] = (), device: str = "cpu", quantize: bool = False):
-    """Open a run directory: pipeline, task (tokenizer, vocab, labels) and best weights."""
+def _load(run_dir: str, overrides: List[str] = (), device: str = "cpu", quantize: bool = False,
+          precision: str = "fp32"):
+    """Open a run directory: pipeline, task (tokenizer, vocab, labels) and best weights.
+
+    The task's `amp` is the autocast to run the model under (`--precision`).
+    """
+    from textrnn import precision as prec
     from textrnn import rundir
     from textrnn.tasks.base import build_task
     from textrnn.train import pick_device
 
     run, cfg = rundir.open_run(run_dir, overrides)
     dev = pick_device(device)
+    dtype = prec.for_inference(precision, dev)
+    if quantize and dtype is not None:
+        raise UserError(f"--quantize with --precision {precision}: choose one")
     task = build_task(cfg)
+    task.amp = lambda: prec.autocast(dev, dtype)  # noqa: E731
     task.load(run)
     model = task.build_model()
     rundir.load_weights(model, run / "model.safetensors")
@@ -96,14 +106,16 @@ def evaluate(
     run_dir: str = typer.Argument(..., metavar="RUN", help="Run directory."),
     set_: List[str] = typer.Option([], "--set", help=SET_HELP + " E.g. data.test.path=FILE."),
     device: str = typer.Option("cpu", "--device"),
+    precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
 ):
     """Evaluate the best model on the test split (or any file given with --set) and print JSON."""
-    run, cfg, task, model, dev = _load(run_dir, set_, device)
+    run, cfg, task, model, dev = _load(run_dir, set_, device, precision=precision)
     if cfg.data.test is None:
         raise UserError(f"{run}: the pipeline declares no test split; give one with --set data.test.path=FILE")
     ex = task.read_test()
     task.prepare({"test": ex}, run, resume=True)
-    typer.echo(json.dumps(task.evaluate(model, "test", dev)))
+    with task.amp():
+        typer.echo(json.dumps(task.evaluate(model, "test", dev)))
 
 
 @app.command()
@@ -113,15 +125,17 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="JSON lines with every class probability."),
     quantize: bool = typer.Option(False, "--quantize", help=QUANTIZE_HELP),
     device: str = typer.Option("cpu", "--device"),
+    precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
 ):
     """Print LABEL<TAB>PROBABILITY for each text."""
-    run, cfg, task, model, dev = _load(run_dir, (), device, quantize)
+    run, cfg, task, model, dev = _load(run_dir, (), device, quantize, precision)
     if cfg.task != "classify":
         raise UserError(f"{run}: a {cfg.task} model; predict needs a classifier")
     lines = _input_lines(texts or [])
     if not lines:
         return
-    probs = task.predict_proba(model, lines, dev)
+    with task.amp():
+        probs = task.predict_proba(model, lines, dev)
     out = []
     for text, p in zip(lines, probs):
         best = int(p.argmax())

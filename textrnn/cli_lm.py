@@ -8,18 +8,18 @@ from typing import List, Optional
 import typer
 from pydantic import ValidationError
 
-from textrnn.cli import _input_lines, _load, app
+from textrnn.cli import PRECISION_HELP, _input_lines, _load, app
 from textrnn.errors import UserError
 
 
-def _load_lm(run_dir: str, device: str, command: str):
+def _load_lm(run_dir: str, device: str, command: str, precision: str):
     """Open a run directory and insist on a language model."""
     from textrnn import rundir
 
     run, cfg = rundir.open_run(run_dir)
     if cfg.task != "lm":
         raise UserError(f"{run}: a {cfg.task} model; {command} needs a language model (task: lm)")
-    return _load(run_dir, (), device)
+    return _load(run_dir, (), device, precision=precision)
 
 
 def _defaults(cfg):
@@ -46,16 +46,18 @@ def generate(
     num: int = typer.Option(1, "--num", "-n", help="Number of samples."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per sample."),
     device: str = typer.Option("cpu", "--device"),
+    precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
 ):
     """Sample continuations of a prompt, one per line (the prompt is included)."""
-    run, cfg, task, model, dev = _load_lm(run_dir, device, "generate")
+    run, cfg, task, model, dev = _load_lm(run_dir, device, "generate", precision)
     d = _defaults(cfg)
     if num < 1:
         raise UserError(f"--num {num}: must be 1 or more")
-    texts = task.generate(model, prompt, dev, max_tokens=d.max_tokens if max_tokens is None else max_tokens,
-                          temperature=d.temperature if temperature is None else temperature,
-                          top_k=d.top_k if top_k is None else top_k, top_p=d.top_p if top_p is None else top_p,
-                          seed=seed, num=num)
+    with task.amp():
+        texts = task.generate(model, prompt, dev, max_tokens=d.max_tokens if max_tokens is None else max_tokens,
+                              temperature=d.temperature if temperature is None else temperature,
+                              top_k=d.top_k if top_k is None else top_k, top_p=d.top_p if top_p is None else top_p,
+                              seed=seed, num=num)
     for text in texts:
         full = f"{prompt.rstrip()} {text}".strip() if prompt.strip() else text
         typer.echo(json.dumps({"prompt": prompt, "text": full}, ensure_ascii=False) if as_json else full)
@@ -68,12 +70,14 @@ def complete(
     k: int = typer.Option(5, "-k", help="How many next words."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per text."),
     device: str = typer.Option("cpu", "--device"),
+    precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
 ):
     """Print the k most likely next words as WORD<TAB>PROBABILITY (a blank line between texts)."""
-    run, cfg, task, model, dev = _load_lm(run_dir, device, "complete")
+    run, cfg, task, model, dev = _load_lm(run_dir, device, "complete", precision)
     blocks = []
     for text in _input_lines(texts or []):
-        words = task.complete(model, text, dev, k)
+        with task.amp():
+            words = task.complete(model, text, dev, k)
         if as_json:
             blocks.append(json.dumps({"text": text, "next": [{"word": w, "prob": round(p, 6)} for w, p in words]},
                                      ensure_ascii=False))

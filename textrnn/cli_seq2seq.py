@@ -12,7 +12,7 @@ from typing import Iterator, List, Optional
 
 import typer
 
-from textrnn.cli import QUANTIZE_HELP, _load, app
+from textrnn.cli import PRECISION_HELP, QUANTIZE_HELP, _load, app
 from textrnn import rundir
 from textrnn.errors import UserError
 
@@ -82,6 +82,7 @@ def translate(
     chunk: int = typer.Option(10000, "--chunk", help="Lines read and translated at a time."),
     quantize: bool = typer.Option(False, "--quantize", help=QUANTIZE_HELP),
     device: str = typer.Option("cpu", "--device"),
+    precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
 ):
     """Translate files or stdin: exactly one output line per input line, in input order."""
     from textrnn.tasks.seq2seq import search_cfg
@@ -97,7 +98,7 @@ def translate(
         for f in files:  # every input checked before anything is written
             if not Path(f).is_file():
                 raise UserError(f"{f}: no such file")
-    run, cfg, task, model, dev = _load(run_dir, (), device, quantize)
+    run, cfg, task, model, dev = _load(run_dir, (), device, quantize, precision)
     if not hasattr(task, "translate"):
         raise UserError(f"{run}: a {cfg.task} model; translate needs a translation model")
     s = search_cfg(cfg, beam=beam, batch_tokens=batch_tokens, n_best=n_best, alpha=alpha)
@@ -110,7 +111,8 @@ def translate(
         text = " ".join(files) if files else sys.stdin.read().strip()
         if not text:
             raise UserError("--plot-attention: give the text to translate")
-        src, tgt, w = task.attention(model, text, dev, s)
+        with task.amp():
+            src, tgt, w = task.attention(model, text, dev, s)
         draw(w, src, tgt, Path(plot_attention), text)
         typer.echo(task.detok([task.vocab_tgt.stoi[t] for t in tgt[:-1]]))
         return
@@ -137,7 +139,8 @@ def translate(
                 fin = stack.enter_context(_open(src_path)) if src_path else sys.stdin.buffer
                 fout = stack.enter_context(_atomic_text(out_path)) if out_path else sys.stdout
                 for lines in _chunks(fin, name, chunk):
-                    hyps = task.translate(model, lines, dev, s)
+                    with task.amp():
+                        hyps = task.translate(model, lines, dev, s)
                     fout.write("".join(_format(h, s.n_best) + "\n" for h in hyps))
                     fout.flush()
                     done += len(lines)

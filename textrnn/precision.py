@@ -60,6 +60,24 @@ def resolve(precision: str, amp: bool, device: torch.device) -> Optional[torch.d
     return None  # mps: float32
 
 
+def for_inference(choice: str, device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype of the inference commands' `--precision` (None = float32).
+
+    fp32 (the default) | bf16 | fp16 (CUDA) | auto: bf16 on a CPU that computes it natively, else fp32.
+    """
+    if choice not in ("fp32", "bf16", "fp16", "auto"):
+        raise UserError(f"--precision {choice}: one of fp32, bf16, fp16, auto")
+    if choice == "fp32":
+        return None
+    if choice == "auto":
+        native = device.type == "cpu" and cpu_native_bf16() and _lstm_works(torch.bfloat16)
+        return torch.bfloat16 if native else None
+    try:
+        return resolve(choice, True, device)
+    except UserError as e:
+        raise UserError(str(e).replace("train.precision", "--precision")) from None
+
+
 def label(dtype: Optional[torch.dtype]) -> str:
     """The config's name for an autocast dtype: fp32 | bf16 | fp16."""
     return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]

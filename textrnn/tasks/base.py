@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -106,6 +107,10 @@ class Task:
         return batching.shard(batches, rank, world)
 
     # -- to implement
+    def amp(self):
+        """The autocast that inference runs under (the commands' `--precision` sets it); none here."""
+        return contextlib.nullcontext()
+
     def prepare(self, splits, run: Path, resume: bool) -> None: ...
     def build_model(self) -> nn.Module: ...
     def collate(self, split: str, idx: list[int], device) -> dict: ...
