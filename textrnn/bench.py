@@ -96,11 +96,11 @@ def training(cfg: config.Pipeline, steps: int, device: torch.device, warmup: int
     return out
 
 
-def inference(run: Path, device: torch.device, n: int = 100, precision: str = "fp32") -> dict:
+def inference(run: Path, device: torch.device, n: int = 100, prec: str = "fp32") -> dict:
     """Speed of the run's commands on its valid split (never the test split), under `--precision`."""
     from textrnn.cli import _load
 
-    run, cfg, task, model, dev = _load(str(run), (), str(device), precision=precision)
+    run, cfg, task, model, dev = _load(str(run), (), str(device), precision=prec)
     with task.amp():
         return _inference(cfg, task, model, dev, n)
 
@@ -158,7 +158,7 @@ def bench(cfg: config.Pipeline, steps: int, run: Optional[str], device: str = "a
            "training": training(cfg, steps, dev)}
     if run:
         rundir.open_run(run)
-        out["inference"] = inference(Path(run), dev, precision=inference_precision)
+        out["inference"] = inference(Path(run), dev, prec=inference_precision)
         out["inference"]["precision"] = inference_precision
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if dev.type == "cuda":

@@ -37,7 +37,7 @@ def _load(run_dir: str, overrides: List[str] = (), device: str = "cpu", quantize
           precision: str = "fp32"):
     """Open a run directory: pipeline, task (tokenizer, vocab, labels) and best weights.
 
-    The task's `amp` is the autocast to run the model under (`--precision`).
+    `--precision` sets the autocast the task's `amp()` runs inference under.
     """
     from textrnn import precision as prec
     from textrnn import rundir
@@ -50,7 +50,7 @@ def _load(run_dir: str, overrides: List[str] = (), device: str = "cpu", quantize
     if quantize and dtype is not None:
         raise UserError(f"--quantize with --precision {precision}: choose one")
     task = build_task(cfg)
-    task.amp = lambda: prec.autocast(dev, dtype)  # noqa: E731
+    task.inference_dtype, task.inference_device = dtype, dev.type
     task.load(run)
     model = task.build_model()
     rundir.load_weights(model, run / "model.safetensors")

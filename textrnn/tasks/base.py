@@ -107,9 +107,14 @@ class Task:
         return batching.shard(batches, rank, world)
 
     # -- to implement
+    inference_dtype: Optional[torch.dtype] = None  # autocast at inference: the commands' `--precision`
+    inference_device: str = "cpu"  # the device type it autocasts on
+
     def amp(self):
-        """The autocast that inference runs under (the commands' `--precision` sets it); none here."""
-        return contextlib.nullcontext()
+        """The autocast that inference runs under (None: float32)."""
+        if self.inference_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.inference_device, dtype=self.inference_dtype)
 
     def prepare(self, splits, run: Path, resume: bool) -> None: ...
     def build_model(self) -> nn.Module: ...
