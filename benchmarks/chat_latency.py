@@ -1,4 +1,4 @@
-"""Chat reply latency: the REPL's own Session answering N messages in one conversation.
+"""Chat reply latency: a conversation of the Python API (what the REPL and the server use) answering N messages.
 
     python benchmarks/chat_latency.py RUN MESSAGES_FILE [-n 100] [--threads 2] [--reset-every 4]
 
@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from textrnn.cli_chat import open_session
+import textrnn
 
 
 def main():
@@ -29,16 +29,17 @@ def main():
     ap.add_argument("--reset-every", type=int, default=4)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    session, cfg = open_session(a.run)
+    bot = textrnn.load(a.run, device="cpu")
+    session, cfg = bot.session(), bot.pipeline
     msgs = [m.strip() for m in open(a.messages, encoding="utf-8") if m.strip()][: a.n]
-    session.respond("hello")  # warm-up, not timed
-    session.command("/reset")
+    session.reply("hello")  # warm-up, not timed
+    session.reset()
     times, replies = [], []
     for i, m in enumerate(msgs):
         if i and i % a.reset_every == 0:
-            session.command("/reset")
+            session.reset()
         t0 = time.perf_counter()
-        replies.append(session.respond(m))
+        replies.append(session.reply(m))
         times.append(time.perf_counter() - t0)
     times.sort()
     print(json.dumps({

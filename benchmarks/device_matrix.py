@@ -20,7 +20,7 @@ import torch
 
 from textrnn import bench, config
 from textrnn.data import batching
-from textrnn.train import pick_device
+from textrnn.device import pick_device
 
 
 def unpinned(t: torch.Tensor, device) -> torch.Tensor:

@@ -110,7 +110,7 @@ def main():
         out["train_target_tokens_per_s"] = train_steps(task, model, cfg, a.steps)
     model.eval()
     if a.quantize:
-        from textrnn.cli import quantize_int8
+        from textrnn.precision import quantize_int8
 
         model = quantize_int8(model)
         out["quantized"] = True

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from textrnn import config, rundir, sampling
+from textrnn import config, generation, rundir, sampling
 from textrnn.data.sources import Examples
 from textrnn.tasks.base import build_task
 from textrnn.tasks.lm import columns
@@ -201,12 +201,12 @@ def test_filters_and_greedy():
 
 def test_same_seed_same_text():
     task, model = task_on(TEXTS)
-    a = task.generate(model, "the", "cpu", max_tokens=12, seed=7, num=3)
-    b = task.generate(model, "the", "cpu", max_tokens=12, seed=7, num=3)
-    c = task.generate(model, "the", "cpu", max_tokens=12, seed=8, num=3)
+    a = generation.generate(task, model, "the", "cpu", max_tokens=12, seed=7, num=3)
+    b = generation.generate(task, model, "the", "cpu", max_tokens=12, seed=7, num=3)
+    c = generation.generate(task, model, "the", "cpu", max_tokens=12, seed=8, num=3)
     assert a == b and a != c
-    g1 = task.generate(model, "the", "cpu", temperature=0, seed=1)
-    assert g1 == task.generate(model, "the", "cpu", temperature=0, seed=2)
+    g1 = generation.generate(task, model, "the", "cpu", temperature=0, seed=1)
+    assert g1 == generation.generate(task, model, "the", "cpu", temperature=0, seed=2)
 
 
 # ---------------------------------------------------------------- CLI round trip and errors

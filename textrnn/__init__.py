@@ -1,3 +1,31 @@
-"""textrnn: recurrent text models from declared pipelines."""
+"""textrnn: recurrent text models from declared pipelines.
+
+    import textrnn
+    clf = textrnn.load("runs/sentiment")
+    clf.predict(["an absolute delight", "a dull mess"])
+    run = textrnn.train("pipelines/sentiment.yaml", overrides={"train.epochs": 3}, output="runs/x")
+    textrnn.evaluate("runs/sentiment", test="other.tsv")
+
+The names below are imported on first use, so `import textrnn` stays light (the CLI starts fast).
+"""
+
+from textrnn.errors import UserError
 
 __version__ = "0.1.0"
+
+_API = {"load", "train", "evaluate", "Run", "TaskModel", "Classifier", "Prediction", "LanguageModel",
+        "Translator", "Chatbot", "ChatSession", "WrongTask"}
+
+__all__ = sorted(_API | {"UserError", "__version__"})
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from textrnn import inference
+
+        return getattr(inference, name)
+    raise AttributeError(f"module 'textrnn' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

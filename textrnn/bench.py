@@ -23,7 +23,8 @@ from textrnn import config, flops, precision, rundir
 from textrnn.data import batching
 from textrnn.data.prefetch import prefetch as data_prefetch
 from textrnn.tasks.base import build_task
-from textrnn.train import make_optimizer, pick_device, seed_everything
+from textrnn.device import pick_device
+from textrnn.train import make_optimizer, seed_everything
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -97,52 +98,44 @@ def training(cfg: config.Pipeline, steps: int, device: torch.device, warmup: int
 
 
 def inference(run: Path, device: torch.device, n: int = 100, prec: str = "fp32") -> dict:
-    """Speed of the run's commands on its valid split (never the test split), under `--precision`."""
-    from textrnn.cli import _load
+    """Speed of the run's commands on its valid split (never the test split), under `--precision`,
+    through the inference layer the commands use."""
+    from textrnn import inference as api
 
-    run, cfg, task, model, dev = _load(str(run), (), str(device), precision=prec)
-    with task.amp():
-        return _inference(cfg, task, model, dev, n)
-
-
-def _inference(cfg, task, model, dev, n: int) -> dict:
-    splits = task.read_splits()
+    m = api.load(run, device=str(device), precision=prec)
+    splits = m.task.read_splits()
     out: dict = {}
-    if cfg.task == "classify":
+    if isinstance(m, api.Classifier):
         texts = splits["valid"].texts
         t0 = time.perf_counter()
-        task.predict_proba(model, texts, dev)
+        m.predict_proba(texts)
         out["predict_sentences_per_s"] = len(texts) / (time.perf_counter() - t0)
-    elif cfg.task == "translate":
-        from textrnn.tasks.seq2seq import search_cfg
-
+    elif isinstance(m, api.Chatbot):
+        times = []
+        for ctx in splits["valid"].src[:n]:
+            t0 = time.perf_counter()
+            m.reply(ctx.split("\n"))
+            times.append(time.perf_counter() - t0)
+        out |= {"chat_reply_p50_s": statistics.median(times), "chat_reply_p95_s": _pct(times, 0.95)}
+    elif isinstance(m, api.Translator):
         texts = splits["valid"].src
         for beam in (1, 5):
-            s = search_cfg(cfg, beam=beam, n_best=1)
+            s = m.settings(beam=beam, n_best=1)
             t0 = time.perf_counter()
-            task.translate(model, texts, dev, s)
+            m.translate_nbest(texts, s)
             out[f"translate_beam{beam}_sentences_per_s"] = len(texts) / (time.perf_counter() - t0)
             t0 = time.perf_counter()
             for t in texts[:n]:
-                task.translate(model, [t], dev, s)
+                m.translate_nbest([t], s)
             out[f"translate_beam{beam}_one_at_a_time_sentences_per_s"] = min(n, len(texts)) / (time.perf_counter() - t0)
         out["batched_over_one_at_a_time_beam5"] = (out["translate_beam5_sentences_per_s"]
                                                    / out["translate_beam5_one_at_a_time_sentences_per_s"])
-    elif cfg.task == "chat":
-        from textrnn.tasks.seq2seq import search_cfg
-
-        s, times = search_cfg(cfg), []
-        for ctx in splits["valid"].src[:n]:
-            t0 = time.perf_counter()
-            task.reply(model, ctx.split("\n"), dev, s)
-            times.append(time.perf_counter() - t0)
-        out |= {"chat_reply_p50_s": statistics.median(times), "chat_reply_p95_s": _pct(times, 0.95)}
-    elif cfg.task == "lm":
+    elif isinstance(m, api.LanguageModel):
         times = []
         for line in [t for t in splits["valid"].texts if len(t.split()) > 3][:n]:
             prompt = " ".join(line.split()[: len(line.split()) // 2])
             t0 = time.perf_counter()
-            task.complete(model, prompt, dev, k=5)
+            m.complete(prompt, k=5)
             times.append(time.perf_counter() - t0)
         out |= {"complete_p50_s": statistics.median(times), "complete_p95_s": _pct(times, 0.95)}
     return out

@@ -8,7 +8,10 @@ out on stdout (no prompt, no colours); what commands print goes to stderr.
 from __future__ import annotations
 
 import sys
-from typing import Callable, TextIO
+from typing import TextIO
+
+from textrnn.errors import UserError
+from textrnn.inference.session import ChatSession
 
 HELP = """commands:
   /reset              forget the conversation
@@ -24,12 +27,8 @@ INT_OPTIONS = {"beam", "top_k", "min_length", "block_ngram", "max_extra", "seed"
 FLOAT_OPTIONS = {"temperature", "top_p", "repetition_penalty", "alpha", "max_ratio"}
 
 
-class Session:
-    """The conversation state and the command interpreter, independent of any terminal."""
-
-    def __init__(self, reply: Callable[[list[str], dict], str], options: dict, history: int, max_chars: int = 2000):
-        self.reply_fn, self.options, self.history_turns, self.max_chars = reply, dict(options), history, max_chars
-        self.turns: list[str] = []
+class Session(ChatSession):
+    """A conversation (textrnn.inference.ChatSession) plus the REPL's /commands."""
 
     def command(self, line: str) -> tuple[str, bool]:
         """Run a /command; returns (text to show, quit?)."""
@@ -38,7 +37,7 @@ class Session:
         if name in ("quit", "exit", "q"):
             return "", True
         if name == "reset":
-            self.turns.clear()
+            self.reset()
             return "(conversation reset)", False
         if name == "history":
             return "\n".join(f"{'you' if i % 2 == 0 else 'bot'}: {t}" for i, t in enumerate(self.turns)) or "(empty)", False
@@ -57,21 +56,14 @@ class Session:
                     return f"unknown option {key!r} (try /help)", False
             except ValueError:
                 return f"{key}: {raw!r} is not a number", False
-            if value < 0 or (key == "beam" and value < 1) or (key == "top_p" and value > 1):
-                return f"{key}: {raw} is out of range", False
-            self.options[key] = value
+            try:
+                value = self.set(key, value)  # the shared validation of search settings
+            except UserError as e:
+                return f"{key}: {raw} is out of range ({e})", False
             return f"{key} = {value}", False
         if name == "help":
             return HELP, False
         return f"unknown command /{name} (try /help)", False
-
-    def respond(self, message: str) -> str:
-        """Reply to one message; the history window is what the model was trained with."""
-        message = message[: self.max_chars]
-        context = (self.turns + [message])[-self.history_turns:] if self.history_turns > 0 else [message]
-        answer = self.reply_fn(context, self.options)
-        self.turns += [message, answer]
-        return answer
 
 
 def run_pipe(session: Session, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:

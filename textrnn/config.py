@@ -193,7 +193,14 @@ def apply_set(raw: dict, assignment: str, base: Path | None = None) -> None:
         value = yaml.safe_load(text) if text else ""
     except yaml.YAMLError:
         value = text
+    apply_value(raw, key, value, base)
+
+
+def apply_value(raw: dict, key: str, value: Any, base: Path | None = None) -> None:
+    """Set `key.sub` to a value in the raw tree; a relative path value is resolved against `base`."""
     parts = key.strip().split(".")
+    if not all(parts):
+        raise UserError(f"override {key!r}: expected a dotted key such as train.epochs")
     node = raw
     for p in parts[:-1]:
         if not isinstance(node.get(p), dict):
@@ -311,8 +318,10 @@ def read_yaml(path: str | Path) -> Any:
         raise UserError(f"{path}:{line} invalid YAML: {getattr(e, 'problem', e)}") from None
 
 
-def load(path: str | Path, overrides: list[str] = (), cwd: Path | None = None) -> Pipeline:
-    """Read a pipeline YAML: interpolate ${ENV}, resolve relative paths, apply --set, validate."""
+def load(path: str | Path, overrides: list[str] = (), cwd: Path | None = None,
+         values: dict[str, Any] | None = None) -> Pipeline:
+    """Read a pipeline YAML: interpolate ${ENV}, resolve relative paths, apply --set (then `values`:
+    {"train.epochs": 3}, already typed), validate."""
     path = Path(path)
     raw = read_yaml(path)
     if not isinstance(raw, dict):
@@ -321,6 +330,10 @@ def load(path: str | Path, overrides: list[str] = (), cwd: Path | None = None) -
     raw = _resolve_paths(raw, path.resolve().parent)
     for a in overrides:
         apply_set(raw, interpolate(a), cwd or Path.cwd())
+    for key, value in (values or {}).items():
+        if not isinstance(key, str):
+            raise UserError(f"overrides: keys are dotted names such as 'train.epochs', not {key!r}")
+        apply_value(raw, key, value, cwd or Path.cwd())
     return validate(raw, str(path))
 
 

@@ -1,44 +1,55 @@
-"""PNG plots: learning curves and the confusion matrix."""
+"""Plots as matplotlib Figures (object API, no pyplot state: safe in threads and notebooks) and PNG files."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from textrnn.rundir import write_atomic  # noqa: E402
+from textrnn.rundir import write_atomic
 
 
-def _save(fig, path: Path) -> None:
+def subplots(*args, figsize=None, **kw):
+    """Like pyplot.subplots, but a plain Figure that no global figure manager holds."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kw)
+
+
+def _save(fig: Figure, path: Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     write_atomic(path, buf.getvalue())
 
 
 def curves(history: list[dict], metric: str, path: Path, title: str) -> None:
+    """Write curves_figure's PNG (nothing without history)."""
+    if history:
+        _save(curves_figure(history, metric, title), path)
+
+
+def curves_figure(history: list[dict], metric: str, title: str) -> Figure:
     """Train and valid loss per epoch (left), the selection metric (right)."""
-    if not history:
-        return
     ep = [h["epoch"] for h in history]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (a, b) = subplots(1, 2, figsize=(10, 3.6))
     a.plot(ep, [h["train_loss"] for h in history], "o-", label="train")
     a.plot(ep, [h["loss"] for h in history], "o-", label="valid")
     a.set_xlabel("epoch"), a.set_ylabel("loss"), a.legend(), a.grid(alpha=0.3)
     b.plot(ep, [h[metric] for h in history], "o-", color="C2")
     b.set_xlabel("epoch"), b.set_ylabel(f"valid {metric}"), b.grid(alpha=0.3)
     fig.suptitle(title)
-    _save(fig, path)
+    return fig
 
 
 def confusion(conf: np.ndarray, labels: list[str], path: Path, title: str) -> None:
+    _save(confusion_figure(conf, labels, title), path)
+
+
+def confusion_figure(conf: np.ndarray, labels: list[str], title: str) -> Figure:
+    """Counts [true, predicted] as a heat map with the numbers written in."""
     n = len(labels)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * n, 1.0 + 0.7 * n))
+    fig, ax = subplots(figsize=(1.2 + 0.7 * n, 1.0 + 0.7 * n))
     ax.imshow(conf, cmap="Blues")
     ax.set_xticks(range(n), labels, rotation=45, ha="right"), ax.set_yticks(range(n), labels)
     ax.set_xlabel("predicted"), ax.set_ylabel("true"), ax.set_title(title)
@@ -46,13 +57,13 @@ def confusion(conf: np.ndarray, labels: list[str], path: Path, title: str) -> No
     for i in range(n):
         for j in range(n):
             ax.text(j, i, str(conf[i, j]), ha="center", va="center", color="white" if conf[i, j] > top / 2 else "black")
-    _save(fig, path)
+    return fig
 
 
 def gates(rec: dict, tokens: list[str], path: Path, title: str, units: int = 8) -> None:
     """One row of heat maps per gate: the mean over units on top, then the `units` most varying units."""
     names = [k for k in rec if k not in ("h",)] or ["h"]
-    fig, axes = plt.subplots(len(names), 1, figsize=(max(5, 0.45 * len(tokens) + 2), 1.2 + 1.6 * len(names)),
+    fig, axes = subplots(len(names), 1, figsize=(max(5, 0.45 * len(tokens) + 2), 1.2 + 1.6 * len(names)),
                              squeeze=False)
     for n_ax, (ax, name) in enumerate(zip(axes[:, 0], names)):
         a = np.asarray(rec[name])  # [T, H]
@@ -70,7 +81,7 @@ def gates(rec: dict, tokens: list[str], path: Path, title: str, units: int = 8) 
 
 
 def saliency(tokens: list[str], values: list[float], path: Path, title: str) -> None:
-    fig, ax = plt.subplots(figsize=(max(5, 0.45 * len(tokens) + 2), 3))
+    fig, ax = subplots(figsize=(max(5, 0.45 * len(tokens) + 2), 3))
     v = np.asarray(values)
     ax.bar(range(len(tokens)), v, color=np.where(v >= 0, "C2", "C3"))
     ax.set_xticks(range(len(tokens)), tokens, rotation=60, ha="right")
@@ -82,7 +93,7 @@ def saliency(tokens: list[str], values: list[float], path: Path, title: str) -> 
 
 def gradient_decay(curves: dict[str, list[float]], path: Path, title: str) -> None:
     """||d h_T / d x_t|| against the distance T - t, log scale, one curve per run."""
-    fig, ax = plt.subplots(figsize=(6, 3.8))
+    fig, ax = subplots(figsize=(6, 3.8))
     for name, g in curves.items():
         ax.semilogy(range(len(g)), np.maximum(np.asarray(g), 1e-30), "o-", ms=3, label=name)
     ax.set_xlabel("distance from the last token (steps)")
@@ -95,7 +106,7 @@ def gradient_decay(curves: dict[str, list[float]], path: Path, title: str) -> No
 
 def compare_curves(runs: dict[str, list[dict]], metric: str, path: Path) -> None:
     """Valid metric and train loss per epoch of several runs on shared axes."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (a, b) = subplots(1, 2, figsize=(10, 3.6))
     for name, hist in runs.items():
         ep = [h["epoch"] for h in hist]
         a.plot(ep, [h.get(metric) for h in hist], "o-", label=name)

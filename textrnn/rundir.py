@@ -95,6 +95,9 @@ def load_weights(model: torch.nn.Module, path: Path, device: str = "cpu") -> Non
         raise UserError(f"{path}: missing (the run has not saved a model yet)")
     try:
         state = load_file(str(path), device=str(device))
+    except Exception as e:
+        raise UserError(f"{path}: unreadable weights file ({str(e).splitlines()[0]})") from None
+    try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except Exception as e:
         raise UserError(f"{path}: weights do not fit the pipeline's model ({str(e).splitlines()[0]})") from None

@@ -14,31 +14,58 @@ own rules (repetition penalty) and a sampling `pick` on top of the same loop.
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Annotated, Optional
 
 import torch
+from pydantic import Field
 
+from textrnn import sampling
 from textrnn.config import Strict
 
 NEG = float("-inf")
 
 
-class SearchCfg(Strict):
-    """Decoding settings (the pipeline's `generate:` section; CLI options override them)."""
+Int0 = Annotated[int, Field(ge=0)]
+Int1 = Annotated[int, Field(ge=1)]
+Real0 = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
-    beam: int = 5  # 1 = greedy
-    alpha: float = 0.6  # length penalty ((5 + len) / 6) ** alpha; 0 = raw log-probability
-    max_ratio: float = 1.5  # max output length = max_ratio × source length + max_extra
-    max_extra: int = 10
-    n_best: int = 1  # hypotheses returned per input (≤ beam)
-    block_ngram: int = 0  # never repeat an n-gram of this size (0 = off)
-    min_length: int = 0  # <eos> forbidden before this many tokens
-    repetition_penalty: float = 1.0  # > 1: a token already in the output loses log(penalty)
-    temperature: float = 0.0  # > 0: sample (beam is not used); 0: most probable token
-    top_k: int = 0  # sampling: keep the k most probable tokens (0 = all)
-    top_p: float = 1.0  # sampling: keep the smallest set holding this much probability
-    seed: Optional[int] = None  # sampling: same seed, same output
-    batch_tokens: int = 6000  # decoding batch: source tokens × beam
+
+class SearchCfg(Strict):
+    """Decoding settings (the pipeline's `generate:` section; CLI options, the REPL's /set and the
+    Python API override them, all validated here)."""
+
+    beam: Int1 = 5  # 1 = greedy
+    alpha: Real0 = 0.6  # length penalty ((5 + len) / 6) ** alpha; 0 = raw log-probability
+    max_ratio: Real0 = 1.5  # max output length = max_ratio × source length + max_extra
+    max_extra: Int0 = 10
+    n_best: Int1 = 1  # hypotheses returned per input (≤ beam)
+    block_ngram: Int0 = 0  # never repeat an n-gram of this size (0 = off)
+    min_length: Int0 = 0  # <eos> forbidden before this many tokens
+    repetition_penalty: Positive = 1.0  # > 1: a token already in the output loses log(penalty)
+    temperature: Real0 = 0.0  # > 0: sample (beam is not used); 0: most probable token
+    top_k: Int0 = 0  # sampling: keep the k most probable tokens (0 = all)
+    top_p: Annotated[float, Field(gt=0, le=1)] = 1.0  # sampling: keep the smallest set holding this much probability
+    seed: Optional[Annotated[int, Field(ge=0, lt=2**63)]] = None  # sampling: same seed, same output
+    batch_tokens: Int1 = 6000  # decoding batch: source tokens × beam
+
+
+def settings(base: SearchCfg | dict, origin: str = "search settings", **override) -> SearchCfg:
+    """`base` with `override` applied (None = keep), validated: a one-line UserError names the bad value."""
+    from pydantic import ValidationError
+
+    from textrnn.config import explain
+    from textrnn.errors import UserError
+
+    raw = base.model_dump() if isinstance(base, SearchCfg) else dict(base)
+    raw.update({k: v for k, v in override.items() if v is not None})
+    try:
+        s = SearchCfg.model_validate(raw)
+    except ValidationError as err:
+        raise UserError(explain(err, SearchCfg, origin)) from None
+    if s.n_best > s.beam:
+        raise UserError(f"{origin}: n-best {s.n_best} is more than beam {s.beam} (need 1 <= n-best <= beam)")
+    return s
 
 
 Hyp = tuple[list[int], float]  # tokens (no <bos>/<eos>), score
@@ -73,15 +100,7 @@ def pick(logp: torch.Tensor, s: SearchCfg, gen: Optional[torch.Generator]) -> to
     """Next tokens [N] from log-probabilities [N, V]: argmax, or a sample (temperature, top-k, top-p)."""
     if s.temperature <= 0:
         return logp.topk(1, dim=-1).indices[:, 0]  # as beam search ranks: beam 1 == greedy
-    z = logp / s.temperature
-    if s.top_k > 0:
-        kth = z.topk(min(s.top_k, z.size(-1)), dim=-1).values[:, -1:]  # [N, 1]
-        z = z.masked_fill(z < kth, NEG)
-    if s.top_p < 1.0:
-        sz, order = z.sort(dim=-1, descending=True)
-        cum = sz.softmax(-1).cumsum(-1)
-        drop = cum - sz.softmax(-1) >= s.top_p  # tokens after the nucleus is full (the first always stays)
-        z = z.scatter(1, order, sz.masked_fill(drop, NEG))
+    z = sampling.filter_logits(logp / s.temperature, s.top_k, s.top_p)  # [N, V]
     return torch.multinomial(z.softmax(-1), 1, generator=gen)[:, 0]
 
 

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from textrnn import config, dist, precision, rundir
 from textrnn.data import batching
 from textrnn.data.prefetch import prefetch
+from textrnn.device import pick_device
 from textrnn.errors import UserError
 from textrnn.tasks.base import Task, build_task
 
@@ -27,26 +28,6 @@ console = Console(stderr=True, soft_wrap=True)
 
 class Interrupted(Exception):
     """Training stopped by Ctrl-C after a checkpoint was written."""
-
-
-def pick_device(name: str) -> torch.device:
-    if name in ("auto", "cuda") and torch.cuda.is_available() and dist.world() > 1:
-        n = torch.cuda.device_count()
-        if dist.local_rank() >= n:
-            raise UserError(f"torchrun: local rank {dist.local_rank()} needs a GPU of its own but this node has {n}; "
-                            f"use --nproc-per-node {n}, or --set train.device=cpu (gloo)")
-        return torch.device("cuda", dist.local_rank())  # one GPU per torchrun process
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise UserError("--device mps: no MPS device is available")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:
@@ -350,6 +331,13 @@ class Trainer:
 
 
 def run_pipeline(cfg: config.Pipeline, output: Optional[str] = None, resume: bool = False,
-                 device: Optional[str] = None, on_step=None) -> tuple[Path, dict]:
+                 device: Optional[str] = None, on_step=None, quiet: bool = False) -> tuple[Path, dict]:
+    """Train `cfg` into its run directory; `quiet` prints nothing (no progress bar, no epoch lines)."""
     run = Path(output or cfg.output or Path("runs") / cfg.name)
-    return run, Trainer(cfg, run, resume, device, on_step).fit()
+    was = console.quiet
+    try:
+        trainer = Trainer(cfg, run, resume, device, on_step)
+        console.quiet = console.quiet or quiet
+        return run, trainer.fit()
+    finally:
+        console.quiet = was

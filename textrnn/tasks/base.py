@@ -14,6 +14,7 @@ from torch import nn
 
 from textrnn.config import Pipeline
 from textrnn.data import batching
+from textrnn.errors import UserError
 from textrnn.registry import get
 from textrnn.text import tokenized, tokenizers
 from textrnn.text.vocab import Vocab
@@ -39,11 +40,11 @@ class Task:
 
         return sources.read_splits(self.cfg.data, self.cfg.train.seed, labelled=True)
 
-    def read_test(self):
-        """The declared test split alone (for `textrnn evaluate`)."""
+    def read_test(self, source=None):
+        """The declared test split alone (for `textrnn evaluate`), or `source` (a config.Source) instead."""
         from textrnn.data import sources
 
-        return sources.read(self.cfg.data.test, self.cfg.data.label_names, labelled=True)
+        return sources.read(source or self.cfg.data.test, self.cfg.data.label_names, labelled=True)
 
     # -- text -> ids
     def fit_text(self, train_texts: list[str]) -> tokenized.Tokenized:
@@ -117,6 +118,12 @@ class Task:
         return torch.autocast(self.inference_device, dtype=self.inference_dtype)
 
     def prepare(self, splits, run: Path, resume: bool) -> None: ...
+    def add_split(self, name: str, examples) -> None:
+        """Encode one more split with the fitted tokenizer and vocabulary (e.g. a test file to evaluate)."""
+    def drop_split(self, name: str) -> None:
+        """Forget a split added with add_split."""
+        for attr in ("data", "targets", "streams", "tgt", "refs", "first"):
+            getattr(self, attr, {}).pop(name, None)
     def build_model(self) -> nn.Module: ...
     def collate(self, split: str, idx: list[int], device) -> dict: ...
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, int]: ...
@@ -136,4 +143,7 @@ def build_task(cfg: Pipeline) -> Task:
 
 
 def read_json(path: Path):
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not valid JSON ({e})") from None

@@ -67,8 +67,8 @@ class Chat(Translate):
     def read_splits(self) -> dict:
         return read_splits(self.cfg.data, self.cfg.model.history, self.cfg.train.seed)
 
-    def read_test(self):
-        return read_pairs(self.cfg.data.test, self.cfg.model.history)
+    def read_test(self, source=None):
+        return read_pairs(source or self.cfg.data.test, self.cfg.model.history)
 
     def fit(self, train: Pairs) -> None:
         turns = [t for c in train.src for t in c.split(TURN_BREAK)] + train.tgt

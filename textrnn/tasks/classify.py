@@ -61,6 +61,11 @@ class Classify(Task):
     metric = "accuracy"
     higher_is_better = True
 
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.labels: list[str] = []
+        self.targets: dict[str, np.ndarray] = {}  # split -> class indices
+
     def prepare(self, splits, run: Path, resume: bool) -> None:
         self.fresh = not resume  # a new model: pretrained vectors are read (not when loading a run)
         train = splits.get("train")
@@ -79,15 +84,18 @@ class Classify(Task):
             if len(self.labels) < 2:
                 raise UserError(f"{train.origin}: the label column has one class only ({self.labels[0]!r}); "
                                 f"a classifier needs two or more")
-        index = {lab: i for i, lab in enumerate(self.labels)}
         self.targets = {}
         for name, ex in splits.items():
-            unknown = sorted(set(ex.labels) - set(index))
-            if unknown:
-                raise UserError(f"{ex.origin}: label {unknown[0]!r} does not occur in the train split "
-                                f"(train labels: {', '.join(self.labels)})")
-            self.data[name] = self.encode_texts(ex.texts)
-            self.targets[name] = np.array([index[lab] for lab in ex.labels])
+            self.add_split(name, ex)
+
+    def add_split(self, name: str, ex) -> None:
+        index = {lab: i for i, lab in enumerate(self.labels)}
+        unknown = sorted(set(ex.labels) - set(index))
+        if unknown:
+            raise UserError(f"{ex.origin}: label {unknown[0]!r} does not occur in the train split "
+                            f"(train labels: {', '.join(self.labels)})")
+        self.data[name] = self.encode_texts(ex.texts)
+        self.targets[name] = np.array([index[lab] for lab in ex.labels])
 
     def load_buffer(self, texts: list[str], labels) -> None:
         index = {lab: i for i, lab in enumerate(self.labels)}

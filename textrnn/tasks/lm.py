@@ -1,4 +1,4 @@
-"""Next-word language modelling: embedding → RNN → dropout → (tied) softmax; perplexity, generation, completion.
+"""Next-word language modelling: embedding → RNN → dropout → (tied) softmax; perplexity (generation: textrnn.generation).
 
 Two data modes:
 * `stream`: each split is one token stream (an <eos> after every line, one <eos> in front as the
@@ -12,7 +12,6 @@ Perplexity is exp(mean NLL) over every target token (<eos> included, padding exc
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -22,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from textrnn import dist, sampling
+from textrnn import dist
 from textrnn.config import Embedding as EmbCfg, Strict
 from textrnn.data import batching, sources
 from textrnn.errors import UserError
@@ -130,11 +129,6 @@ def detach(state):
     return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
 
 
-def select(state, rows: torch.Tensor):
-    """Rows of the batch dimension of a state: h [L, B, H] -> [L, len(rows), H]."""
-    return tuple(s[:, rows] for s in state) if isinstance(state, tuple) else state[:, rows]
-
-
 def columns(stream: np.ndarray, n_cols: int, pad: int) -> tuple[np.ndarray, np.ndarray]:
     """A stream [N+1] (starting with its first context token) -> inputs, targets [B, C].
 
@@ -167,8 +161,8 @@ class LM(Task):
     def read_splits(self) -> dict:
         return sources.read_splits(self.cfg.data, self.cfg.train.seed, labelled=False)
 
-    def read_test(self):
-        return sources.read(self.cfg.data.test, self.cfg.data.label_names, labelled=False)
+    def read_test(self, source=None):
+        return sources.read(source or self.cfg.data.test, self.cfg.data.label_names, labelled=False)
 
     def prepare(self, splits, run: Path, resume: bool) -> None:
         train = splits.get("train")
@@ -184,12 +178,21 @@ class LM(Task):
             self.fit_stream(train)
         else:
             self.fit_text(splits["train"].texts)
-        eos = self.vocab.eos
-        for name, ex in splits.items():
-            self.data[name] = self.encode_texts(ex.texts)
-            if self.m.mode == "stream":  # <eos> w … <eos> w … <eos>: the first <eos> is context only
-                self.streams[name] = np.concatenate([[eos]] + [np.append(a, eos) for a in self.data[name]])
         self._cols.clear()
+        for name, ex in splits.items():
+            self.add_split(name, ex)
+
+    def add_split(self, name: str, ex) -> None:
+        self.drop_split(name)
+        self.data[name] = self.encode_texts(ex.texts)
+        if self.m.mode == "stream":  # <eos> w … <eos> w … <eos>: the first <eos> is context only
+            eos = self.vocab.eos
+            self.streams[name] = np.concatenate([[eos]] + [np.append(a, eos) for a in self.data[name]])
+
+    def drop_split(self, name: str) -> None:
+        super().drop_split(name)
+        for key in [k for k in self._cols if k[0] == name]:
+            del self._cols[key]
 
     def _train_cols(self) -> int:
         t = self.cfg.train
@@ -286,103 +289,3 @@ class LM(Task):
 
     def plots(self, model, run: Path, device) -> None:
         """The learning curves (written by the trainer) are the plots of a language model."""
-
-    # -- use
-    def _start(self) -> int:
-        return self.vocab.bos if self.m.mode == "sentences" else self.vocab.eos
-
-    @torch.no_grad()
-    def _read_prompt(self, model, prompt: str, device):
-        """Run the prompt through the model: (state, logits of the next token [1, V])."""
-        model.eval()
-        ids = [self._start()]
-        if prompt.strip():
-            toks = self.vocab.encode(self.tok.tokenize(prompt))
-            if all(i == self.vocab.unk for i in toks):
-                raise UserError(f"prompt {prompt!r}: none of its words is in the model's vocabulary")
-            ids += toks
-        logits, state = model(torch.tensor([ids], device=device))  # [1, T, V]
-        return state, logits[:, -1].float()
-
-    def _banned(self, logits: torch.Tensor) -> torch.Tensor:
-        """Never produce padding, <bos> or <unk>."""
-        logits = logits.clone()
-        logits[:, [self.vocab.pad, self.vocab.bos, self.vocab.unk]] = float("-inf")
-        return logits
-
-    @torch.no_grad()
-    def generate(self, model, prompt: str, device, max_tokens: int = 50, temperature: float = 1.0,
-                 top_k: int = 0, top_p: float = 1.0, seed: Optional[int] = None, num: int = 1) -> list[str]:
-        """`num` continuations of the prompt, each until <eos> or `max_tokens` tokens."""
-        sampling.check(temperature, top_k, top_p)
-        gen = sampling.generator(seed)
-        state, logits = self._read_prompt(model, prompt, device)
-        rows = torch.zeros(num, dtype=torch.long, device=device)
-        state = select(state, rows)  # [L, num, H]
-        logits = logits[rows]  # [num, V]
-        out = [[] for _ in range(num)]
-        alive = torch.ones(num, dtype=torch.bool)
-        for _ in range(max_tokens):
-            nxt = sampling.pick(self._banned(logits), temperature, top_k, top_p, gen)  # [num]
-            for r in range(num):
-                if alive[r]:
-                    if int(nxt[r]) == self.vocab.eos:
-                        alive[r] = False
-                    else:
-                        out[r].append(self.vocab.itos[int(nxt[r])])
-            if not alive.any():
-                break
-            logits, state = model(nxt[:, None], state)  # [num, 1, V]
-            logits = logits[:, -1].float()
-        return [self.tok.detokenize(toks) for toks in out]
-
-    @torch.no_grad()
-    def complete(self, model, prompt: str, device, k: int = 5) -> list[tuple[str, float]]:
-        """The k most likely next words with their probabilities (whole words for subword tokenizers)."""
-        specials = {self.vocab.pad, self.vocab.unk, self.vocab.bos, self.vocab.eos}
-        n_words = len(self.vocab) - len(specials)
-        if k < 1 or k > n_words:
-            raise UserError(f"-k {k}: must be between 1 and the vocabulary size ({n_words} words)")
-        state, logits = self._read_prompt(model, prompt, device)
-        if self.cfg.tokenizer.kind == "sentencepiece":
-            return self._complete_pieces(model, state, logits, k, device)
-        probs = logits.softmax(-1)[0]  # [V]
-        probs[list(specials)] = -1.0
-        top = probs.topk(k)
-        return [(self.vocab.itos[int(i)], float(p)) for p, i in zip(top.values, top.indices)]
-
-    def _complete_pieces(self, model, state, logits, k: int, device, width: int = 0, depth: int = 8):
-        """Whole words from subword pieces: a word starts with a '▁' piece and ends before the next
-        '▁' piece, punctuation or <eos>. P(word) = P(pieces) · P(a boundary next); a small beam over partial words."""
-        width = width or max(4 * k, 20)
-        V = len(self.vocab)
-        specials = torch.tensor([self.vocab.pad, self.vocab.unk, self.vocab.bos, self.vocab.eos])
-        starts = torch.tensor([t.startswith("▁") and any(c.isalnum() for c in t) for t in self.vocab.itos])  # [V]
-        starts[specials] = False
-        cont = torch.tensor([not t.startswith("▁") and any(c.isalnum() for c in t) for t in self.vocab.itos])
-        cont[specials] = False
-        boundary = ~cont  # a new word, punctuation or <eos> ends the word
-        boundary[[self.vocab.pad, self.vocab.unk, self.vocab.bos]] = False
-        logp = logits.log_softmax(-1)[0].cpu()  # [V]
-        first = logp.masked_fill(~starts, float("-inf")).topk(min(width, int(starts.sum())))
-        beam = [([int(i)], float(lp)) for lp, i in zip(first.values, first.indices)]
-        state = select(state, torch.zeros(len(beam), dtype=torch.long, device=device))
-        done: dict[str, float] = defaultdict(float)
-        for _ in range(depth):
-            if not beam:
-                break
-            last = torch.tensor([[p[-1]] for p, _ in beam], device=device)  # [N, 1]
-            out, state = model(last, state)
-            nlp = out[:, -1].float().log_softmax(-1).cpu()  # [N, V]
-            end = torch.logsumexp(nlp.masked_fill(~boundary, float("-inf")), -1)  # [N]
-            for (pieces, lp), e in zip(beam, end):
-                done[self.tok.detokenize(self.vocab.decode(pieces)).strip()] += math.exp(lp + float(e))
-            floor = sorted(done.values(), reverse=True)[k - 1] if len(done) >= k else 0.0
-            ext = nlp.masked_fill(~cont, float("-inf")) + torch.tensor([lp for _, lp in beam])[:, None]  # [N, V]
-            top = ext.flatten().topk(min(width, ext.numel()))
-            keep = [(int(f) // V, int(f) % V, float(v)) for v, f in zip(top.values, top.indices)
-                    if math.isfinite(float(v)) and math.exp(float(v)) > floor]
-            beam = [(beam[r][0] + [i], v) for r, i, v in keep]
-            state = select(state, torch.tensor([r for r, _, _ in keep], dtype=torch.long, device=device))
-        best = sorted(done.items(), key=lambda kv: -kv[1])[:k]
-        return [(w, p) for w, p in best]

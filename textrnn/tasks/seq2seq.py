@@ -98,12 +98,12 @@ class Seq2Seq(nn.Module):
 
 
 def search_cfg(cfg: config.Pipeline, **override) -> search.SearchCfg:
-    """The pipeline's `generate:` section validated, with CLI overrides (None = keep)."""
+    """The pipeline's `generate:` section validated, with overrides (None = keep) validated too."""
     try:
         s = search.SearchCfg.model_validate(cfg.generate)
     except ValidationError as err:
         raise UserError(config.explain(err, search.SearchCfg, "pipeline", prefix=("generate",))) from None
-    return s.model_copy(update={k: v for k, v in override.items() if v is not None})
+    return search.settings(s, **override) if any(v is not None for v in override.values()) else s
 
 
 @register("task", "translate")
@@ -135,8 +135,8 @@ class Translate(Task):
     def read_splits(self) -> dict:
         return parallel.read_splits(self.cfg.data, self.cfg.train.seed)
 
-    def read_test(self):
-        return parallel.read(self.cfg.data.test)
+    def read_test(self, source=None):
+        return parallel.read(source or self.cfg.data.test)
 
     def fit(self, train: parallel.Pairs) -> None:
         """Tokenizer(s) and vocabulary from the train split: joint (one model, one vocab) or per side."""
@@ -168,13 +168,16 @@ class Translate(Task):
         else:
             self.fit(splits["train"])
         for name, ex in splits.items():
-            src, cut_s = self.encode_side(ex.src, False)
-            tgt, cut_t = self.encode_side(ex.tgt, True)
-            self.data[name] = [a if len(a) else np.array([self.vocab.unk]) for a in src]
-            self.tgt[name], self.refs[name], self.first[name] = tgt, list(ex.tgt), ex.src[0]
-            if cut_s or cut_t:
-                console.print(f"[dim]{name}: {cut_s:,} source / {cut_t:,} target sentences truncated to "
-                              f"{self.max_src} / {self.max_tgt} tokens[/]")
+            self.add_split(name, ex)
+
+    def add_split(self, name: str, ex) -> None:
+        src, cut_s = self.encode_side(ex.src, False)
+        tgt, cut_t = self.encode_side(ex.tgt, True)
+        self.data[name] = [a if len(a) else np.array([self.vocab.unk]) for a in src]
+        self.tgt[name], self.refs[name], self.first[name] = tgt, list(ex.tgt), ex.src[0]
+        if cut_s or cut_t:
+            console.print(f"[dim]{name}: {cut_s:,} source / {cut_t:,} target sentences truncated to "
+                          f"{self.max_src} / {self.max_tgt} tokens[/]")
 
     # -- model
     def build_model(self) -> nn.Module:
@@ -302,9 +305,9 @@ class Translate(Task):
 
 def plot_attention(w: np.ndarray, src: list[str], tgt: list[str], path: Path, title: str) -> None:
     """Heat map of attention weights [T, S]: target tokens down, source tokens across."""
-    from textrnn.plots import _save, plt
+    from textrnn.plots import _save, subplots
 
-    fig, ax = plt.subplots(figsize=(max(4, 0.45 * len(src) + 2), max(3, 0.4 * len(tgt) + 1.5)))
+    fig, ax = subplots(figsize=(max(4, 0.45 * len(src) + 2), max(3, 0.4 * len(tgt) + 1.5)))
     ax.imshow(w, cmap="Blues", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(len(src)), src, rotation=60, ha="right")
     ax.set_yticks(range(len(tgt)), tgt)

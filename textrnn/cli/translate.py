@@ -12,8 +12,8 @@ from typing import Iterator, List, Optional
 
 import typer
 
-from textrnn.cli import PRECISION_HELP, QUANTIZE_HELP, _load, app
 from textrnn import rundir
+from textrnn.cli.app import DEVICE_HELP, PRECISION_HELP, QUANTIZE_HELP, open_model
 from textrnn.errors import UserError
 
 
@@ -65,7 +65,6 @@ def _format(hyps: list[tuple[str, float]], n_best: int) -> str:
     return "\t".join(texts) if n_best > 1 else (texts[0] if texts else "")
 
 
-@app.command()
 def translate(
     run_dir: str = typer.Argument(..., metavar="RUN", help="Run directory of a translation model."),
     files: List[str] = typer.Argument(None, metavar="[FILE]...",
@@ -81,12 +80,10 @@ def translate(
                                                  help="Draw the attention matrix of the given text."),
     chunk: int = typer.Option(10000, "--chunk", help="Lines read and translated at a time."),
     quantize: bool = typer.Option(False, "--quantize", help=QUANTIZE_HELP),
-    device: str = typer.Option("cpu", "--device"),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
 ):
     """Translate files or stdin: exactly one output line per input line, in input order."""
-    from textrnn.tasks.seq2seq import search_cfg
-
     files = list(files or [])
     if output and output_dir:
         raise UserError("give --output or --output-dir, not both")
@@ -98,12 +95,8 @@ def translate(
         for f in files:  # every input checked before anything is written
             if not Path(f).is_file():
                 raise UserError(f"{f}: no such file")
-    run, cfg, task, model, dev = _load(run_dir, (), device, quantize, precision)
-    if not hasattr(task, "translate"):
-        raise UserError(f"{run}: a {cfg.task} model; translate needs a translation model")
-    s = search_cfg(cfg, beam=beam, batch_tokens=batch_tokens, n_best=n_best, alpha=alpha)
-    if s.beam < 1 or s.n_best < 1 or s.n_best > s.beam:
-        raise UserError(f"--n-best {s.n_best} --beam {s.beam}: need 1 <= n-best <= beam")
+    mt = open_model(run_dir, "translate", ("translate", "chat"), "a translation model", device, precision, quantize)
+    s = mt.settings(beam=beam, batch_tokens=batch_tokens, n_best=n_best, alpha=alpha)
 
     if plot_attention:
         from textrnn.tasks.seq2seq import plot_attention as draw
@@ -111,10 +104,9 @@ def translate(
         text = " ".join(files) if files else sys.stdin.read().strip()
         if not text:
             raise UserError("--plot-attention: give the text to translate")
-        with task.amp():
-            src, tgt, w = task.attention(model, text, dev, s)
+        src, tgt, w = mt.attention(text, **s.model_dump())
         draw(w, src, tgt, Path(plot_attention), text)
-        typer.echo(task.detok([task.vocab_tgt.stoi[t] for t in tgt[:-1]]))
+        typer.echo(mt.task.detok([mt.task.vocab_tgt.stoi[t] for t in tgt[:-1]]))
         return
 
     outs: list[Optional[Path]] = [Path(output)] if output else [None] * max(1, len(files))
@@ -139,8 +131,7 @@ def translate(
                 fin = stack.enter_context(_open(src_path)) if src_path else sys.stdin.buffer
                 fout = stack.enter_context(_atomic_text(out_path)) if out_path else sys.stdout
                 for lines in _chunks(fin, name, chunk):
-                    with task.amp():
-                        hyps = task.translate(model, lines, dev, s)
+                    hyps = mt.translate_nbest(lines, s)
                     fout.write("".join(_format(h, s.n_best) + "\n" for h in hyps))
                     fout.flush()
                     done += len(lines)

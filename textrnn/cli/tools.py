@@ -1,14 +1,35 @@
-"""`textrnn inspect` (gates, saliency, gradient decay, attention) and `textrnn compare` (runs side by side)."""
+"""Tools: `textrnn bench` (speed in one process, JSON), `textrnn inspect` (inside the network), `textrnn compare`."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from textrnn.cli import _load, app
+from textrnn.cli.app import PRECISION_HELP, SET_HELP, open_model
 from textrnn.errors import UserError
+
+
+def bench(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML file."),
+    steps: int = typer.Option(50, "--steps", min=1, help="Timed training steps (after 5 warm-up steps)."),
+    run_dir: Optional[str] = typer.Option(None, "--run", help="A trained run directory: also time its inference."),
+    set_: List[str] = typer.Option([], "--set", help=SET_HELP),
+    device: str = typer.Option("auto", "--device", help="cpu | cuda | mps | auto."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Also write the JSON to this file."),
+    precision: str = typer.Option("fp32", "--precision", help="Inference (--run) " + PRECISION_HELP),
+):
+    """Training tokens/s, FLOPs per token, roofline fraction, inference speed and peak memory, as JSON."""
+    from textrnn import config, rundir
+    from textrnn.bench import bench as run_bench
+
+    cfg = config.load(pipeline, set_)
+    text = json.dumps(run_bench(cfg, steps, run_dir, device, precision), indent=2)
+    if output:
+        rundir.write_atomic(output, text + "\n")
+    typer.echo(text)
 
 
 def _ids(task, text: str):
@@ -21,7 +42,6 @@ def _ids(task, text: str):
     return torch.tensor(ids), task.vocab.decode(ids)
 
 
-@app.command()
 def inspect(
     args: List[str] = typer.Argument(..., metavar="RUN... TEXT", help="One or more run directories, then the text."),
     out_dir: Path = typer.Option(Path("inspect"), "-o", "--output-dir", help="Folder for the PNGs (and JSON)."),
@@ -42,7 +62,8 @@ def inspect(
     report: dict = {"text": text, "runs": {}}
     decay: dict[str, list[float]] = {}
     for run_dir in runs:
-        run, cfg, task, model, dev = _load(run_dir)
+        m = open_model(run_dir, "inspect")
+        run, cfg, task, model, dev = m.run, m.pipeline, m.task, m.model, m.device
         name = Path(run).name
         ids, tokens = _ids(task, text)
         r: dict = {"task": cfg.task, "tokens": tokens, "layers": []}
@@ -76,7 +97,7 @@ def inspect(
                 line.append(tok + " ", style=f"bold {colour}" if a > 0.3 else colour)
             con.print(line)
         if cfg.task in ("translate", "chat"):
-            src, tgt, w = task.attention(model, text, dev, task.search.model_copy(update={"beam": 1}))
+            src, tgt, w = m.attention(text, beam=1, n_best=1)
             plot_attention(w, src, tgt, out_dir / f"{name}-attention.png", f"{name}: {text}")
             r["attention"] = {"source": src, "target": tgt, "weights": w.tolist()}
         report["runs"][name] = r
@@ -91,7 +112,6 @@ def inspect(
     con.print(f"[dim]plots in {out_dir}/[/]")
 
 
-@app.command()
 def compare(
     runs: List[str] = typer.Argument(..., metavar="RUN...", help="Two or more run directories."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the Markdown report here "

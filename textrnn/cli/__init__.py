@@ -1,0 +1,37 @@
+"""The `textrnn` command: a leaf over the inference layer (textrnn.inference) and the trainer.
+
+One module per command group holds its commands as plain typer-annotated functions: train (run,
+evaluate, info), classify (predict), lm (generate, complete), translate, chat, tools (bench,
+inspect, compare); they are registered here, in the order `textrnn --help` lists them. Nothing
+outside this package imports it.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from textrnn.cli import chat, classify, lm, tools, train, translate
+from textrnn.cli.app import app
+from textrnn.errors import UserError
+
+__all__ = ["app", "main"]
+
+for command in (train.run, train.evaluate, classify.predict, train.info, lm.generate, lm.complete,
+                translate.translate, chat.chat, tools.bench, tools.inspect, tools.compare):
+    app.command()(command)
+
+
+def main() -> None:
+    from textrnn.train import Interrupted
+
+    try:
+        app()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except Interrupted as e:
+        print(str(e), file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,33 @@
+"""`textrnn predict`: labels and probabilities from a classifier run."""
+
+from __future__ import annotations
+
+import json
+from typing import List
+
+import typer
+
+from textrnn.cli.app import DEVICE_HELP, PRECISION_HELP, QUANTIZE_HELP, input_lines, open_model
+
+
+def predict(
+    run_dir: str = typer.Argument(..., metavar="RUN", help="Run directory of a classifier."),
+    texts: List[str] = typer.Argument(None, help="Texts to classify (default: one per line from stdin)."),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines with every class probability."),
+    quantize: bool = typer.Option(False, "--quantize", help=QUANTIZE_HELP),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
+):
+    """Print LABEL<TAB>PROBABILITY for each text."""
+    clf = open_model(run_dir, "predict", ("classify",), "a classifier", device, precision, quantize)
+    lines = input_lines(texts or [])
+    if not lines:
+        return
+    out = []
+    for text, p in zip(lines, clf.predict(lines)):
+        if as_json:
+            out.append(json.dumps({"text": text, "label": p.label,
+                                   "probs": {lab: round(q, 6) for lab, q in p.probs.items()}}, ensure_ascii=False))
+        else:
+            out.append(f"{p.label}\t{p.prob:.4f}")
+    typer.echo("\n".join(out))

@@ -1,0 +1,75 @@
+"""`textrnn run` (train a pipeline), `textrnn evaluate` (metrics on a test file), `textrnn info`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from textrnn.cli.app import DEVICE_HELP, PRECISION_HELP, SET_HELP, open_model
+from textrnn.errors import UserError
+
+
+def run(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML file."),
+    set_: List[str] = typer.Option([], "--set", help=SET_HELP),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Run directory (default runs/<name>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the run directory's last checkpoint."),
+    device: str = typer.Option(None, "--device", help="cpu | cuda | mps | auto (default: the pipeline's)."),
+):
+    """Train a pipeline and write its run directory."""
+    from textrnn import config
+    from textrnn.train import run_pipeline
+
+    if device not in (None, "auto", "cpu", "cuda", "mps"):
+        raise UserError(f"--device {device}: use cpu, cuda, mps or auto")
+    cfg = config.load(pipeline, set_)
+    run_dir, summary = run_pipeline(cfg, output, resume, device)
+    brief = {k: v for k, v in summary.items() if k not in ("valid", "test")}
+    for split in ("valid", "test"):
+        if split in summary:
+            brief[split] = {k: v for k, v in summary[split].items() if k != "confusion"}
+    typer.echo(json.dumps({"run": str(run_dir), **brief}, indent=2))
+
+
+def evaluate(
+    run_dir: str = typer.Argument(..., metavar="RUN", help="Run directory."),
+    set_: List[str] = typer.Option([], "--set", help=SET_HELP + " E.g. data.test.path=FILE."),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
+):
+    """Evaluate the best model on the test split (or any file given with --set) and print JSON."""
+    m = open_model(run_dir, "evaluate", device=device, precision=precision, overrides=set_)
+    if m.pipeline.data.test is None:
+        raise UserError(f"{m.run}: the pipeline declares no test split; give one with --set data.test.path=FILE")
+    typer.echo(json.dumps(m.evaluate()))
+
+
+def info(run_dir: str = typer.Argument(..., metavar="RUN", help="Run directory.")):
+    """Show a run's pipeline, vocabulary sizes, parameter count and metrics."""
+    from rich.console import Console
+    from rich.syntax import Syntax
+    from rich.table import Table
+
+    from textrnn import config
+
+    m = open_model(run_dir, "info")
+    con = Console()
+    con.print(Syntax(config.dump(m.pipeline), "yaml", theme="ansi_dark", background_color="default"))
+    t = Table(show_header=False, box=None)
+    t.add_row("task", m.pipeline.task)
+    t.add_row("vocabulary", f"{m.vocab_size:,}")
+    if hasattr(m, "labels"):
+        t.add_row("labels", ", ".join(m.labels))
+    t.add_row("parameters", f"{m.parameters:,}")
+    s = m.summary
+    if s:
+        for split in ("valid", "test"):
+            if split in s:
+                t.add_row(split, "  ".join(f"{k} {v:.4f}" for k, v in s[split].items() if isinstance(v, float)))
+        t.add_row("tokens/s", f"{s.get('tokens_per_s', 0):,.0f}")
+        t.add_row("train seconds", f"{s.get('train_seconds', 0):,.1f}")
+        t.add_row("best epoch", str(s.get("best_epoch")))
+    con.print(t)
