@@ -17,7 +17,7 @@ import torch
 
 from textrnn import config
 from textrnn.tasks.base import build_task
-from textrnn.train import make_optimizer, seed_everything
+from textrnn.trainer import make_optimizer, seed_everything
 
 
 def main():

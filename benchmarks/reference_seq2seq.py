@@ -23,7 +23,7 @@ from torch import nn
 
 from textrnn import config
 from textrnn.tasks.base import build_task
-from textrnn.train import make_optimizer, seed_everything
+from textrnn.trainer import make_optimizer, seed_everything
 
 
 class Reference(nn.Module):

@@ -18,7 +18,7 @@ import torch
 from textrnn import config
 from textrnn.data import batching
 from textrnn.tasks.base import build_task
-from textrnn.train import make_optimizer, seed_everything
+from textrnn.trainer import make_optimizer, seed_everything
 
 
 def measure(task, model, opt, batches, steps):

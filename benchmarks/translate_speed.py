@@ -22,7 +22,7 @@ from textrnn import config, rundir
 from textrnn.data import parallel
 from textrnn.tasks.base import build_task
 from textrnn.tasks.seq2seq import search_cfg
-from textrnn.train import make_optimizer, seed_everything
+from textrnn.trainer import make_optimizer, seed_everything
 
 
 def train_steps(task, model, cfg, steps: int) -> float:

@@ -134,7 +134,7 @@ train: {epochs: 25, batch_tokens: 400, optimizer: {lr: 0.01}, threads: 1, patien
 
 def test_chat_trains_and_talks_through_a_pipe(tmp_path, cli):
     from textrnn import config
-    from textrnn.train import run_pipeline
+    from textrnn.trainer import run_pipeline
 
     run, summary = run_pipeline(config.load(_chat_pipeline(tmp_path)), output=str(tmp_path / "run"))
     assert {"ppl", "distinct_1", "distinct_2", "top_reply_share"} <= set(summary["valid"])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from textrnn import config, search
-from textrnn.train import run_pipeline
+from textrnn.trainer import run_pipeline
 
 from conftest import ROOT
 from test_seq2seq import sources, tiny_model

@@ -8,7 +8,7 @@ import torch
 from textrnn import config, probe
 from textrnn.data.sources import Examples
 from textrnn.tasks.base import build_task
-from textrnn.train import run_pipeline
+from textrnn.trainer import run_pipeline
 
 from conftest import ROOT
 

@@ -12,7 +12,7 @@ from textrnn import config, generation, rundir, sampling
 from textrnn.data.sources import Examples
 from textrnn.tasks.base import build_task
 from textrnn.tasks.lm import columns
-from textrnn.train import run_pipeline
+from textrnn.trainer import run_pipeline
 
 from conftest import ROOT, write
 

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from textrnn import config
-from textrnn.train import run_pipeline
+from textrnn.trainer import run_pipeline
 
 from conftest import ROOT, write
 

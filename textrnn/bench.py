@@ -24,7 +24,7 @@ from textrnn.data import batching
 from textrnn.data.prefetch import prefetch as data_prefetch
 from textrnn.tasks.base import build_task
 from textrnn.device import pick_device
-from textrnn.train import make_optimizer, seed_everything
+from textrnn.trainer import make_optimizer, seed_everything
 
 
 def _pct(xs: list[float], q: float) -> float:

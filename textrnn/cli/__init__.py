@@ -22,7 +22,7 @@ for command in (train.run, train.evaluate, classify.predict, train.info, lm.gene
 
 
 def main() -> None:
-    from textrnn.train import Interrupted
+    from textrnn.trainer import Interrupted
 
     try:
         app()

@@ -21,7 +21,7 @@ def run(
 ):
     """Train a pipeline and write its run directory."""
     from textrnn import config
-    from textrnn.train import run_pipeline
+    from textrnn.trainer import run_pipeline
 
     if device not in (None, "auto", "cpu", "cuda", "mps"):
         raise UserError(f"--device {device}: use cpu, cuda, mps or auto")

@@ -37,7 +37,7 @@ def train(pipeline: Union[str, os.PathLike], overrides: Overrides = None, output
     the pipeline's `output:` or runs/<name>); `resume` continues from the last checkpoint.
     Shows the progress bar unless `progress=False`. Returns the Run (path and summary)."""
     from textrnn import config
-    from textrnn.train import run_pipeline
+    from textrnn.trainer import run_pipeline
 
     if isinstance(overrides, Mapping):
         cfg = config.load(Path(pipeline), values=dict(overrides))
