@@ -1,9 +1,7 @@
 """Train → save → load → predict round trips on the shipped sample, resume, and the CLI's errors."""
 
 import json
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file

@@ -10,7 +10,7 @@ from textrnn.config import Source
 from textrnn.data import parallel
 from textrnn.errors import UserError
 from textrnn.nn import attention
-from textrnn.tasks.seq2seq import DecCfg, Seq2Seq, Seq2SeqModel
+from textrnn.tasks.seq2seq import Seq2Seq, Seq2SeqModel
 from textrnn.trainer import run_pipeline
 
 from conftest import ROOT, write

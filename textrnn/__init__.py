@@ -16,7 +16,8 @@ __version__ = "0.1.0"
 _API = {"load", "train", "evaluate", "Run", "TaskModel", "Classifier", "Prediction", "LanguageModel",
         "Translator", "Chatbot", "ChatSession", "WrongTask"}
 
-__all__ = sorted(_API | {"UserError", "__version__"})
+__all__ = ["Chatbot", "ChatSession", "Classifier", "LanguageModel", "Prediction", "Run", "TaskModel", "Translator",
+           "UserError", "WrongTask", "__version__", "evaluate", "load", "train"]
 
 
 def __getattr__(name: str):

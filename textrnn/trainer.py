@@ -20,14 +20,10 @@ from textrnn import config, dist, precision, rundir
 from textrnn.data import batching
 from textrnn.data.prefetch import prefetch
 from textrnn.device import pick_device
-from textrnn.errors import UserError
+from textrnn.errors import Interrupted, UserError
 from textrnn.tasks.base import Task, build_task
 
 console = Console(stderr=True, soft_wrap=True)
-
-
-class Interrupted(Exception):
-    """Training stopped by Ctrl-C after a checkpoint was written."""
 
 
 def seed_everything(seed: int) -> None:
@@ -145,7 +141,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> dict:
-        cfg, t = self.cfg, self.cfg.train
+        t = self.cfg.train
         dist.init(self.device)
         task = self._prepare()
         model = task.build_model().to(self.device)

@@ -12,7 +12,7 @@ import sys
 
 from textrnn.cli import chat, classify, lm, tools, train, translate
 from textrnn.cli.app import app
-from textrnn.errors import UserError
+from textrnn.errors import Interrupted, UserError
 
 __all__ = ["app", "main"]
 
@@ -22,8 +22,6 @@ for command in (train.run, train.evaluate, classify.predict, train.info, lm.gene
 
 
 def main() -> None:
-    from textrnn.trainer import Interrupted
-
     try:
         app()
     except UserError as e:

@@ -63,7 +63,7 @@ def inspect(
     decay: dict[str, list[float]] = {}
     for run_dir in runs:
         m = open_model(run_dir, "inspect")
-        run, cfg, task, model, dev = m.run, m.pipeline, m.task, m.model, m.device
+        run, cfg, task, model = m.run, m.pipeline, m.task, m.model
         name = Path(run).name
         ids, tokens = _ids(task, text)
         r: dict = {"task": cfg.task, "tokens": tokens, "layers": []}

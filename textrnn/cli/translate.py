@@ -12,7 +12,6 @@ from typing import Iterator, List, Optional
 
 import typer
 
-from textrnn import rundir
 from textrnn.cli.app import DEVICE_HELP, PRECISION_HELP, QUANTIZE_HELP, open_model
 from textrnn.errors import UserError
 
@@ -48,6 +47,8 @@ def _count_lines(path: str) -> int:
 @contextlib.contextmanager
 def _atomic_text(path: Path):
     """A text file written under a temporary name in the same folder and renamed when complete."""
+    from textrnn import rundir
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = rundir.temp_beside(path)
     try:

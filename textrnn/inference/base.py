@@ -72,7 +72,7 @@ class TaskModel:
         score = ""
         for split in ("test", "valid"):
             if isinstance(s.get(split, {}).get(metric), (int, float)):
-                score = f", {split} {metric}={s[split][metric]:.4g}"
+                score = f", {split} {metric}={s[split][metric]:.4f}"
                 break
         return (f"{type(self).__name__}(run='{self.run}', task={self.task_name}, "
                 f"parameters={self.parameters:,}{score}, device={self.device}, precision={self.precision})")
