@@ -13,7 +13,7 @@ from textrnn.rundir import write_atomic
 
 def subplots(*args, figsize=None, **kw):
     """Like pyplot.subplots, but a plain Figure that no global figure manager holds."""
-    fig = Figure(figsize=figsize)
+    fig = Figure(figsize=figsize, layout="constrained")  # labels inside the figure, also when saved by a user
     return fig, fig.subplots(*args, **kw)
 
 

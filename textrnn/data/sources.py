@@ -8,16 +8,25 @@ import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
-
-import datasets
+from typing import TYPE_CHECKING, Iterator, Optional
 
 from textrnn.config import Data, Source
 from textrnn.errors import UserError
 
-datasets.disable_progress_bars()
-datasets.logging.set_verbosity_error()
-logging.getLogger("datasets").setLevel(logging.ERROR)
+if TYPE_CHECKING:
+    import datasets
+
+
+def _datasets():
+    """`datasets`, imported on first use (a second of start-up that inference never needs), quiet."""
+    import datasets
+
+    if not getattr(datasets, "_textrnn_quiet", False):
+        datasets.disable_progress_bars()
+        datasets.logging.set_verbosity_error()
+        logging.getLogger("datasets").setLevel(logging.ERROR)
+        datasets._textrnn_quiet = True
+    return datasets
 
 
 @dataclass
@@ -65,7 +74,7 @@ def _load(builder: str, files: list[str], encoding: str, **kw) -> datasets.Datas
     if all(Path(f).stat().st_size == 0 for f in files):
         raise UserError(f"{', '.join(files)}: no examples (the file is empty)")
     try:
-        return datasets.load_dataset(builder, data_files=files, split="train", encoding=encoding, **kw)
+        return _datasets().load_dataset(builder, data_files=files, split="train", encoding=encoding, **kw)
     except Exception as e:  # datasets wraps decoding errors in its own types
         cause = e
         while cause is not None and not isinstance(cause, UnicodeDecodeError):
@@ -89,7 +98,7 @@ def _column(ds: datasets.Dataset, col, what: str, origin: str) -> list:
         raise UserError(f"{origin}: no column '{col}' for the {what} (columns: {', '.join(map(str, names))})")
     values = ds[col]
     feat = ds.features[col]
-    if isinstance(feat, datasets.ClassLabel):
+    if isinstance(feat, _datasets().ClassLabel):
         values = [feat.int2str(v) for v in values]
     return values
 
@@ -122,7 +131,7 @@ def _table(src: Source, origin: str) -> datasets.Dataset:
         for label, path in src.files.items():
             ds = _load("text", _files(Source(path=path)), src.encoding)
             parts.append(ds.add_column("label", [label] * len(ds)))
-        return datasets.concatenate_datasets(parts)
+        return _datasets().concatenate_datasets(parts)
     files = _files(src)
     fmt = _format(src, files[0])
     if fmt in ("csv", "tsv"):
@@ -139,7 +148,7 @@ def _table(src: Source, origin: str) -> datasets.Dataset:
             if len(p) == 1:
                 raise UserError(f"{origin}:{n}: expected '<label> <text>', got one word")
         pairs = [p for p in pairs if p]
-        return datasets.Dataset.from_dict({"label": [p[0] for p in pairs], "text": [p[1] for p in pairs]})
+        return _datasets().Dataset.from_dict({"label": [p[0] for p in pairs], "text": [p[1] for p in pairs]})
     return ds
 
 
@@ -148,12 +157,12 @@ def _hub(src: Source) -> datasets.Dataset:
     local = Path(hub.name)
     try:
         if local.is_dir() and ((local / "dataset_info.json").exists() or (local / "dataset_dict.json").exists()):
-            ds = datasets.load_from_disk(str(local))
+            ds = _datasets().load_from_disk(str(local))
         else:
-            ds = datasets.load_dataset(hub.name, hub.config, split=hub.split)
+            ds = _datasets().load_dataset(hub.name, hub.config, split=hub.split)
     except Exception as e:
         raise UserError(f"hub dataset '{hub.name}': {str(e).splitlines()[0]}") from None
-    if isinstance(ds, datasets.DatasetDict):
+    if isinstance(ds, _datasets().DatasetDict):
         if hub.split not in ds:
             raise UserError(f"hub dataset '{hub.name}': no split '{hub.split}' (splits: {', '.join(ds)})")
         ds = ds[hub.split]
@@ -199,13 +208,13 @@ class Stream:
         if src.hub is not None:
             local = Path(src.hub.name)
             if local.is_dir():
-                return datasets.load_from_disk(str(local)).to_iterable_dataset()
-            return datasets.load_dataset(src.hub.name, src.hub.config, split=src.hub.split, streaming=True)
+                return _datasets().load_from_disk(str(local)).to_iterable_dataset()
+            return _datasets().load_dataset(src.hub.name, src.hub.config, split=src.hub.split, streaming=True)
         files = _files(src)
         fmt = _format(src, files[0])
         kw = _csv_kwargs(src, fmt) if fmt in ("csv", "tsv") else {}
         builder = {"csv": "csv", "tsv": "csv", "jsonl": "json"}.get(fmt, "text")
-        return datasets.load_dataset(builder, data_files=files, split="train", encoding=src.encoding,
+        return _datasets().load_dataset(builder, data_files=files, split="train", encoding=src.encoding,
                                      streaming=True, **kw)
 
     def rows(self, seed: Optional[int], buffer: int = 10000) -> Iterator[tuple[str, Optional[str]]]:
