@@ -6,4 +6,8 @@ class UserError(Exception):
 
 
 class Interrupted(Exception):
-    """Training stopped by Ctrl-C after a checkpoint was written."""
+    """Training stopped by Ctrl-C or SIGTERM after a checkpoint was written; `run` is its directory."""
+
+    def __init__(self, message: str, run=None):
+        super().__init__(message)
+        self.run = run

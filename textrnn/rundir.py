@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,11 @@ from textrnn.errors import UserError
 
 MARKER = "textrnn.json"  # {"version": ..., "task": ...}
 FORMAT = 1  # bump when the layout changes incompatibly
+HOLDER = ".textrnn.lock"  # who holds the run directory's lock (the lock itself is on the directory)
+RUN_FILES = ("last.pt", "model.safetensors", "metrics.jsonl", "summary.json", MARKER)  # a run is here
+RESULTS = ("last.pt", "model.safetensors", "metrics.jsonl", "summary.json", "curves.png", "confusion.png",
+           "attention.png")  # what a new run replaces
+_TEMP = re.compile(r"^\.[^.].*\.[A-Za-z0-9_]{8}$")  # temp_beside's names: .<file>.<8 random characters>
 
 
 def temp_beside(path: Path) -> tuple[int, str]:
@@ -26,6 +34,45 @@ def temp_beside(path: Path) -> tuple[int, str]:
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
     return fd, tmp
+
+
+def holds_run(run: Path) -> list[str]:
+    """The run files already in `run` (empty: no run there)."""
+    return [f for f in RUN_FILES if (run / f).is_file()]
+
+
+@contextlib.contextmanager
+def locked(run: Path):
+    """Hold the run directory for writing: an OS lock (flock) on the directory, so a second
+    `textrnn run` on it gets one line naming the holder; stale temporary files of a killed write
+    are removed once the lock is held. Creates the directory."""
+    run.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # no POSIX locks (Windows): no protection against a second writer
+        yield
+        return
+    fd = os.open(run, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                holder = (run / HOLDER).read_text(encoding="utf-8").strip()
+            except OSError:
+                holder = "another process"
+            raise UserError(f"{run}: in use by another textrnn run ({holder}); wait for it or choose another "
+                            f"--output") from None
+        for f in run.iterdir():
+            if _TEMP.match(f.name) and f.is_file():
+                f.unlink(missing_ok=True)
+        write_atomic(run / HOLDER, f"pid {os.getpid()} on {socket.gethostname()}\n")
+        try:
+            yield
+        finally:
+            (run / HOLDER).unlink(missing_ok=True)
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:

@@ -75,25 +75,40 @@ def _comparable(cfg: config.Pipeline) -> dict:
 
 
 class Trainer:
+    """Trains a pipeline into a run directory. Everything is read, validated and built (data,
+    tokenizer, vocabulary, model, optimizer, precision) before the directory is touched; then it is
+    locked for the run, and an existing run in it is replaced only with `overwrite`."""
+
     def __init__(self, cfg: config.Pipeline, run: Path, resume: bool = False, device: Optional[str] = None,
-                 on_step: Optional[Callable[[int], None]] = None):
-        self.cfg, self.run, self.resume, self.on_step = cfg, Path(run), resume, on_step
+                 on_step: Optional[Callable[[int], None]] = None, overwrite: bool = False):
+        if resume and overwrite:
+            raise UserError("--resume and --overwrite: choose one (continue the run, or start it again)")
+        self.cfg, self.run, self.resume, self.on_step, self.overwrite = cfg, Path(run), resume, on_step, overwrite
         self.device = pick_device(device or cfg.train.device)
         self.stop_requested = False
         self.main = dist.is_main()  # under torchrun only rank 0 writes files and prints
         console.quiet = not self.main
 
     # ------------------------------------------------------------------ setup
-    def _prepare(self) -> Task:
+    def _check_dir(self) -> None:
+        """Read only: may this run use its directory?"""
         cfg, run = self.cfg, self.run
-        last = run / "last.pt"
+        if run.exists() and not run.is_dir():
+            raise UserError(f"{run}: exists and is not a directory; choose another --output")
         if self.resume:
-            if not last.is_file():
+            if not (run / "last.pt").is_file():
                 raise UserError(f"{run}: nothing to resume (no last.pt); run without --resume to start")
             _, saved = rundir.open_run(run)
             if _comparable(saved) != _comparable(cfg):
                 raise UserError(f"{run / 'pipeline.yaml'}: the pipeline changed since this run started "
                                 f"(only train settings other than seed and batch size may change on --resume)")
+        elif not self.overwrite and self.main and rundir.holds_run(run):
+            raise UserError(f"{run}: already holds a run ({', '.join(rundir.holds_run(run))}); "
+                            f"--resume continues it, --overwrite starts it again, or choose another --output")
+
+    def _prepare(self) -> Task:
+        """Data read, tokenizer fitted and vocabulary built (or loaded: resume, torchrun followers); no writes."""
+        cfg, run = self.cfg, self.run
         seed_everything(cfg.train.seed)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
@@ -109,9 +124,17 @@ class Trainer:
             dist.barrier()  # rank 0 fits the tokenizer and vocabulary and writes them; the others load them
         with console.status("tokenizing and building the vocabulary…"):
             task.prepare(splits, run, self.resume or follower)
-        if not self.resume and self.main:
-            run.mkdir(parents=True, exist_ok=True)
-            for stale in ("last.pt", "model.safetensors", "metrics.jsonl", "summary.json"):
+        return task
+
+    def _claim(self, task: Task) -> None:
+        """Rank 0, with the directory locked: a new run replaces the old results and writes its
+        pipeline, tokenizer, vocabulary and marker (a resume keeps everything)."""
+        cfg, run = self.cfg, self.run
+        if self.main and not self.resume:
+            if not self.overwrite and rundir.holds_run(run):  # written since _check_dir
+                raise UserError(f"{run}: already holds a run ({', '.join(rundir.holds_run(run))}); "
+                                f"--resume continues it, --overwrite starts it again")
+            for stale in rundir.RESULTS:
                 (run / stale).unlink(missing_ok=True)
             rundir.write_atomic(run / "pipeline.yaml", config.dump(cfg))
             task.save(run)
@@ -119,7 +142,6 @@ class Trainer:
         if dist.active() and self.main:
             dist.barrier()
         console.print(f"[dim]vocabulary {len(task.vocab):,} · device {self.device}[/]")
-        return task
 
     def _autocast(self):
         return precision.autocast(self.device, self.dtype)
@@ -141,9 +163,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> dict:
-        t = self.cfg.train
         dist.init(self.device)
+        self._check_dir()
         task = self._prepare()
+        built = self._build(task)
+        if not self.main:
+            return self._train(task, *built)
+        with rundir.locked(self.run):
+            return self._train(task, *built)
+
+    def _build(self, task: Task) -> tuple:
+        """Model, optimizer, schedule, precision and (resume) the checkpoint's state: no writes."""
+        t = self.cfg.train
         model = task.build_model().to(self.device)
         self.core, self.task = model, task  # core: the model itself; self.model: what trains (DDP-wrapped)
         n_params = sum(p.numel() for p in model.parameters())
@@ -159,7 +190,8 @@ class Trainer:
         self.dtype = precision.resolve(t.precision, t.amp, self.device)  # autocast dtype, None = float32
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
         st = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best": None, "best_epoch": None,
-              "bad_epochs": 0, "history": [], "step_seconds": 0.0, "tokens": 0, "wall_seconds": 0.0}
+              "bad_epochs": 0, "history": [], "step_seconds": 0.0, "tokens": 0, "wall_seconds": 0.0,
+              "epoch_loss": None, "epoch_tokens": 0, "epoch_seconds": 0.0}  # the epoch so far: a resume goes on with it
         if self.resume:
             ck = rundir.load_torch(self.run / "last.pt")
             model.load_state_dict(ck["model"])
@@ -171,8 +203,13 @@ class Trainer:
             torch.set_rng_state(ck["torch_rng"])
             if ck.get("cuda_rng") is not None and self.device.type == "cuda":
                 torch.cuda.set_rng_state(ck["cuda_rng"])
-            st = {k: ck[k] for k in st}
+            st = {k: ck.get(k, v) for k, v in st.items()}  # checkpoints before epoch_* keys: start the epoch's tally
             console.print(f"resuming at epoch {st['epoch'] + 1}, step {st['global_step']}")
+        return model, st, n_params, steps_per_epoch, per_batch
+
+    def _train(self, task: Task, model, st: dict, n_params: int, steps_per_epoch, per_batch: bool) -> dict:
+        t = self.cfg.train
+        self._claim(task)  # everything is validated: from here on the run directory changes
         if dist.world() > 1:
             torch.manual_seed(t.seed + 7919 * dist.rank() + st["global_step"])  # each rank its own dropout
             console.print(f"[dim]{dist.world()} processes (torchrun), {dist.backend()} backend[/]")
@@ -185,21 +222,24 @@ class Trainer:
             shape = f"{steps_per_epoch} batches per epoch · {pad:.1%} padding"
         console.print(f"[dim]{n_params:,} parameters · {shape} · {prec}[/]")
 
-        old_handler = signal.getsignal(signal.SIGINT)
-
-        def on_sigint(signum, frame):
+        def on_signal(signum, frame):
             if self.stop_requested:
                 raise KeyboardInterrupt
             self.stop_requested = True
-            console.print("[yellow]stopping after this step (Ctrl-C again to abort at once)…[/]")
+            what = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+            console.print(f"[yellow]{what}: stopping after this step (Ctrl-C again to abort at once)…[/]")
 
+        # Ctrl-C and SIGTERM (what job schedulers send) checkpoint and stop after the current step
+        old_handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         with contextlib.suppress(ValueError):  # not in the main thread: no handler
-            signal.signal(signal.SIGINT, on_sigint)
+            for sig in old_handlers:
+                signal.signal(sig, on_signal)
         try:
             self._loop(task, st, steps_per_epoch, per_batch)
         finally:
             with contextlib.suppress(ValueError):
-                signal.signal(signal.SIGINT, old_handler)
+                for sig, handler in old_handlers.items():
+                    signal.signal(sig, handler)
         extra = {}
         if dist.active():
             extra = {"world_size": dist.world(), "weights_equal": dist.weights_equal(model),
@@ -221,7 +261,10 @@ class Trainer:
                 order = task.shard(task.batches("train", shuffle=True, seed=seed), dist.rank(), dist.world())
                 total = len(order)
             skip = st["step_in_epoch"]
-            ema, ep_tokens, ep_time = None, 0, 0.0
+            if skip:  # resuming mid-epoch: the running loss and speed of the steps before the interruption
+                ema, ep_tokens, ep_time = st["epoch_loss"], st["epoch_tokens"], st["epoch_seconds"]
+            else:
+                ema, ep_tokens, ep_time = None, 0, 0.0
             with Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                           TextColumn("loss {task.fields[loss]:.4f} · {task.fields[tps]:,.0f} tok/s"),
                           TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True) as bar:
@@ -257,14 +300,15 @@ class Trainer:
                     st["step_seconds"] += dt
                     ep_tokens += ntok
                     ep_time += dt
+                    st["epoch_loss"], st["epoch_tokens"], st["epoch_seconds"] = ema, ep_tokens, ep_time
                     bar.update(pid, advance=1, loss=ema, tps=ep_tokens / max(ep_time, 1e-9))
                     st["wall_seconds"] = time.perf_counter() - wall0
                     if self.on_step:
                         self.on_step(st["global_step"])
                     if dist.any_rank(self.stop_requested):
                         self._checkpoint(st)
-                        raise Interrupted(f"interrupted at step {st['global_step']}; checkpoint written. "
-                                          f"Continue with: textrnn run … --resume")
+                        raise Interrupted(f"interrupted at step {st['global_step']}; checkpoint written to "
+                                          f"{self.run / 'last.pt'}", self.run)
                     if t.checkpoint_every and st["global_step"] % t.checkpoint_every == 0 and k + 1 != total:
                         self._checkpoint(st)
                     if dist.any_rank(bool(t.max_minutes and st["wall_seconds"] >= 60 * t.max_minutes)):
@@ -303,7 +347,8 @@ class Trainer:
         st["epoch"], st["step_in_epoch"] = epoch + 1, 0
         self._write_metrics(st["history"])
         shown = " ".join(f"{k} {v:.4f}" for k, v in valid.items() if isinstance(v, float) and k != "examples")
-        console.print(f"epoch {epoch + 1:>3}  train loss {train_loss:.4f}  valid {shown}  "
+        loss = "n/a" if train_loss is None else f"{train_loss:.4f}"  # None: no step ran in this epoch
+        console.print(f"epoch {epoch + 1:>3}  train loss {loss}  valid {shown}  "
                       f"{rec['tokens_per_s']:,.0f} tok/s" + ("  [green]★ best[/]" if better else ""), soft_wrap=True)
 
     def _finish(self, task: Task, st: dict, n_params: int, pad: float, extra: dict) -> dict:
@@ -327,12 +372,14 @@ class Trainer:
 
 
 def run_pipeline(cfg: config.Pipeline, output: Optional[str] = None, resume: bool = False,
-                 device: Optional[str] = None, on_step=None, quiet: bool = False) -> tuple[Path, dict]:
-    """Train `cfg` into its run directory; `quiet` prints nothing (no progress bar, no epoch lines)."""
+                 device: Optional[str] = None, on_step=None, quiet: bool = False,
+                 overwrite: bool = False) -> tuple[Path, dict]:
+    """Train `cfg` into its run directory; `resume` continues the run there, `overwrite` replaces it
+    (otherwise an existing run is refused); `quiet` prints nothing (no progress bar, no epoch lines)."""
     run = Path(output or cfg.output or Path("runs") / cfg.name)
     was = console.quiet
     try:
-        trainer = Trainer(cfg, run, resume, device, on_step)
+        trainer = Trainer(cfg, run, resume, device, on_step, overwrite)
         console.quiet = console.quiet or quiet
         return run, trainer.fit()
     finally:

@@ -14,11 +14,19 @@ from textrnn.cli import chat, classify, lm, tools, train, translate
 from textrnn.cli.app import app
 from textrnn.errors import Interrupted, UserError
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "resume_command"]
 
 for command in (train.run, train.evaluate, classify.predict, train.info, lm.generate, lm.complete,
                 translate.translate, chat.chat, tools.bench, tools.inspect, tools.compare):
     app.command()(command)
+
+
+def resume_command(argv: list[str]) -> str:
+    """The command line that continues an interrupted `textrnn run`: the same one with --resume."""
+    import shlex
+
+    args = [a for a in argv[1:] if a != "--overwrite"]
+    return shlex.join(["textrnn", *args] + ([] if "--resume" in args else ["--resume"]))
 
 
 def main() -> None:
@@ -28,7 +36,7 @@ def main() -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except Interrupted as e:
-        print(str(e), file=sys.stderr)
+        print(f"{e}\nContinue with: {resume_command(sys.argv)}", file=sys.stderr)
         sys.exit(130)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

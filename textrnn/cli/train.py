@@ -17,6 +17,8 @@ def run(
     set_: List[str] = typer.Option([], "--set", help=SET_HELP),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Run directory (default runs/<name>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run directory's last checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in the run directory "
+                                   "(without it, an existing run is refused)."),
     device: str = typer.Option(None, "--device", help="cpu | cuda | mps | auto (default: the pipeline's)."),
 ):
     """Train a pipeline and write its run directory."""
@@ -26,7 +28,7 @@ def run(
     if device not in (None, "auto", "cpu", "cuda", "mps"):
         raise UserError(f"--device {device}: use cpu, cuda, mps or auto")
     cfg = config.load(pipeline, set_)
-    run_dir, summary = run_pipeline(cfg, output, resume, device)
+    run_dir, summary = run_pipeline(cfg, output, resume, device, overwrite=overwrite)
     brief = {k: v for k, v in summary.items() if k not in ("valid", "test")}
     for split in ("valid", "test"):
         if split in summary:

@@ -32,10 +32,11 @@ class Run:
 
 
 def train(pipeline: Union[str, os.PathLike], overrides: Overrides = None, output: Optional[Union[str, os.PathLike]] = None,
-          resume: bool = False, device: Optional[str] = None, progress: bool = True) -> Run:
+          resume: bool = False, overwrite: bool = False, device: Optional[str] = None, progress: bool = True) -> Run:
     """Train a pipeline YAML (with `overrides` applied, as `--set` does) into `output` (default:
-    the pipeline's `output:` or runs/<name>); `resume` continues from the last checkpoint.
-    Shows the progress bar unless `progress=False`. Returns the Run (path and summary)."""
+    the pipeline's `output:` or runs/<name>); `resume` continues from the last checkpoint,
+    `overwrite` replaces a run already there (otherwise it is refused). Shows the progress bar
+    unless `progress=False`. Returns the Run (path and summary)."""
     from textrnn import config
     from textrnn.trainer import run_pipeline
 
@@ -45,7 +46,8 @@ def train(pipeline: Union[str, os.PathLike], overrides: Overrides = None, output
         cfg = config.load(Path(pipeline), list(overrides or ()))
     else:
         raise UserError("overrides: a mapping {'train.epochs': 3} or a list of 'key.sub=value' strings")
-    path, summary = run_pipeline(cfg, None if output is None else str(output), resume, device, quiet=not progress)
+    path, summary = run_pipeline(cfg, None if output is None else str(output), resume, device, quiet=not progress,
+                                 overwrite=overwrite)
     return Run(Path(path), summary)
 
 

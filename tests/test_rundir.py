@@ -1,0 +1,103 @@
+"""The run directory under `textrnn run`: validate, then lock, then write; an existing run is never lost."""
+
+import hashlib
+import signal
+
+import pytest
+
+from textrnn import config, rundir
+from textrnn.errors import Interrupted
+
+from conftest import write
+
+ROWS = "".join(f"{t}\tpos\n" for t in ["good film", "great fun", "loved it", "superb"]) + \
+       "".join(f"{t}\tneg\n" for t in ["bad film", "dull mess", "hated it", "awful"])
+
+
+@pytest.fixture
+def pipeline(tmp_path):
+    write(tmp_path / "d.tsv", "text\tlabel\n" + ROWS * 3)
+    return write(tmp_path / "p.yaml", "name: t\ndata: {train: {path: d.tsv}, valid: {path: d.tsv}}\n"
+                                      "tokenizer: {kind: whitespace}\nmodel: {embedding: {dim: 8}, encoder: {hidden: 8}}\n"
+                                      "train: {epochs: 2, batch_tokens: 40, checkpoint_every: 0, threads: 1}\n")
+
+
+def digest(run):
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(run.iterdir()) if f.is_file()}
+
+
+def test_existing_run_is_refused_and_kept_unless_overwrite(pipeline, tmp_path, cli):
+    run = tmp_path / "run"
+    assert cli("run", pipeline, "-o", run)[0] == 0
+    before = digest(run)
+    code, out, err = cli("run", pipeline, "-o", run, "--set", "train.epochs=1")
+    assert code == 2 and "already holds a run" in err and "--overwrite" in err and "--resume" in err
+    assert len(err.strip().splitlines()) == 1 and digest(run) == before
+    # a failing validation under --overwrite (checked after the data is read) touches nothing either
+    for bad in ["model.embedding.pretrained=missing.vec", "train.precision=fp16"]:
+        code, _, err = cli("run", pipeline, "-o", run, "--overwrite", "--set", bad)
+        assert code == 2 and "Traceback" not in err and digest(run) == before, (bad, err)
+    code, _, err = cli("run", pipeline, "-o", run, "--overwrite", "--set", "train.epochs=1")
+    assert code == 0, err
+    assert (run / "metrics.jsonl").read_text().count("\n") == 1 and not list(run.glob(".*"))
+    code, _, err = cli("run", pipeline, "-o", run, "--resume", "--overwrite")
+    assert code == 2 and "choose one" in err
+
+
+def test_a_second_writer_gets_one_line_naming_the_holder(pipeline, tmp_path, cli):
+    run = tmp_path / "run"
+    assert cli("run", pipeline, "-o", run)[0] == 0
+    before = digest(run)
+    with rundir.locked(run):
+        code, _, err = cli("run", pipeline, "-o", run, "--overwrite")
+        assert code == 2 and "in use by another textrnn run (pid " in err
+        assert {k: v for k, v in digest(run).items() if k != ".textrnn.lock"} == before
+    assert not (run / ".textrnn.lock").exists()
+
+
+def test_stale_temporary_files_go_when_the_directory_is_next_locked(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    stale, keep = run / ".model.safetensors.k2j4h5g6", run / ".notes"
+    stale.write_bytes(b"half a file")
+    keep.write_text("mine")
+    with rundir.locked(run):
+        assert not stale.exists() and keep.exists()
+
+
+def test_output_that_is_a_file_is_refused(pipeline, tmp_path, cli):
+    f = write(tmp_path / "file", "x")
+    code, _, err = cli("run", pipeline, "-o", f)
+    assert code == 2 and "is not a directory" in err and f.read_text() == "x"
+
+
+def test_sigterm_checkpoints_and_resume_matches_uninterrupted(pipeline, tmp_path):
+    from textrnn.trainer import run_pipeline
+
+    cfg = config.load(pipeline)
+    _, whole = run_pipeline(cfg, output=str(tmp_path / "whole"), quiet=True)
+
+    def term(step):
+        if step == 4:
+            signal.raise_signal(signal.SIGTERM)  # what a job scheduler sends
+
+    with pytest.raises(Interrupted) as e:
+        run_pipeline(cfg, output=str(tmp_path / "cut"), on_step=term, quiet=True)
+    assert e.value.run == tmp_path / "cut" and (tmp_path / "cut" / "last.pt").is_file()
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is put back
+    _, resumed = run_pipeline(cfg, output=str(tmp_path / "cut"), resume=True, quiet=True)
+    assert resumed["valid"] == whole["valid"]
+    import json
+
+    def losses(run):
+        return [(h["epoch"], h["train_loss"], h["loss"]) for h in map(json.loads, (run / "metrics.jsonl").open())]
+
+    assert losses(tmp_path / "cut") == losses(tmp_path / "whole")  # the running train loss is resumed too
+
+
+def test_resume_command_repeats_the_real_command():
+    from textrnn.cli import resume_command
+
+    argv = ["textrnn", "run", "pipelines/my pipe.yaml", "-o", "runs/x", "--set", "train.epochs=3", "--overwrite"]
+    assert resume_command(argv) == "textrnn run 'pipelines/my pipe.yaml' -o runs/x --set train.epochs=3 --resume"
+    assert resume_command(["textrnn", "run", "p.yaml", "--resume"]) == "textrnn run p.yaml --resume"
