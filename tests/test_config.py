@@ -69,3 +69,18 @@ def test_dump_round_trips(tmp_path):
     cfg = config.load(write(tmp_path / "p.yaml", BASE))
     again = config.validate(__import__("yaml").safe_load(config.dump(cfg)), "x")
     assert again == cfg
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a/b", "../up", ""])
+def test_run_name_is_one_folder_name(tmp_path, name):
+    p = write(tmp_path / "p.yaml", BASE.replace("name: t", f"name: '{name}'"))
+    with pytest.raises(UserError, match="name"):
+        config.load(p)
+
+
+def test_typed_values_override_like_set(tmp_path):
+    p = write(tmp_path / "p.yaml", BASE)
+    cfg = config.load(p, ["train.epochs=2"], values={"train.optimizer.lr": 0.5, "tokenizer.lower": True})
+    assert cfg.train.epochs == 2 and cfg.train.optimizer.lr == 0.5 and cfg.tokenizer.lower is True
+    with pytest.raises(UserError, match="dotted key"):
+        config.load(p, values={"train..epochs": 2})

@@ -218,6 +218,20 @@ def test_translate_errors_write_nothing(trained, cli, tmp_path):
     assert code == 2 and "n-best" in err
 
 
+def test_translate_never_writes_over_an_input_or_another_output(trained, cli, tmp_path):
+    run, _ = trained
+    f1 = write(tmp_path / "a.de", "Ich singe.\n")
+    write(tmp_path / "b" / "a.de", "Er singt.\n")
+    for args, message in [((f1, "-o", f1), "would overwrite an input"),
+                          ((f1, "-o", tmp_path / "b"), "is a folder"),
+                          ((f1, tmp_path / "b" / "a.de", "--output-dir", tmp_path / "out"), "would both be written to"),
+                          ((f1, "--output-dir", f1), "exists and is not a folder"),
+                          ((f1, "--alpha", "nan"), "alpha"), ((f1, "--beam", "0"), "beam")]:
+        code, _, err = cli("translate", run, *args)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (args, err)
+    assert f1.read_text() == "Ich singe.\n" and not (tmp_path / "out").exists()
+
+
 def test_quantized_translation_agrees_with_float(trained, cli):
     """int8 weights: same line contract; on the sample, most sentences translate exactly as in float32."""
     run, _ = trained

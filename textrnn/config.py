@@ -154,8 +154,8 @@ class Pipeline(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v):
-        if not re.fullmatch(r"[\w.-]+", v):
-            raise ValueError("use letters, digits, '.', '_' or '-'")
+        if not re.fullmatch(r"[\w.-]+", v) or v in (".", ".."):
+            raise ValueError("one folder name: letters, digits, '.', '_' or '-' (not '.' or '..')")
         return v
 
 

@@ -60,6 +60,29 @@ def _atomic_text(path: Path):
         raise
 
 
+def _check_paths(files: list[str], outs: list[Optional[Path]], output_dir: Optional[str]) -> None:
+    """Before anything is read or written: every input exists, no output is an input, a folder,
+    or the output of another input."""
+    for f in files:
+        if not Path(f).is_file():
+            raise UserError(f"{f}: no such file")
+    if output_dir and Path(output_dir).exists() and not Path(output_dir).is_dir():
+        raise UserError(f"--output-dir {output_dir}: exists and is not a folder")
+    inputs = {Path(f).resolve() for f in files}
+    seen: dict[Path, str] = {}
+    for f, o in zip(files or ["<stdin>"], outs):
+        if o is None:
+            continue
+        if o.is_dir():
+            raise UserError(f"{o}: is a folder; give a file name with -o, or use --output-dir")
+        if o.resolve() in inputs:
+            raise UserError(f"{o}: the output would overwrite an input; choose another output")
+        if o.resolve() in seen:
+            raise UserError(f"{seen[o.resolve()]} and {f} would both be written to {o}; give them different "
+                            f"names or translate them in two runs")
+        seen[o.resolve()] = f
+
+
 def _format(hyps: list[tuple[str, float]], n_best: int) -> str:
     """One output line: the best translation, or the n best separated by tabs."""
     texts = [h.replace("\n", " ").replace("\t", " ") for h, _ in hyps[:n_best]]
@@ -92,10 +115,11 @@ def translate(
         raise UserError(f"{len(files)} input files: use --output-dir DIR (one output per input)")
     if output_dir and not files and not plot_attention:
         raise UserError("--output-dir needs input files (stdin goes to stdout or --output)")
+    outs: list[Optional[Path]] = [Path(output)] if output else [None] * max(1, len(files))
+    if output_dir:
+        outs = [Path(output_dir) / Path(f).name for f in files]
     if not plot_attention:
-        for f in files:  # every input checked before anything is written
-            if not Path(f).is_file():
-                raise UserError(f"{f}: no such file")
+        _check_paths(files, outs, output_dir)
     mt = open_model(run_dir, "translate", ("translate", "chat"), "a translation model", device, precision, quantize)
     s = mt.settings(beam=beam, batch_tokens=batch_tokens, n_best=n_best, alpha=alpha)
 
@@ -110,12 +134,6 @@ def translate(
         typer.echo(mt.task.detok([mt.task.vocab_tgt.stoi[t] for t in tgt[:-1]]))
         return
 
-    outs: list[Optional[Path]] = [Path(output)] if output else [None] * max(1, len(files))
-    if output_dir:
-        outs = [Path(output_dir) / Path(f).name for f in files]
-        for f, o in zip(files, outs):
-            if o.resolve() == Path(f).resolve():
-                raise UserError(f"{o}: the output would overwrite its input; choose another --output-dir")
     ins = files or [None]
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
