@@ -227,8 +227,10 @@ def test_bad_input_is_one_user_error(runs, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(run, broken)
     (broken / "model.safetensors").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(UserError, match="model.safetensors: changed since textrnn wrote it"):
+        textrnn.load(broken)  # the manifest's SHA-256 names the damaged file
     with pytest.raises(UserError, match="model.safetensors: unreadable weights file"):
-        textrnn.load(broken)
+        textrnn.load(broken, verify=False)
     (broken / "model.safetensors").unlink()
     with pytest.raises(UserError, match="model.safetensors: missing"):
         textrnn.load(broken)

@@ -7,10 +7,10 @@ import os
 import re
 import typing
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from textrnn.errors import UserError
 
@@ -19,6 +19,16 @@ PATH_KEYS = {"path", "pretrained", "src", "tgt"}  # values resolved against the 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+# bounds shared by every schema: a value outside them is a one-line error naming its key
+Size = Annotated[int, Field(ge=1)]  # counts and sizes: 1 or more
+Count = Annotated[int, Field(ge=0)]  # 0 or more
+Seed = Annotated[int, Field(ge=0, lt=2**63)]
+Rate = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]  # dropout, smoothing: [0, 1)
+Share = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]  # (0, 1]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class HubSource(Strict):
@@ -40,7 +50,7 @@ class Source(Strict):
     label: Union[str, int, None] = "label"
     header: bool = True  # csv/tsv: first row names the columns
     encoding: str = "utf-8"
-    limit: Optional[int] = None  # keep only the first N examples
+    limit: Optional[Size] = None  # keep only the first N examples
     src: Optional[str] = None  # parallel text: source-side file, one sentence per line (plain or .gz)
     tgt: Optional[str] = None  # parallel text: target-side file, line-aligned with src
     target: Union[str, int, None] = None  # parallel csv/tsv/jsonl `path:`: the target column (`text:` is the source)
@@ -60,74 +70,74 @@ class Data(Strict):
     train: Source
     valid: Optional[Source] = None
     test: Optional[Source] = None
-    valid_fraction: float = 0.1  # carved from train (fixed seed) when no valid split is declared
+    valid_fraction: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.1  # carved from train (fixed seed) when no valid split is declared
     label_names: dict[str, str] = {}  # raw label -> name shown to users, e.g. {"0": negative}
-    stream_buffer: int = 50000  # streaming: examples per shuffled, length-bucketed buffer
-    stream_sample: int = 100000  # streaming: examples the tokenizer is fitted on (the vocabulary counts them all)
+    stream_buffer: Size = 50000  # streaming: examples per shuffled, length-bucketed buffer
+    stream_sample: Size = 100000  # streaming: examples the tokenizer is fitted on (the vocabulary counts them all)
 
 
 class Tokenizer(Strict):
     kind: Literal["spacy", "sentencepiece", "whitespace", "char"] = "spacy"
     lang: str = "en"  # spacy.blank(lang)
     lower: bool = False
-    max_length: Optional[int] = None  # tokens kept per text (the first ones)
+    max_length: Optional[Size] = None  # tokens kept per text (the first ones)
     strip_html: bool = False  # replace <br /> and other tags with a space
     model_type: Literal["unigram", "bpe"] = "unigram"  # sentencepiece
-    vocab_size: int = 8000  # sentencepiece
-    character_coverage: float = 1.0  # sentencepiece
+    vocab_size: Annotated[int, Field(ge=8)] = 8000  # sentencepiece
+    character_coverage: Share = 1.0  # sentencepiece
 
 
 class Vocab(Strict):
-    min_freq: int = 1
-    max_size: Optional[int] = None
+    min_freq: Size = 1
+    max_size: Optional[Size] = None
 
 
 class Embedding(Strict):
-    dim: int = 128
-    dropout: float = 0.0
+    dim: Size = 128
+    dropout: Rate = 0.0
     pretrained: Optional[str] = None  # word2vec / GloVe text file
     freeze: bool = False
 
 
 class Encoder(Strict):
     cell: Literal["lstm", "gru", "rnn"] = "lstm"
-    hidden: int = 256
-    layers: int = 1
+    hidden: Size = 256
+    layers: Size = 1
     bidirectional: bool = True
-    dropout: float = 0.0  # between layers and on the encoder output
+    dropout: Rate = 0.0  # between layers and on the encoder output
     impl: Literal["padded", "packed"] = "padded"  # same results; packed: one cuDNN call over PackedSequences
 
 
 class Optimizer(Strict):
     name: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.0  # sgd
+    lr: Positive = 1e-3
+    weight_decay: NonNegative = 0.0
+    momentum: Rate = 0.0  # sgd
 
 
 class Schedule(Strict):
     kind: Literal["none", "plateau", "linear"] = "none"
-    factor: float = 0.5  # plateau: lr *= factor
-    patience: int = 0  # plateau: epochs without gain before cutting
-    decay_after: Optional[int] = None  # plateau: also cut at the end of this epoch and every later one (Zaremba et al.)
-    warmup_steps: int = 0  # linear: warm up, then decay to 0 at the last step
+    factor: Share = 0.5  # plateau: lr *= factor
+    patience: Count = 0  # plateau: epochs without gain before cutting
+    decay_after: Optional[Size] = None  # plateau: also cut at the end of this epoch and every later one (Zaremba et al.)
+    warmup_steps: Count = 0  # linear: warm up, then decay to 0 at the last step
 
 
 class Train(Strict):
-    epochs: int = 10
-    batch_tokens: Optional[int] = 4000  # token budget per batch (padded size)
-    batch_size: Optional[int] = None  # or a fixed number of examples
+    epochs: Size = 10
+    batch_tokens: Optional[Size] = 4000  # token budget per batch (padded size)
+    batch_size: Optional[Size] = None  # or a fixed number of examples
     optimizer: Optimizer = Optimizer()
     schedule: Schedule = Schedule()
-    clip: float = 5.0  # max gradient norm; 0 disables
-    patience: int = 3  # early stop after this many evaluations without gain
-    seed: int = 1
+    clip: NonNegative = 5.0  # max gradient norm; 0 disables
+    patience: Size = 3  # early stop after this many evaluations without gain
+    seed: Seed = 1
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     amp: bool = False  # precision auto on CUDA: AMP (bf16/fp16) if true; off: it slowed the shipped models (H100)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16/fp16 on CUDA, bf16 on CPUs with native bf16
-    checkpoint_every: int = 200  # steps between last.pt checkpoints (and at each epoch end)
-    threads: Optional[int] = None  # torch CPU threads (default: torch's choice)
-    max_minutes: Optional[float] = None  # stop (evaluate, keep the best) once training has run this long
+    checkpoint_every: Count = 200  # steps between last.pt checkpoints (and at each epoch end)
+    threads: Optional[Size] = None  # torch CPU threads (default: torch's choice)
+    max_minutes: Optional[Positive] = None  # stop (evaluate, keep the best) once training has run this long
 
     @model_validator(mode="after")
     def _batch(self):
@@ -301,6 +311,16 @@ def validate(raw: Any, origin: str) -> Pipeline:
         model = schema.model_validate(cfg.model)
     except ValidationError as err:
         raise UserError(explain(err, schema, origin, prefix=("model",))) from None
+    from textrnn.registry import get
+
+    gen = get("generate_schema", cfg.task) if cfg.task != "classify" else None
+    if cfg.generate and gen is None:
+        raise UserError(f"{origin}: generate: a {cfg.task} pipeline generates no text (remove the section)")
+    if gen is not None:
+        try:
+            gen.model_validate(cfg.generate)
+        except ValidationError as err:
+            raise UserError(explain(err, gen, origin, prefix=("generate",))) from None
     return cfg.model_copy(update={"model": model})
 
 

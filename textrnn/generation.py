@@ -54,10 +54,12 @@ def generate(task, model, prompt: str, device, max_tokens: int = 50, temperature
              top_k: int = 0, top_p: float = 1.0, seed: Optional[int] = None, num: int = 1) -> list[str]:
     """`num` continuations of the prompt (without it), each until <eos> or `max_tokens` tokens."""
     sampling.check(temperature, top_k, top_p)
-    if max_tokens < 0:
+    if not isinstance(max_tokens, int) or max_tokens < 0:
         raise UserError(f"--max-tokens {max_tokens}: must be 0 or more")
-    if num < 1:
+    if not isinstance(num, int) or num < 1:
         raise UserError(f"--num {num}: must be 1 or more")
+    if seed is not None and not (isinstance(seed, int) and 0 <= seed < 2**63):
+        raise UserError(f"--seed {seed}: must be a whole number from 0 to 2**63 - 1")
     gen = sampling.generator(seed)
     state, logits = read_prompt(task, model, prompt, device)
     rows = torch.zeros(num, dtype=torch.long, device=device)
@@ -87,7 +89,7 @@ def complete(task, model, prompt: str, device, k: int = 5) -> list[tuple[str, fl
     v = task.vocab
     specials = {v.pad, v.unk, v.bos, v.eos}
     n_words = len(v) - len(specials)
-    if k < 1 or k > n_words:
+    if not isinstance(k, int) or k < 1 or k > n_words:
         raise UserError(f"-k {k}: must be between 1 and the vocabulary size ({n_words} words)")
     state, logits = read_prompt(task, model, prompt, device)
     if task.cfg.tokenizer.kind == "sentencepiece":

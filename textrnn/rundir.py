@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -23,6 +24,8 @@ HOLDER = ".textrnn.lock"  # who holds the run directory's lock (the lock itself 
 RUN_FILES = ("last.pt", "model.safetensors", "metrics.jsonl", "summary.json", MARKER)  # a run is here
 RESULTS = ("last.pt", "model.safetensors", "metrics.jsonl", "summary.json", "curves.png", "confusion.png",
            "attention.png")  # what a new run replaces
+MANIFEST = "manifest.json"  # SHA-256 of every file inference reads, written after them
+UNHASHED = ("last.pt", "metrics.jsonl", MANIFEST)  # change during training or are not read to use the model
 _TEMP = re.compile(r"^\.[^.].*\.[A-Za-z0-9_]{8}$")  # temp_beside's names: .<file>.<8 random characters>
 
 
@@ -127,6 +130,10 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
         if _storage_key(t) not in seen:
             seen.add(_storage_key(t))
             tensors[name] = t.detach().to("cpu", copy=True).contiguous()
+    bad = [k for k, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise UserError(f"{path}: not written: {bad[0]} is not finite (training diverged; lower "
+                        f"train.optimizer.lr or set train.clip); the files already there are kept")
     fd, tmp = temp_beside(path)
     os.close(fd)
     try:
@@ -144,6 +151,9 @@ def load_weights(model: torch.nn.Module, path: Path, device: str = "cpu") -> Non
         state = load_file(str(path), device=str(device))
     except Exception as e:
         raise UserError(f"{path}: unreadable weights file ({str(e).splitlines()[0]})") from None
+    bad = [k for k, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise UserError(f"{path}: {bad[0]} holds NaN or infinite values (a damaged or diverged model)")
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except Exception as e:
@@ -154,6 +164,46 @@ def load_weights(model: torch.nn.Module, path: Path, device: str = "cpu") -> Non
     if missing or unexpected:
         what = f"missing {', '.join(missing[:3])}" if missing else f"unexpected {', '.join(unexpected[:3])}"
         raise UserError(f"{path}: weights do not fit the pipeline's model ({what})")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _hashed(run: Path) -> list[Path]:
+    """The files a manifest covers: all but checkpoints, metrics, plots and dot files."""
+    return sorted(p for p in run.rglob("*") if p.is_file() and p.name not in UNHASHED and p.suffix != ".png"
+                  and not any(part.startswith(".") for part in p.relative_to(run).parts))
+
+
+def write_manifest(run: Path) -> None:
+    """manifest.json: the SHA-256 of every file inference reads; written after them."""
+    write_json(run / MANIFEST, {"sha256": {p.relative_to(run).as_posix(): _sha256(p) for p in _hashed(run)}})
+
+
+def verify(run: Path) -> None:
+    """Each file the manifest lists is there and unchanged; one line names the first that is not.
+    A run without a manifest (written before textrnn had them) is not checked."""
+    path = run / MANIFEST
+    if not path.is_file():
+        return
+    try:
+        listed = json.loads(path.read_text(encoding="utf-8"))["sha256"]
+        items = list(listed.items())
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+        raise UserError(f"{path}: unreadable; if the run's files are as intended, write a new one with "
+                        f"`textrnn info {run} --accept-edits`") from None
+    for name, digest in items:
+        f = run / name
+        if not f.is_file():
+            raise UserError(f"{f}: missing (listed in {MANIFEST}; the run directory is incomplete)")
+        if _sha256(f) != digest:
+            raise UserError(f"{f}: changed since textrnn wrote it (its SHA-256 differs from {MANIFEST}); "
+                            f"if the edit is intended, accept it with `textrnn info {run} --accept-edits`")
 
 
 def mark(run: Path, task: str) -> None:
@@ -170,8 +220,10 @@ def open_run(path: str | Path, overrides: list[str] = ()) -> tuple[Path, config.
         raise UserError(f"{run}: not a textrnn run directory (no {MARKER})")
     try:
         info = json.loads(marker.read_text(encoding="utf-8"))
-    except ValueError:
+    except (ValueError, UnicodeDecodeError):
         raise UserError(f"{marker}: unreadable") from None
+    if not isinstance(info, dict):
+        raise UserError(f"{marker}: unreadable (not a JSON object)")
     if info.get("format") != FORMAT:
         raise UserError(f"{run}: made by textrnn {info.get('version')} (run format {info.get('format')}); "
                         f"this textrnn {__version__} reads format {FORMAT}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -11,11 +12,11 @@ from textrnn.errors import UserError
 
 def check(temperature: float, top_k: int, top_p: float) -> None:
     """One-line errors for settings that cannot be sampled with."""
-    if temperature < 0:
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
         raise UserError(f"--temperature {temperature}: must be 0 (greedy) or more")
-    if top_k < 0:
+    if not isinstance(top_k, int) or top_k < 0:
         raise UserError(f"--top-k {top_k}: must be 0 (off) or more")
-    if not 0 < top_p <= 1:
+    if not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):  # nan fails the comparison too
         raise UserError(f"--top-p {top_p}: must be in (0, 1]")
 
 

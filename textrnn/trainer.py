@@ -139,6 +139,7 @@ class Trainer:
             rundir.write_atomic(run / "pipeline.yaml", config.dump(cfg))
             task.save(run)
             rundir.mark(run, cfg.task)
+            rundir.write_manifest(run)
         if dist.active() and self.main:
             dist.barrier()
         console.print(f"[dim]vocabulary {len(task.vocab):,} · device {self.device}[/]")
@@ -330,6 +331,7 @@ class Trainer:
             st["best"], st["best_epoch"], st["bad_epochs"] = score, epoch + 1, 0
             if self.main:
                 rundir.save_weights(self.core, self.run / "model.safetensors")
+                rundir.write_manifest(self.run)
         else:
             st["bad_epochs"] += 1
         if self.sched is not None and isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -368,6 +370,7 @@ class Trainer:
 
         plots.curves(st["history"], task.metric, self.run / "curves.png", self.cfg.name)
         task.plots(model, self.run, self.device)
+        rundir.write_manifest(self.run)
         return summary
 
 

@@ -49,7 +49,10 @@ def evaluate(
     typer.echo(json.dumps(m.evaluate()))
 
 
-def info(run_dir: str = typer.Argument(..., metavar="RUN", help="Run directory.")):
+def info(run_dir: str = typer.Argument(..., metavar="RUN", help="Run directory."),
+         accept_edits: bool = typer.Option(False, "--accept-edits",
+                                           help="Accept intended edits of the run's files: write its manifest "
+                                                "(SHA-256 of each file) anew, then show the run.")):
     """Show a run's pipeline, vocabulary sizes, parameter count and metrics."""
     from rich.console import Console
     from rich.syntax import Syntax
@@ -57,6 +60,11 @@ def info(run_dir: str = typer.Argument(..., metavar="RUN", help="Run directory."
 
     from textrnn import config
 
+    if accept_edits:
+        from textrnn import inference
+
+        run = inference.accept_edits(run_dir)
+        typer.echo(f"{run}: manifest written anew; its files are accepted as they are now", err=True)
     m = open_model(run_dir, "info")
     con = Console()
     con.print(Syntax(config.dump(m.pipeline), "yaml", theme="ansi_dark", background_color="default"))

@@ -37,12 +37,23 @@ def read_pipeline(run_dir: str | Path, overrides: Sequence[str] = ()) -> tuple[P
     return rundir.open_run(run_dir, list(overrides))
 
 
+def accept_edits(run_dir: str | Path) -> Path:
+    """Accept intended edits of a run's files: write its manifest anew (under the run's lock)."""
+    from textrnn import rundir
+
+    run, _ = read_pipeline(run_dir)
+    with rundir.locked(run):
+        rundir.write_manifest(run)
+    return run
+
+
 def open_run(run_dir: str | Path, overrides: Sequence[str] = (), device: str = "auto", precision: str = "fp32",
-             quantize: bool = False) -> Opened:
+             quantize: bool = False, verify: bool = True) -> Opened:
     """Load a run directory's task and best model, ready for inference (eval mode).
 
     `precision` (fp32 | bf16 | fp16 | auto) sets the autocast the task's `amp()` runs inference under;
-    `quantize` gives dynamic int8 weights (CPU only, not with a reduced precision).
+    `quantize` gives dynamic int8 weights (CPU only, not with a reduced precision); `verify` checks
+    every file against the run's manifest (SHA-256) first.
     """
     from textrnn import precision as prec
     from textrnn import rundir
@@ -50,6 +61,8 @@ def open_run(run_dir: str | Path, overrides: Sequence[str] = (), device: str = "
     from textrnn.tasks.base import build_task
 
     run, cfg = read_pipeline(run_dir, overrides)
+    if verify:
+        rundir.verify(run)
     dev = pick_device(device)
     dtype = prec.for_inference(precision, dev)
     if quantize and dtype is not None:

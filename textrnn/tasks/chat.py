@@ -15,12 +15,13 @@ from collections import Counter
 import numpy as np
 import torch
 
-from textrnn.config import Data, Source
+from textrnn.config import Data, Size, Source
 from textrnn.data import dialogue
 from textrnn.data import parallel
 from textrnn.data.parallel import Pairs
 from textrnn.errors import UserError
 from textrnn.registry import register
+from textrnn.search import SearchCfg
 from textrnn.tasks.seq2seq import Seq2SeqModel, Translate
 from textrnn.text import tokenized
 from textrnn.text.vocab import Vocab
@@ -31,7 +32,10 @@ TURN_BREAK = "\n"  # turns of a context, joined in one string
 
 @register("model_schema", "chat")
 class ChatModel(Seq2SeqModel):
-    history: int = 2  # turns of context before each reply
+    history: Size = 2  # turns of context before each reply
+
+
+register("generate_schema", "chat")(SearchCfg)
 
 
 def read_pairs(src: Source, history: int) -> Pairs:

@@ -11,7 +11,7 @@ from torch import nn
 
 from typing import Literal
 
-from textrnn.config import Embedding as EmbCfg, Encoder as EncCfg, Strict
+from textrnn.config import Embedding as EmbCfg, Encoder as EncCfg, Rate, Size, Strict
 from textrnn.data import batching, sources
 from textrnn.errors import UserError
 from textrnn.nn.embedding import Embedding, load_vectors
@@ -24,8 +24,8 @@ from textrnn.tasks.base import Task, read_json
 
 
 class Head(Strict):
-    hidden: list[int] = []  # sizes of the MLP's hidden layers
-    dropout: float = 0.0
+    hidden: list[Size] = []  # sizes of the MLP's hidden layers
+    dropout: Rate = 0.0
 
 
 @register("model_schema", "classify")
@@ -157,7 +157,11 @@ class Classify(Task):
         path = run / "labels.json"
         if not path.is_file():
             raise UserError(f"{path}: missing (the run directory is incomplete)")
-        self.labels = read_json(path)
+        labels = read_json(path)
+        if not (isinstance(labels, list) and len(labels) >= 2 and all(isinstance(x, str) for x in labels)
+                and len(set(labels)) == len(labels)):
+            raise UserError(f"{path}: not a list of two or more distinct labels")
+        self.labels = labels
 
     def plots(self, model, run: Path, device) -> None:
         from textrnn.plots import confusion

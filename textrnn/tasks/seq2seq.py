@@ -19,7 +19,8 @@ from rich.console import Console
 from torch import nn
 
 from textrnn import config, dist, search
-from textrnn.config import Embedding as EmbCfg, Encoder as EncCfg, Strict, Tokenizer as TokCfg
+from textrnn.config import Count, Rate, Size, Strict
+from textrnn.config import Embedding as EmbCfg, Encoder as EncCfg, Tokenizer as TokCfg
 from textrnn.data import batching, parallel
 from textrnn.errors import UserError
 from textrnn.nn.decoder import Decoder, select_state
@@ -36,11 +37,11 @@ DEFAULT_MAX_LENGTH = 200  # tokens kept per side when tokenizer.max_length is no
 
 class DecCfg(Strict):
     cell: Literal["lstm", "gru"] = "lstm"
-    hidden: int = 512
-    layers: int = 1
-    dropout: float = 0.2  # on RNN outputs, attentional vectors and between layers
+    hidden: Size = 512
+    layers: Size = 1
+    dropout: Rate = 0.2  # on RNN outputs, attentional vectors and between layers
     attention: Literal["dot", "general", "bahdanau"] = "general"  # dot/general: Luong; bahdanau: additive
-    attn_dim: int = 0  # bahdanau's hidden size (0 = decoder hidden)
+    attn_dim: Count = 0  # bahdanau's hidden size (0 = decoder hidden)
     input_feeding: bool = False  # feed h~(t-1) back in: step-by-step training (slower on CPU)
     bridge: bool = True  # learned map from the encoder's final states to the decoder's initial state
     tie_output: bool = True  # output layer shares the decoder's input embedding
@@ -53,7 +54,7 @@ class Seq2SeqModel(Strict):
     decoder: DecCfg = DecCfg()
     share_vocab: bool = True  # one vocabulary over both sides and one embedding matrix for encoder and decoder
     tokenizer_tgt: Optional[TokCfg] = None  # target-side tokenizer (default: the pipeline's `tokenizer:`, joint)
-    label_smoothing: float = 0.1
+    label_smoothing: Rate = 0.1
 
 
 class Seq2Seq(nn.Module):
@@ -95,6 +96,9 @@ class Seq2Seq(nn.Module):
     def select(state, mem, idx):
         mem = None if mem is None else {k: v.index_select(0, idx) for k, v in mem.items()}
         return select_state(state, idx), mem
+
+
+register("generate_schema", "translate")(search.SearchCfg)
 
 
 def search_cfg(cfg: config.Pipeline, **override) -> search.SearchCfg:

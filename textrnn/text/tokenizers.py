@@ -133,7 +133,10 @@ class SentencePiece(Tokenizer):
         path = folder / self.FILE
         if not path.is_file():
             raise UserError(f"{path}: missing (the run directory is incomplete)")
-        self._set(path.read_bytes())
+        try:
+            self._set(path.read_bytes())
+        except (RuntimeError, OSError, TypeError) as e:
+            raise UserError(f"{path}: not a sentencepiece model ({str(e).splitlines()[0] if str(e) else e})") from None
 
 
 def build(cfg: TokCfg) -> Tokenizer:

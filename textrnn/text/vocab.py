@@ -48,6 +48,11 @@ class Vocab:
         if not path.is_file():
             raise UserError(f"{path}: missing (the run directory is incomplete)")
         try:
-            return cls(json.loads(path.read_text(encoding="utf-8"))["itos"])
-        except (ValueError, KeyError) as e:
+            itos = json.loads(path.read_text(encoding="utf-8"))["itos"]
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
             raise UserError(f"{path}: not a textrnn vocabulary ({e})") from None
+        if not isinstance(itos, list) or not all(isinstance(t, str) for t in itos) or len(set(itos)) != len(itos):
+            raise UserError(f"{path}: not a textrnn vocabulary (itos must be a list of distinct strings)")
+        if itos[: len(SPECIALS)] != SPECIALS:
+            raise UserError(f"{path}: not a textrnn vocabulary (it must start with {', '.join(SPECIALS)})")
+        return cls(itos)
