@@ -101,3 +101,28 @@ def test_resume_command_repeats_the_real_command():
     argv = ["textrnn", "run", "pipelines/my pipe.yaml", "-o", "runs/x", "--set", "train.epochs=3", "--overwrite"]
     assert resume_command(argv) == "textrnn run 'pipelines/my pipe.yaml' -o runs/x --set train.epochs=3 --resume"
     assert resume_command(["textrnn", "run", "p.yaml", "--resume"]) == "textrnn run p.yaml --resume"
+
+
+def test_stream_language_model_resume_is_exact(tmp_path):
+    """The hidden state carried between BPTT windows is part of the checkpoint."""
+    from textrnn.trainer import run_pipeline
+
+    write(tmp_path / "t.txt", "\n".join(["the cat sat on the mat", "a dog and a cat", "see you soon"] * 20) + "\n")
+    p = write(tmp_path / "lm.yaml", "name: l\ntask: lm\ndata: {train: {path: t.txt}, valid: {path: t.txt}}\n"
+                                    "tokenizer: {kind: whitespace}\nmodel: {embedding: {dim: 8}, hidden: 8, layers: 1, "
+                                    "bptt: 5, mode: stream, dropout: 0}\n"
+                                    "train: {epochs: 2, batch_size: 2, checkpoint_every: 3, threads: 1}\n")
+    cfg = config.load(p)
+    _, whole = run_pipeline(cfg, output=str(tmp_path / "whole"), quiet=True)
+
+    class Boom(Exception):
+        pass
+
+    def die(step):
+        if step == 7:  # mid-epoch 1; the last checkpoint is at step 6, with the state after window 6
+            raise Boom
+
+    with pytest.raises(Boom):
+        run_pipeline(cfg, output=str(tmp_path / "cut"), on_step=die, quiet=True)
+    _, resumed = run_pipeline(cfg, output=str(tmp_path / "cut"), resume=True, quiet=True)
+    assert resumed["valid"]["perplexity"] == whole["valid"]["perplexity"]

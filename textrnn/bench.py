@@ -22,7 +22,7 @@ import torch
 from textrnn import config, flops, precision, rundir
 from textrnn.data import batching
 from textrnn.data.prefetch import prefetch as data_prefetch
-from textrnn.tasks.base import build_task
+from textrnn.tasks.base import build_model, build_task
 from textrnn.device import pick_device
 from textrnn.trainer import make_optimizer, seed_everything
 
@@ -48,7 +48,7 @@ def training(cfg: config.Pipeline, steps: int, device: torch.device, warmup: int
     overrides that)."""
     task = task or prepared_task(cfg)
     seed_everything(cfg.train.seed)
-    model = task.build_model().to(device)
+    model = build_model(task).to(device)
     opt = make_optimizer(model.parameters(), cfg.train.optimizer)
     dtype = precision.resolve(cfg.train.precision, cfg.train.amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)  # as the trainer does

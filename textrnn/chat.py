@@ -66,8 +66,23 @@ class Session(ChatSession):
         return f"unknown command /{name} (try /help)", False
 
 
+def _lines(stdin: TextIO):
+    """stdin's lines; bytes that are not UTF-8 end the session with one line naming where."""
+    n = 0
+    while True:
+        try:
+            raw = stdin.readline()
+            raw.encode("utf-8")  # surrogate escapes (stdin decoded with errors=surrogateescape) fail here
+        except (UnicodeDecodeError, UnicodeEncodeError):
+            raise UserError(f"<stdin>:{n + 1}: bytes that are not valid UTF-8") from None
+        if not raw:
+            return
+        n += 1
+        yield raw
+
+
 def run_pipe(session: Session, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
-    for raw in stdin:
+    for raw in _lines(stdin):
         line = raw.strip()
         if not line:
             continue

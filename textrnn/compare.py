@@ -30,8 +30,8 @@ def _load(run: str) -> dict:
     summary_path = path / "summary.json"
     if not summary_path.is_file():
         raise UserError(f"{path}: no summary.json (the run has not finished training)")
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    hist = [json.loads(line) for line in (path / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    summary = rundir.read_summary(path)
+    hist = rundir.read_metrics(path)
     return {"path": path, "name": path.name, "cfg": cfg, "pipe": pipe, "summary": summary, "history": hist}
 
 

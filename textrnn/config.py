@@ -218,6 +218,8 @@ def apply_value(raw: dict, key: str, value: Any, base: Path | None = None) -> No
         node = node[p]
     if parts[-1] in PATH_KEYS and isinstance(value, str) and base is not None and not os.path.isabs(value):
         value = str((base / value).resolve())
+    elif isinstance(value, (dict, list)) and base is not None:
+        value = _resolve_paths({parts[-1]: value}, base)[parts[-1]]  # paths inside a mapping, as in a YAML file
     node[parts[-1]] = value
 
 

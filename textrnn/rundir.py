@@ -206,6 +206,39 @@ def verify(run: Path) -> None:
                             f"if the edit is intended, accept it with `textrnn info {run} --accept-edits`")
 
 
+def read_metrics(run: Path) -> list[dict]:
+    """metrics.jsonl: one dict per evaluation; a damaged line is named."""
+    path = run / "metrics.jsonl"
+    if not path.is_file():
+        raise UserError(f"{path}: missing (the run has not finished an epoch)")
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            raise UserError(f"{path}:{n}: not a JSON object") from None
+        if not isinstance(rec, dict) or not isinstance(rec.get("epoch"), int):
+            raise UserError(f"{path}:{n}: not a metrics record")
+        out.append(rec)
+    return out
+
+
+def read_summary(run: Path) -> dict | None:
+    """summary.json as a dict (None while the run has none); a damaged file is named."""
+    path = run / "summary.json"
+    if not path.is_file():
+        return None
+    try:
+        s = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise UserError(f"{path}: not valid JSON") from None
+    if not isinstance(s, dict):
+        raise UserError(f"{path}: not a run summary (a JSON object)")
+    return s
+
+
 def mark(run: Path, task: str) -> None:
     write_json(run / MARKER, {"version": __version__, "format": FORMAT, "task": task})
 

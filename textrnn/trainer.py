@@ -21,7 +21,7 @@ from textrnn.data import batching
 from textrnn.data.prefetch import prefetch
 from textrnn.device import pick_device
 from textrnn.errors import Interrupted, UserError
-from textrnn.tasks.base import Task, build_task
+from textrnn.tasks.base import Task, build_model, build_task
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -154,7 +154,7 @@ class Trainer:
         ck = dict(state, model=self.core.state_dict(), optim=self.opt.state_dict(),
                   sched=self.sched.state_dict() if self.sched else None,
                   scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
-                  torch_rng=torch.get_rng_state(),
+                  torch_rng=torch.get_rng_state(), task=self.task.train_state(),
                   cuda_rng=torch.cuda.get_rng_state() if self.device.type == "cuda" else None)
         rundir.save_torch(self.run / "last.pt", ck)
 
@@ -176,7 +176,7 @@ class Trainer:
     def _build(self, task: Task) -> tuple:
         """Model, optimizer, schedule, precision and (resume) the checkpoint's state: no writes."""
         t = self.cfg.train
-        model = task.build_model().to(self.device)
+        model = build_model(task).to(self.device)
         self.core, self.task = model, task  # core: the model itself; self.model: what trains (DDP-wrapped)
         n_params = sum(p.numel() for p in model.parameters())
         if task.streaming:
@@ -195,16 +195,21 @@ class Trainer:
               "epoch_loss": None, "epoch_tokens": 0, "epoch_seconds": 0.0}  # the epoch so far: a resume goes on with it
         if self.resume:
             ck = rundir.load_torch(self.run / "last.pt")
-            model.load_state_dict(ck["model"])
-            self.opt.load_state_dict(ck["optim"])
-            if self.sched and ck.get("sched"):
-                self.sched.load_state_dict(ck["sched"])
-            if self.scaler.is_enabled() and ck.get("scaler"):
-                self.scaler.load_state_dict(ck["scaler"])
-            torch.set_rng_state(ck["torch_rng"])
-            if ck.get("cuda_rng") is not None and self.device.type == "cuda":
-                torch.cuda.set_rng_state(ck["cuda_rng"])
-            st = {k: ck.get(k, v) for k, v in st.items()}  # checkpoints before epoch_* keys: start the epoch's tally
+            try:
+                model.load_state_dict(ck["model"])
+                self.opt.load_state_dict(ck["optim"])
+                if self.sched and ck.get("sched"):
+                    self.sched.load_state_dict(ck["sched"])
+                if self.scaler.is_enabled() and ck.get("scaler"):
+                    self.scaler.load_state_dict(ck["scaler"])
+                torch.set_rng_state(ck["torch_rng"])
+                if ck.get("cuda_rng") is not None and self.device.type == "cuda":
+                    torch.cuda.set_rng_state(ck["cuda_rng"])
+                task.load_train_state(ck.get("task") or {}, self.device)
+                st = {k: ck.get(k, v) for k, v in st.items()}  # checkpoints before epoch_* keys: a new tally
+            except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+                raise UserError(f"{self.run / 'last.pt'}: not a checkpoint of this run "
+                                f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
             console.print(f"resuming at epoch {st['epoch'] + 1}, step {st['global_step']}")
         return model, st, n_params, steps_per_epoch, per_batch
 

@@ -57,6 +57,8 @@ def inspect(
 
     if len(args) < 2:
         raise UserError("give a run directory and then the text to inspect")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"-o {out_dir}: exists and is not a folder")
     runs, text = args[:-1], args[-1]
     con = Console()
     report: dict = {"text": text, "runs": {}}

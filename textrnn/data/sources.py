@@ -135,6 +135,7 @@ def _table(src: Source, origin: str) -> datasets.Dataset:
     files = _files(src)
     fmt = _format(src, files[0])
     if fmt in ("csv", "tsv"):
+        _check_fields(files, fmt, src)
         ds = _load("csv", files, src.encoding, **_csv_kwargs(src, fmt))
         if not src.header:  # pandas names the columns "0", "1", ...
             ds = ds.rename_columns({c: f"col{i}" for i, c in enumerate(ds.column_names)})
@@ -169,15 +170,54 @@ def _hub(src: Source) -> datasets.Dataset:
     return ds
 
 
+def _where(src: Source, origin: str, row: int) -> str:
+    """file:line of a table row where the file is one local file, else the row number."""
+    if isinstance(src.path, str) and src.hub is None and src.files is None:
+        fmt = _format(src, src.path)
+        return f"{origin}:{row + 1 + (fmt in ('csv', 'tsv') and src.header)}"
+    return f"{origin}: row {row + 1}"
+
+
+def _check_fields(files: list[str], fmt: str, src: Source) -> None:
+    """Every csv/tsv row has as many fields as the first: a ragged row is named, never read into
+    the wrong columns."""
+    for f in files:
+        opener = gzip.open if f.endswith(".gz") else open
+        try:
+            with opener(f, "rt", encoding=src.encoding, newline="") as fh:
+                rows = (line.rstrip("\r\n").split("\t") for line in fh) if fmt == "tsv" else csv.reader(fh)
+                width = None
+                for n, row in enumerate(rows, 1):
+                    if not row or row == [""]:
+                        continue
+                    if width is None:
+                        width = len(row)
+                    elif len(row) != width:
+                        raise UserError(f"{f}:{n}: {len(row)} fields where the first row has {width} "
+                                        f"({'tabs' if fmt == 'tsv' else 'commas'} inside a text? quote it, or use jsonl)")
+        except (UnicodeDecodeError, csv.Error, OSError, EOFError):
+            return  # the reader below names the line or the problem
+
+
 def read(src: Source, label_names: dict[str, str], labelled: bool = True) -> Examples:
     origin = _origin(src)
     ds = _table(src, origin)
     texts = _column(ds, src.text, "text", origin)
+    for i, t in enumerate(texts):
+        if t is not None and not isinstance(t, (str, int, float)):
+            raise UserError(f"{_where(src, origin, i)}: the text is a {type(t).__name__}, not a string")
     labels = None
     if labelled:
         if src.label is None:
             raise UserError(f"{origin}: this task needs a label column (set label:)")
-        labels = [str(v) for v in _column(ds, src.label, "label", origin)]
+        raw = _column(ds, src.label, "label", origin)
+        for i, (t, v) in enumerate(zip(texts, raw)):
+            if t is None or not str(t).strip():
+                continue  # a row without text is skipped anyway
+            if v is None or isinstance(v, (list, dict)) or not str(v).strip():
+                got = "empty" if v is None or not str(v).strip() else f"a {type(v).__name__}"
+                raise UserError(f"{_where(src, origin, i)}: the label is {got}")
+        labels = [str(v).strip() for v in raw]  # labels are stripped: "positive " is "positive"
         labels = [label_names.get(v, v) for v in labels]
     keep = [i for i, t in enumerate(texts) if t is not None and str(t).strip()]
     skipped = len(texts) - len(keep)

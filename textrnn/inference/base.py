@@ -131,19 +131,12 @@ class TaskModel:
     # -- plots
     def plot(self, what: str = "curves"):
         """A matplotlib Figure: "curves" (loss and the valid metric per epoch); classifiers also "confusion"."""
-        from textrnn import plots
-        from textrnn.tasks.base import read_json
+        from textrnn import plots, rundir
 
         if what == "curves":
-            import json
-
-            path = self.run / "metrics.jsonl"
-            if not path.is_file():
-                raise UserError(f"{path}: missing (the run has not finished an epoch)")
-            history = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-            return plots.curves_figure(history, self.task.metric, self.pipeline.name)
+            return plots.curves_figure(rundir.read_metrics(self.run), self.task.metric, self.pipeline.name)
         if what == "confusion" and self.task_name == "classify":
-            s = read_json(self.run / "summary.json") if (self.run / "summary.json").is_file() else {}
+            s = self.summary
             split = "test" if "confusion" in s.get("test", {}) else "valid"
             if "confusion" not in s.get(split, {}):
                 raise UserError(f"{self.run}: no confusion matrix in summary.json (the run has not finished)")

@@ -58,7 +58,7 @@ def open_run(run_dir: str | Path, overrides: Sequence[str] = (), device: str = "
     from textrnn import precision as prec
     from textrnn import rundir
     from textrnn.device import pick_device
-    from textrnn.tasks.base import build_task
+    from textrnn.tasks.base import build_model, build_task
 
     run, cfg = read_pipeline(run_dir, overrides)
     if verify:
@@ -72,7 +72,7 @@ def open_run(run_dir: str | Path, overrides: Sequence[str] = (), device: str = "
     task = build_task(cfg)
     task.inference_dtype, task.inference_device = dtype, dev.type
     task.load(run)
-    model = task.build_model()
+    model = build_model(task)
     rundir.load_weights(model, run / "model.safetensors")
     model.to(dev).eval()
     if quantize:
@@ -82,7 +82,6 @@ def open_run(run_dir: str | Path, overrides: Sequence[str] = (), device: str = "
 
 def summary(run: Path) -> Optional[dict]:
     """The run's summary.json (final metrics), or None while it has none."""
-    from textrnn.tasks.base import read_json
+    from textrnn import rundir
 
-    path = run / "summary.json"
-    return read_json(path) if path.is_file() else None
+    return rundir.read_summary(run)

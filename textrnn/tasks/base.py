@@ -117,6 +117,13 @@ class Task:
             return contextlib.nullcontext()
         return torch.autocast(self.inference_device, dtype=self.inference_dtype)
 
+    def train_state(self) -> dict:
+        """What a checkpoint must keep besides the model and optimizer for an exact resume."""
+        return {}
+
+    def load_train_state(self, state: dict, device) -> None:
+        """Restore train_state() from a checkpoint."""
+
     def prepare(self, splits, run: Path, resume: bool) -> None: ...
     def add_split(self, name: str, examples) -> None:
         """Encode one more split with the fitted tokenizer and vocabulary (e.g. a test file to evaluate)."""
@@ -131,6 +138,15 @@ class Task:
     def save(self, run: Path) -> None: ...
     def load(self, run: Path) -> None: ...
     def plots(self, model: nn.Module, run: Path, device) -> None: ...
+
+
+def build_model(task: Task) -> nn.Module:
+    """The task's model; sizes that torch cannot allocate or accept become one line."""
+    try:
+        return task.build_model()
+    except (RuntimeError, ValueError, OverflowError, MemoryError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f"model: cannot be built with these settings ({msg[:200]})") from None
 
 
 def build_task(cfg: Pipeline) -> Task:

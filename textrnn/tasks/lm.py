@@ -269,6 +269,18 @@ class LM(Task):
         self._state = detach(state) if self.m.mode == "stream" else None
         return loss, batch["tokens"]
 
+    def train_state(self) -> dict:
+        """Stream mode: the hidden state carried into the next BPTT window (so a resume is exact)."""
+        if self._state is None:
+            return {}
+        h = self._state if isinstance(self._state, tuple) else (self._state,)
+        return {"hidden": [t.detach().cpu() for t in h]}
+
+    def load_train_state(self, state: dict, device) -> None:
+        h = state.get("hidden")
+        if h:
+            self._state = tuple(t.to(device) for t in h) if self.m.cell == "lstm" else h[0].to(device)
+
     @torch.no_grad()
     def evaluate(self, model, split: str, device) -> dict:
         model.eval()
