@@ -126,3 +126,20 @@ def test_stream_language_model_resume_is_exact(tmp_path):
         run_pipeline(cfg, output=str(tmp_path / "cut"), on_step=die, quiet=True)
     _, resumed = run_pipeline(cfg, output=str(tmp_path / "cut"), resume=True, quiet=True)
     assert resumed["valid"]["perplexity"] == whole["valid"]["perplexity"]
+
+
+def test_a_file_size_limit_is_one_line_and_leaves_no_partial_file(pipeline, tmp_path):
+    """An OS fault while writing (here RLIMIT_FSIZE; a full disk is the same OSError): one line, exit 1,
+    and nothing half-written: the atomic writes leave whole files or none."""
+    import subprocess
+    import sys
+
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000)); "
+            "from textrnn.__main__ import main; sys.argv = ['textrnn'] + sys.argv[1:]; main()")
+    run = tmp_path / "run"
+    p = subprocess.run([sys.executable, "-c", code, "run", str(pipeline), "-o", str(run),
+                        "--set", "model.embedding.dim=64", "--set", "model.encoder.hidden=64"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith("error: ") and "File too large" in p.stderr
+    assert not list(run.glob(".*")) and not (run / "model.safetensors").exists()

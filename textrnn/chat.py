@@ -68,17 +68,12 @@ class Session(ChatSession):
 
 def _lines(stdin: TextIO):
     """stdin's lines; bytes that are not UTF-8 end the session with one line naming where."""
-    n = 0
-    while True:
+    buffer = getattr(stdin, "buffer", None)  # bytes, decoded line by line: the bad line is named exactly
+    for n, raw in enumerate(buffer if buffer is not None else stdin, 1):
         try:
-            raw = stdin.readline()
-            raw.encode("utf-8")  # surrogate escapes (stdin decoded with errors=surrogateescape) fail here
-        except (UnicodeDecodeError, UnicodeEncodeError):
-            raise UserError(f"<stdin>:{n + 1}: bytes that are not valid UTF-8") from None
-        if not raw:
-            return
-        n += 1
-        yield raw
+            yield raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError:
+            raise UserError(f"<stdin>:{n}: bytes that are not valid UTF-8") from None
 
 
 def run_pipe(session: Session, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:

@@ -102,8 +102,10 @@ def save_torch(path: Path, obj: Any) -> None:
     try:
         torch.save(obj, tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, RuntimeError):  # torch reports a failed write as a RuntimeError
+            raise OSError(None, f"not written: {str(e).splitlines()[0]}", str(path)) from None
         raise
 
 
@@ -112,7 +114,10 @@ def load_torch(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise UserError(f"{path}: unreadable checkpoint ({str(e).splitlines()[0]})") from None
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if msg.startswith("Weights only load failed"):
+            msg = "not a checkpoint of tensors and plain data, which is all textrnn loads"
+        raise UserError(f"{path}: unreadable checkpoint ({msg[:200]})") from None
 
 
 def _storage_key(t: torch.Tensor) -> tuple:
@@ -139,8 +144,10 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
     try:
         save_file(tensors, tmp, metadata={"format": "pt"})
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if not isinstance(e, (OSError, KeyboardInterrupt, SystemExit)) and "I/O error" in str(e):
+            raise OSError(None, f"not written: {str(e).splitlines()[0]}", str(path)) from None  # safetensors' own type
         raise
 
 
@@ -154,6 +161,11 @@ def load_weights(model: torch.nn.Module, path: Path, device: str = "cpu") -> Non
     bad = [k for k, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
     if bad:
         raise UserError(f"{path}: {bad[0]} holds NaN or infinite values (a damaged or diverged model)")
+    own = model.state_dict()
+    for k, t in state.items():
+        if k in own and tuple(own[k].shape) != tuple(t.shape):
+            raise UserError(f"{path}: {k} is {list(t.shape)} in the file but {list(own[k].shape)} from the run's "
+                            f"pipeline.yaml, vocab.json and labels.json (was one of them edited?)")
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except Exception as e:
