@@ -84,3 +84,10 @@ def test_typed_values_override_like_set(tmp_path):
     assert cfg.train.epochs == 2 and cfg.train.optimizer.lr == 0.5 and cfg.tokenizer.lower is True
     with pytest.raises(UserError, match="dotted key"):
         config.load(p, values={"train..epochs": 2})
+
+
+def test_paths_inside_a_set_mapping_are_resolved(tmp_path, monkeypatch):
+    p = write(tmp_path / "p.yaml", BASE)
+    monkeypatch.chdir(tmp_path)
+    cfg = config.load(p, ["data.test={path: other.tsv, label: 1}"])
+    assert cfg.data.test.path == str(tmp_path / "other.tsv") and cfg.data.test.label == 1
