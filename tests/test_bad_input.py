@@ -287,3 +287,15 @@ def test_data_files(folder, tmp_path, cli):
     code, _, err = cli("run", p, "-o", tmp_path / "strip")
     assert code == 0, err
     assert json.loads((tmp_path / "strip" / "labels.json").read_text()) == ["neg", "pos"]  # labels are stripped
+
+
+def test_damaged_sentencepiece_model_is_named(folder, tmp_path, cli):
+    d, pipes = folder
+    run = tmp_path / "sp"
+    code, _, err = cli("run", pipes["classify"], "-o", run, "--set", "tokenizer.kind=sentencepiece",
+                       "--set", "tokenizer.vocab_size=30", "--set", "train.epochs=1")
+    assert code == 0, err
+    (run / "sentencepiece.model").write_bytes(b"garbage")
+    one_line_exit_2(*cli("predict", run, "good film")[::2], "sentencepiece.model: changed")
+    rundir.write_manifest(run)
+    one_line_exit_2(*cli("predict", run, "good film")[::2], "sentencepiece.model: not a sentencepiece model")
