@@ -137,7 +137,7 @@ def test_chat_trains_and_talks_through_a_pipe(tmp_path, cli):
     from textrnn.trainer import run_pipeline
 
     run, summary = run_pipeline(config.load(_chat_pipeline(tmp_path)), output=str(tmp_path / "run"))
-    assert {"ppl", "distinct_1", "distinct_2", "top_reply_share"} <= set(summary["valid"])
+    assert {"perplexity", "distinct_1", "distinct_2", "top_reply_share"} <= set(summary["valid"])
     code, out, err = cli("chat", run, stdin="hello\n\n/set temperature 0\nhow are you\n/reset\ngood bye\n".encode())
     assert code == 0, err
     assert out.splitlines() == ["hi there", "fine thanks", "see you soon"]

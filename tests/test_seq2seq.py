@@ -169,13 +169,13 @@ def test_round_trip_and_run_directory(trained, cli):
     for f in ["pipeline.yaml", "vocab.json", "model.safetensors", "last.pt", "metrics.jsonl", "summary.json",
               "attention.png", "textrnn.json"]:
         assert (run / f).is_file(), f
-    assert {"bleu", "chrf", "ppl", "loss"} <= set(summary["test"])
+    assert {"bleu", "chrf", "perplexity", "loss"} <= set(summary["test"])
     assert not list(run.glob(".*"))
     code, out, err = cli("evaluate", run, "--set", f"data.test.src={ROOT}/corpora/translation/valid.de",
                          "--set", f"data.test.tgt={ROOT}/corpora/translation/valid.en")
     assert code == 0, err
     m = json.loads(out)
-    assert {"bleu", "chrf", "ppl"} <= set(m) and m["sentences"] == 150
+    assert {"bleu", "chrf", "perplexity"} <= set(m) and m["sentences"] == 150
 
 
 def test_translate_keeps_lines_and_order(trained, cli, tmp_path):

@@ -16,7 +16,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from textrnn import config, dist, precision, rundir
+from textrnn import config, dist, precision, report, rundir
 from textrnn.data import batching
 from textrnn.data.prefetch import prefetch
 from textrnn.device import pick_device
@@ -86,6 +86,7 @@ class Trainer:
         self.cfg, self.run, self.resume, self.on_step, self.overwrite = cfg, Path(run), resume, on_step, overwrite
         self.device = pick_device(device or cfg.train.device)
         self.stop_requested = False
+        self.warnings: list[str] = []
         self.main = dist.is_main()  # under torchrun only rank 0 writes files and prints
         console.quiet = not self.main
 
@@ -119,12 +120,20 @@ class Trainer:
             note = f", {ex.skipped_empty} empty skipped" if getattr(ex, "skipped_empty", 0) else ""
             size = f"{len(ex):,} examples" if hasattr(ex, "__len__") else "streamed"
             console.print(f"[dim]{name}: {size} from {ex.origin}{note}[/]")
+        valid = splits.get("valid")
+        self._warn(report.small_valid(len(valid) if hasattr(valid, "__len__") else None))
         follower = dist.active() and not self.main
         if follower:
             dist.barrier()  # rank 0 fits the tokenizer and vocabulary and writes them; the others load them
         with console.status("tokenizing and building the vocabulary…"):
             task.prepare(splits, run, self.resume or follower)
         return task
+
+    def _warn(self, message: Optional[str]) -> None:
+        """A one-line warning on stderr, kept in summary.json's "warnings"."""
+        if message:
+            self.warnings.append(message)
+            console.print(f"[yellow]warning:[/] {message}", highlight=False)
 
     def _claim(self, task: Task) -> None:
         """Rank 0, with the directory locked: a new run replaces the old results and writes its
@@ -370,6 +379,9 @@ class Trainer:
             "train_seconds": st["wall_seconds"], "pad_fraction": pad, "parameters": n_params,
             "device": str(self.device), "precision": precision.label(self.dtype), **extra,
         })
+        for w in report.warnings_at_end(task, summary, st["history"]):
+            self._warn(w)
+        summary["warnings"] = self.warnings
         rundir.write_json(self.run / "summary.json", summary)
         from textrnn import plots
 
@@ -389,6 +401,10 @@ def run_pipeline(cfg: config.Pipeline, output: Optional[str] = None, resume: boo
     try:
         trainer = Trainer(cfg, run, resume, device, on_step, overwrite)
         console.quiet = console.quiet or quiet
-        return run, trainer.fit()
+        summary = trainer.fit()
+        if trainer.main:
+            for line in report.end_of_run(run, cfg.task, cfg.name, summary):
+                console.print(line, highlight=False)
+        return run, summary
     finally:
         console.quiet = was

@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import sys
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import typer
 
 from textrnn.errors import UserError
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+app = typer.Typer(pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Train and use recurrent text models from declared YAML pipelines.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from textrnn import __version__
+
+        typer.echo(f"textrnn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", metavar="", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Train and use recurrent text models from declared YAML pipelines."""
 
 SET_HELP = "Override a pipeline value: key.sub=value (value parsed as YAML). Repeatable."
 QUANTIZE_HELP = "CPU inference with int8 weights (dynamic quantization of linear and recurrent layers)."
@@ -30,11 +44,26 @@ def open_model(run_dir: str, command: str, tasks: Sequence[str] = (), need: str 
     return inference.load(run_dir, device=device, precision=precision, quantize=quantize, overrides=overrides)
 
 
-def input_lines(texts: List[str]) -> List[str]:
-    """The texts given as arguments, or else stdin's lines (UTF-8; a bad byte names its line)."""
+INPUT_HELP = "Read the texts from this file, one per line ('-' = stdin)."
+
+
+def input_lines(texts: List[str], path: Optional[str] = None) -> List[str]:
+    """The texts given as arguments, or the lines of --input FILE, or else stdin's lines (UTF-8; a bad
+    byte names its line). Waiting on a terminal says so."""
+    if texts and path:
+        raise UserError("give texts as arguments or --input FILE, not both")
     if texts:
         return list(texts)
-    data = sys.stdin.buffer.read()
+    if path and path != "-":
+        from pathlib import Path
+
+        if not Path(path).is_file():
+            raise UserError(f"--input {path}: no such file")
+        data, name = Path(path).read_bytes(), path
+    else:
+        if sys.stdin.isatty():
+            print("reading texts from stdin, one per line (Ctrl-D to finish)…", file=sys.stderr)
+        data, name = sys.stdin.buffer.read(), "<stdin>"
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
@@ -43,5 +72,5 @@ def input_lines(texts: List[str]) -> List[str]:
         try:
             out.append(raw.decode("utf-8").rstrip("\r"))
         except UnicodeDecodeError:
-            raise UserError(f"<stdin>:{n}: bytes that are not valid UTF-8") from None
+            raise UserError(f"{name}:{n}: bytes that are not valid UTF-8") from None
     return out

@@ -30,7 +30,7 @@ def chat(
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Sample among the k most likely tokens (0 = all)."),
     top_p: Optional[float] = typer.Option(None, "--top-p", help="Sample within this probability mass (1 = all)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for sampling (same seed, same replies)."),
-    quantize: bool = typer.Option(False, "--quantize", help=QUANTIZE_HELP),
+    quantize: bool = typer.Option(False, "--quantize", metavar="", help=QUANTIZE_HELP),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
 ):

@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import json
-from typing import List
+from typing import List, Optional
 
 import typer
 
-from textrnn.cli.app import DEVICE_HELP, PRECISION_HELP, QUANTIZE_HELP, input_lines, open_model
+from textrnn.cli.app import DEVICE_HELP, PRECISION_HELP, QUANTIZE_HELP, INPUT_HELP, input_lines, open_model
 
 
 def predict(
     run_dir: str = typer.Argument(..., metavar="RUN", help="Run directory of a classifier."),
     texts: List[str] = typer.Argument(None, help="Texts to classify (default: one per line from stdin)."),
-    as_json: bool = typer.Option(False, "--json", help="JSON lines with every class probability."),
-    quantize: bool = typer.Option(False, "--quantize", help=QUANTIZE_HELP),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="JSON lines with every class probability."),
+    input_path: Optional[str] = typer.Option(None, "--input", "-i", metavar="FILE", help=INPUT_HELP),
+    quantize: bool = typer.Option(False, "--quantize", metavar="", help=QUANTIZE_HELP),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
 ):
     """Print LABEL<TAB>PROBABILITY for each text."""
     clf = open_model(run_dir, "predict", ("classify",), "a classifier", device, precision, quantize)
-    lines = input_lines(texts or [])
+    lines = input_lines(texts or [], input_path)
     if not lines:
         return
     out = []

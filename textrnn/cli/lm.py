@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from textrnn.cli.app import DEVICE_HELP, PRECISION_HELP, input_lines, open_model
+from textrnn.cli.app import DEVICE_HELP, PRECISION_HELP, INPUT_HELP, input_lines, open_model
 
 NEED = "a language model (task: lm)"
 
@@ -21,7 +21,7 @@ def generate(
     top_p: Optional[float] = typer.Option(None, "--top-p", help="Sample within this probability mass (1 = all)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="The same seed gives the same text."),
     num: int = typer.Option(1, "--num", "-n", help="Number of samples."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per sample."),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="One JSON object per sample."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
 ):
@@ -36,14 +36,15 @@ def complete(
     run_dir: str = typer.Argument(..., metavar="RUN", help="Run directory of a language model."),
     texts: List[str] = typer.Argument(None, help="Texts to complete (default: one per line from stdin)."),
     k: int = typer.Option(5, "-k", help="How many next words."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per text."),
+    input_path: Optional[str] = typer.Option(None, "--input", "-i", metavar="FILE", help=INPUT_HELP),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="One JSON object per text."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
 ):
     """Print the k most likely next words as WORD<TAB>PROBABILITY (a blank line between texts)."""
     lm = open_model(run_dir, "complete", ("lm",), NEED, device, precision)
     blocks = []
-    for text in input_lines(texts or []):
+    for text in input_lines(texts or [], input_path):
         words = lm.complete(text, k)
         if as_json:
             blocks.append(json.dumps({"text": text, "next": [{"word": w, "prob": round(p, 6)} for w, p in words]},

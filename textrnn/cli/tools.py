@@ -45,7 +45,7 @@ def _ids(task, text: str):
 def inspect(
     args: List[str] = typer.Argument(..., metavar="RUN... TEXT", help="One or more run directories, then the text."),
     out_dir: Path = typer.Option(Path("inspect"), "-o", "--output-dir", help="Folder for the PNGs (and JSON)."),
-    as_json: bool = typer.Option(False, "--json", help="Also write every number the plots show to inspect.json."),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="Also write every number the plots show to inspect.json."),
     units: int = typer.Option(8, "--units", min=0, help="Units shown per gate besides the mean (most varying)."),
 ):
     """Gates per layer and direction, saliency (classifiers), gradient decay with distance, attention."""

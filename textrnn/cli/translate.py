@@ -103,7 +103,7 @@ def translate(
     plot_attention: Optional[str] = typer.Option(None, "--plot-attention", metavar="OUT.png",
                                                  help="Draw the attention matrix of the given text."),
     chunk: int = typer.Option(10000, "--chunk", help="Lines read and translated at a time."),
-    quantize: bool = typer.Option(False, "--quantize", help=QUANTIZE_HELP),
+    quantize: bool = typer.Option(False, "--quantize", metavar="", help=QUANTIZE_HELP),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
 ):

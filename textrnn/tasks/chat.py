@@ -65,7 +65,7 @@ def distinct(replies: list[list[str]], n: int) -> float:
 @register("task", "chat")
 class Chat(Translate):
     name = "chat"
-    metric = "ppl"
+    metric = "perplexity"
     higher_is_better = False
 
     def read_splits(self) -> dict:
@@ -111,7 +111,7 @@ class Chat(Translate):
         hyps = [self.detok(h[0][0]) for h in self.decode_ids(model, self.data[split], device, s)]
         toks = [h.split() for h in hyps]
         top = Counter(hyps).most_common(1)[0][1] / max(len(hyps), 1)
-        return {"loss": loss, "ppl": math.exp(min(loss, 50.0)),
+        return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)),
                 "bleu": sacrebleu.corpus_bleu(hyps, [self.refs[split]], force=True).score,  # corpora may be pre-tokenized
                 "distinct_1": distinct(toks, 1), "distinct_2": distinct(toks, 2), "top_reply_share": top,
                 "sentences": len(hyps)}

@@ -97,6 +97,12 @@ class Classify(Task):
         self.data[name] = self.encode_texts(ex.texts)
         self.targets[name] = np.array([index[lab] for lab in ex.labels])
 
+    @property
+    def majority_share(self):
+        """The share of the valid split's most frequent class (what always answering it scores)."""
+        y = self.targets.get("valid")
+        return None if y is None or not len(y) else float(np.bincount(y).max() / len(y))
+
     def load_buffer(self, texts: list[str], labels) -> None:
         index = {lab: i for i, lab in enumerate(self.labels)}
         unknown = sorted(set(labels) - set(index))

@@ -268,7 +268,7 @@ class Translate(Task):
         s = self.search.model_copy(update={"beam": 1, "n_best": 1})  # greedy for the per-epoch score
         hyps = [self.detok(h[0][0]) for h in self.decode_ids(model, self.data[split], device, s)]
         refs = [self.refs[split]]
-        return {"loss": loss, "ppl": math.exp(min(loss, 50.0)),
+        return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)),
                 "bleu": sacrebleu.corpus_bleu(hyps, refs).score, "chrf": sacrebleu.corpus_chrf(hyps, refs).score,
                 "sentences": len(hyps)}
 
