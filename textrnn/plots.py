@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -23,21 +24,30 @@ def _save(fig: Figure, path: Path) -> None:
     write_atomic(path, buf.getvalue())
 
 
-def curves(history: list[dict], metric: str, path: Path, title: str) -> None:
+def curves(history: list[dict], metric: str, path: Path, title: str, best_epoch: Optional[int] = None) -> None:
     """Write curves_figure's PNG (nothing without history)."""
     if history:
-        _save(curves_figure(history, metric, title), path)
+        _save(curves_figure(history, metric, title, best_epoch), path)
 
 
-def curves_figure(history: list[dict], metric: str, title: str) -> Figure:
-    """Train and valid loss per epoch (left), the selection metric (right)."""
+def curves_figure(history: list[dict], metric: str, title: str, best_epoch: Optional[int] = None) -> Figure:
+    """Train and valid loss per epoch (left), the selection metric (right), the best epoch marked."""
+    from matplotlib.ticker import MaxNLocator
+
     ep = [h["epoch"] for h in history]
     fig, (a, b) = subplots(1, 2, figsize=(10, 3.6))
-    a.plot(ep, [h["train_loss"] for h in history], "o-", label="train")
-    a.plot(ep, [h["loss"] for h in history], "o-", label="valid")
-    a.set_xlabel("epoch"), a.set_ylabel("loss"), a.legend(), a.grid(alpha=0.3)
-    b.plot(ep, [h[metric] for h in history], "o-", color="C2")
+    a.plot(ep, [h.get("train_loss") for h in history], "o-", label="train")
+    a.plot(ep, [h.get("loss") for h in history], "o-", label="valid")
+    a.set_xlabel("epoch"), a.set_ylabel("loss"), a.grid(alpha=0.3)
+    b.plot(ep, [h.get(metric) for h in history], "o-", color="C2")
     b.set_xlabel("epoch"), b.set_ylabel(f"valid {metric}"), b.grid(alpha=0.3)
+    if best_epoch is not None:
+        for ax in (a, b):
+            ax.axvline(best_epoch, color="C3", ls="--", lw=1, label=f"best (epoch {best_epoch})")
+        b.legend()
+    a.legend()
+    for ax in (a, b):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title)
     return fig
 

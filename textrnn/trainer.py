@@ -74,6 +74,15 @@ def _comparable(cfg: config.Pipeline) -> dict:
         "seed": d["train"]["seed"], "batch": [d["train"]["batch_tokens"], d["train"]["batch_size"]]}
 
 
+def _run_eta(st: dict, epoch: int, epochs: int, per_epoch: Optional[int], done_in_epoch: int) -> str:
+    """Time left for the whole run at the pace so far (evaluations included), e.g. "~12 min left"."""
+    if not per_epoch or not st["global_step"] or not st["wall_seconds"]:
+        return "…"
+    left = (per_epoch - done_in_epoch) + per_epoch * (epochs - epoch - 1)  # steps (early stopping may cut it)
+    seconds = st["wall_seconds"] / st["global_step"] * left
+    return f"~{seconds / 60:.0f} min left" if seconds >= 90 else f"~{seconds:.0f} s left"
+
+
 class Trainer:
     """Trains a pipeline into a run directory. Everything is read, validated and built (data,
     tokenizer, vocabulary, model, optimizer, precision) before the directory is touched; then it is
@@ -280,10 +289,13 @@ class Trainer:
                 ema, ep_tokens, ep_time = st["epoch_loss"], st["epoch_tokens"], st["epoch_seconds"]
             else:
                 ema, ep_tokens, ep_time = None, 0, 0.0
-            with Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+            # on a terminal only: a log file or pipe gets the one line per epoch below and nothing else
+            with Progress(TextColumn("epoch {task.fields[epoch]}/" + str(t.epochs)), BarColumn(), MofNCompleteColumn(),
                           TextColumn("loss {task.fields[loss]:.4f} · {task.fields[tps]:,.0f} tok/s"),
-                          TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True) as bar:
-                pid = bar.add_task("train", total=total, completed=skip, epoch=epoch + 1, loss=float("nan"), tps=0)
+                          TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("run {task.fields[eta]}"),
+                          console=console, transient=True, disable=not console.is_terminal) as bar:
+                pid = bar.add_task("train", total=total, completed=skip, epoch=epoch + 1, loss=float("nan"), tps=0,
+                                   eta=_run_eta(st, epoch, t.epochs, total, skip))
                 # resuming mid-epoch: the same batches, in the same order, the first `skip` skipped
                 todo = ((k, idx) for k, idx in enumerate(order) if k >= skip)
                 collate = lambda ki: (ki[0], task.collate("train", ki[1], self.device))  # noqa: E731
@@ -316,7 +328,8 @@ class Trainer:
                     ep_tokens += ntok
                     ep_time += dt
                     st["epoch_loss"], st["epoch_tokens"], st["epoch_seconds"] = ema, ep_tokens, ep_time
-                    bar.update(pid, advance=1, loss=ema, tps=ep_tokens / max(ep_time, 1e-9))
+                    bar.update(pid, advance=1, loss=ema, tps=ep_tokens / max(ep_time, 1e-9),
+                               eta=_run_eta(st, epoch, t.epochs, total, k + 1))
                     st["wall_seconds"] = time.perf_counter() - wall0
                     if self.on_step:
                         self.on_step(st["global_step"])
@@ -362,6 +375,10 @@ class Trainer:
         st["history"].append(rec)
         st["epoch"], st["step_in_epoch"] = epoch + 1, 0
         self._write_metrics(st["history"])
+        if self.main:  # the learning curves so far, to look at while training goes on
+            from textrnn import plots
+
+            plots.curves(st["history"], task.metric, self.run / "curves.png", self.cfg.name, st["best_epoch"])
         shown = " ".join(f"{k} {v:.4f}" for k, v in valid.items() if isinstance(v, float) and k != "examples")
         loss = "n/a" if train_loss is None else f"{train_loss:.4f}"  # None: no step ran in this epoch
         console.print(f"epoch {epoch + 1:>3}  train loss {loss}  valid {shown}  "
@@ -385,7 +402,7 @@ class Trainer:
         rundir.write_json(self.run / "summary.json", summary)
         from textrnn import plots
 
-        plots.curves(st["history"], task.metric, self.run / "curves.png", self.cfg.name)
+        plots.curves(st["history"], task.metric, self.run / "curves.png", self.cfg.name, st["best_epoch"])
         task.plots(model, self.run, self.device)
         rundir.write_manifest(self.run)
         return summary

@@ -134,7 +134,8 @@ class TaskModel:
         from textrnn import plots, rundir
 
         if what == "curves":
-            return plots.curves_figure(rundir.read_metrics(self.run), self.task.metric, self.pipeline.name)
+            return plots.curves_figure(rundir.read_metrics(self.run), self.task.metric, self.pipeline.name,
+                                       self.summary.get("best_epoch"))
         if what == "confusion" and self.task_name == "classify":
             s = self.summary
             split = "test" if "confusion" in s.get("test", {}) else "valid"

@@ -312,9 +312,11 @@ def plot_attention(w: np.ndarray, src: list[str], tgt: list[str], path: Path, ti
     from textrnn.plots import _save, subplots
 
     fig, ax = subplots(figsize=(max(4, 0.45 * len(src) + 2), max(3, 0.4 * len(tgt) + 1.5)))
-    ax.imshow(w, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    im = ax.imshow(w, cmap="Blues", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(len(src)), src, rotation=60, ha="right")
     ax.set_yticks(range(len(tgt)), tgt)
+    ax.set_xlabel("source"), ax.set_ylabel("target (generated)")
+    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02, label="attention weight")
     ax.set_title(title)
     _save(fig, path)
 
