@@ -54,3 +54,12 @@ def test_version_input_and_help(tmp_path, cli):
     code, out, _ = cli("predict", "--help")
     ours = [line for line in out.splitlines() if "--json" in line or "--quantize" in line]
     assert code == 0 and len(ours) == 2 and not any("<bool>" in line for line in ours) and "--input" in out
+
+
+def test_mostly_unknown_inputs_are_warned_and_counted(tmp_path, cli):
+    run = tmp_path / "run"
+    assert cli("run", _pipe(tmp_path), "-o", run)[0] == 0
+    code, out, err = cli("predict", run, "--json", "zzz qqq film", "good film")
+    rows = [json.loads(x) for x in out.splitlines()]
+    assert code == 0 and [(r["unknown"], r["tokens"]) for r in rows] == [(2, 3), (0, 2)]
+    assert "warning: line 1: 2 of 3 tokens are not in the model's vocabulary" in err and "line 2" not in err

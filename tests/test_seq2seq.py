@@ -194,8 +194,8 @@ def test_translate_keeps_lines_and_order(trained, cli, tmp_path):
     f1, f2 = write(tmp_path / "a.de", text), write(tmp_path / "b.de", "Ich singe.")
     code, _, err = cli("translate", run, f1, f2, "--output-dir", tmp_path / "out", "--beam", "1", "--chunk", "2")
     assert code == 0, err
-    assert (tmp_path / "out" / "a.de").read_text().count("\n") == len(lines)
-    assert (tmp_path / "out" / "b.de").read_text().count("\n") == 1
+    assert (tmp_path / "out" / "a.en").read_text().count("\n") == len(lines)  # named by the target language
+    assert (tmp_path / "out" / "b.en").read_text().count("\n") == 1
     code, _, _ = cli("translate", run, f1, "--n-best", "2", "--beam", "2", "-o", tmp_path / "nb.txt")
     rows = (tmp_path / "nb.txt").read_text().split("\n")[:-1]
     assert code == 0 and len(rows) == len(lines) and rows[0].count("\t") == 1 and rows[1] == ""

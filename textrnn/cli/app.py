@@ -74,3 +74,16 @@ def input_lines(texts: List[str], path: Optional[str] = None) -> List[str]:
         except UnicodeDecodeError:
             raise UserError(f"{name}:{n}: bytes that are not valid UTF-8") from None
     return out
+
+
+def warn_unknown(counts: list[tuple[int, int]], what: str = "line", shown: int = 3) -> None:
+    """One warning line per input whose tokens are mostly not in the model's vocabulary (the first
+    `shown`, then how many more)."""
+    bad = [(i, u, n) for i, (u, n) in enumerate(counts, 1) if n and u * 2 > n]
+    for i, u, n in bad[:shown]:
+        where = f"{what} {i}" if len(counts) > 1 else f"this {what}"
+        print(f"warning: {where}: {u} of {n} tokens are not in the model's vocabulary; the answer is "
+              f"mostly a guess", file=sys.stderr)
+    if len(bad) > shown:
+        print(f"warning: {len(bad) - shown} more {what}s are mostly unknown tokens ({len(bad)} of {len(counts)})",
+              file=sys.stderr)

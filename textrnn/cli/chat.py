@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from textrnn.cli.app import DEVICE_HELP, PRECISION_HELP, QUANTIZE_HELP, open_model
+from textrnn.cli.app import DEVICE_HELP, PRECISION_HELP, QUANTIZE_HELP, open_model, warn_unknown
 
 
 def open_session(run_dir: str, device: str = "cpu", quantize: bool = False, precision: str = "fp32", **override):
@@ -20,7 +20,12 @@ def open_session(run_dir: str, device: str = "cpu", quantize: bool = False, prec
                      device, precision, quantize)
     base = bot.settings(**override)
     options = {k: v for k, v in base.model_dump().items() if k in repl.INT_OPTIONS | repl.FLOAT_OPTIONS}
-    return repl.Session(bot.respond_to, options, bot.history, max_chars=2000), bot.pipeline
+
+    def reply(context: list[str], opts: dict) -> str:
+        warn_unknown(bot.unknown(context[-1:]), "message")
+        return bot.respond_to(context, opts)
+
+    return repl.Session(reply, options, bot.history, max_chars=2000), bot.pipeline
 
 
 def chat(

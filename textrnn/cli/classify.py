@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from textrnn.cli.app import DEVICE_HELP, PRECISION_HELP, QUANTIZE_HELP, INPUT_HELP, input_lines, open_model
+from textrnn.cli.app import DEVICE_HELP, PRECISION_HELP, QUANTIZE_HELP, INPUT_HELP, input_lines, open_model, warn_unknown
 
 
 def predict(
@@ -24,11 +24,14 @@ def predict(
     lines = input_lines(texts or [], input_path)
     if not lines:
         return
+    counts = clf.unknown(lines)
+    warn_unknown(counts)
     out = []
-    for text, p in zip(lines, clf.predict(lines)):
+    for text, p, (unk, n) in zip(lines, clf.predict(lines), counts):
         if as_json:
             out.append(json.dumps({"text": text, "label": p.label,
-                                   "probs": {lab: round(q, 6) for lab, q in p.probs.items()}}, ensure_ascii=False))
+                                   "probs": {lab: round(q, 6) for lab, q in p.probs.items()},
+                                   "unknown": unk, "tokens": n}, ensure_ascii=False))
         else:
             out.append(f"{p.label}\t{p.prob:.4f}")
     typer.echo("\n".join(out))

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from textrnn.cli.app import DEVICE_HELP, PRECISION_HELP, INPUT_HELP, input_lines, open_model
+from textrnn.cli.app import DEVICE_HELP, PRECISION_HELP, INPUT_HELP, input_lines, open_model, warn_unknown
 
 NEED = "a language model (task: lm)"
 
@@ -44,11 +44,14 @@ def complete(
     """Print the k most likely next words as WORD<TAB>PROBABILITY (a blank line between texts)."""
     lm = open_model(run_dir, "complete", ("lm",), NEED, device, precision)
     blocks = []
-    for text in input_lines(texts or [], input_path):
+    lines = input_lines(texts or [], input_path)
+    counts = lm.unknown(lines) if lines else []
+    warn_unknown(counts)
+    for text, (unk, n) in zip(lines, counts):
         words = lm.complete(text, k)
         if as_json:
-            blocks.append(json.dumps({"text": text, "next": [{"word": w, "prob": round(p, 6)} for w, p in words]},
-                                     ensure_ascii=False))
+            blocks.append(json.dumps({"text": text, "next": [{"word": w, "prob": round(p, 6)} for w, p in words],
+                                      "unknown": unk, "tokens": n}, ensure_ascii=False))
         else:
             blocks.append("\n".join(f"{w}\t{p:.4f}" for w, p in words))
     if blocks:

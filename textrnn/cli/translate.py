@@ -60,6 +60,22 @@ def _atomic_text(path: Path):
         raise
 
 
+def _out_name(name: str, run_dir: str) -> str:
+    """An output's file name: the input's, with the source language's suffix swapped for the target's
+    when the training files name them (train.de / train.en: x.de -> x.en)."""
+    try:
+        from textrnn import inference
+
+        src = inference.read_pipeline(run_dir)[1].data.train
+    except UserError:
+        return name  # the run directory's own error comes when it is opened
+    if src.src and src.tgt:
+        a, b = Path(src.src.removesuffix(".gz")).suffix, Path(src.tgt.removesuffix(".gz")).suffix
+        if a and b and a != b and name.endswith(a):
+            return name[: -len(a)] + b
+    return name
+
+
 def _check_paths(files: list[str], outs: list[Optional[Path]], output_dir: Optional[str]) -> None:
     """Before anything is read or written: every input exists, no output is an input, a folder,
     or the output of another input."""
@@ -117,7 +133,7 @@ def translate(
         raise UserError("--output-dir needs input files (stdin goes to stdout or --output)")
     outs: list[Optional[Path]] = [Path(output)] if output else [None] * max(1, len(files))
     if output_dir:
-        outs = [Path(output_dir) / Path(f).name for f in files]
+        outs = [Path(output_dir) / _out_name(Path(f).name, run_dir) for f in files]
     if not plot_attention:
         _check_paths(files, outs, output_dir)
     mt = open_model(run_dir, "translate", ("translate", "chat"), "a translation model", device, precision, quantize)
@@ -139,7 +155,7 @@ def translate(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     con = Console(stderr=True)
-    t0, done = time.perf_counter(), 0
+    t0, done, unknown = time.perf_counter(), 0, []  # unknown: (input, line) of mostly unknown sentences
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[rate]:,.0f} sent/s"), TimeElapsedColumn(),
                   console=con, transient=True, disable=not con.is_terminal) as bar:
@@ -149,11 +165,17 @@ def translate(
             with contextlib.ExitStack() as stack:
                 fin = stack.enter_context(_open(src_path)) if src_path else sys.stdin.buffer
                 fout = stack.enter_context(_atomic_text(out_path)) if out_path else sys.stdout
+                first = done
                 for lines in _chunks(fin, name, chunk):
                     hyps = mt.translate_nbest(lines, s)
+                    unknown += [(name, done - first + i) for i, (u, n) in enumerate(mt.unknown(lines), 1) if n and u * 2 > n]
                     fout.write("".join(_format(h, s.n_best) + "\n" for h in hyps))
                     fout.flush()
                     done += len(lines)
                     bar.update(pid, advance=len(lines), rate=done / max(time.perf_counter() - t0, 1e-9))
+    if unknown:
+        (name, line), more = unknown[0], len(unknown) - 1
+        con.print(f"warning: {name}:{line}: most of its tokens are not in the model's vocabulary"
+                  + (f" (and {more:,} more such lines of {done:,})" if more else ""), highlight=False)
     dt = time.perf_counter() - t0
     con.print(f"[dim]{done:,} sentences in {dt:.1f} s ({done / max(dt, 1e-9):,.1f} sentences/s, beam {s.beam})[/]")

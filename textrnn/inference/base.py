@@ -83,6 +83,12 @@ class TaskModel:
             raise WrongTask(f"{self.__dict__.get('run')} is {self.kind}: it has {', '.join(self.methods)}")
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
+    def unknown(self, texts) -> list[tuple[int, int]]:
+        """(unknown tokens, tokens) of each text: how much of it the model's vocabulary covers."""
+        items, _ = texts_arg(texts, "unknown")
+        with self._lock:
+            return self.task.unknown_counts(items)
+
     # -- evaluation
     def _test_source(self, test: TestSource):
         """A config.Source for `test`: the pipeline's test split (None), a file path, (src, tgt) files, or a

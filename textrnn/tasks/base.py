@@ -60,6 +60,11 @@ class Task:
         ids = tokenized.tokenize(self.tok, texts, use_cache=cache).numericalize(self.vocab)
         return [a if len(a) else np.array([self.vocab.unk]) for a in ids]
 
+    def unknown_counts(self, texts: list[str]) -> list[tuple[int, int]]:
+        """(tokens not in the vocabulary, tokens) of each text, as the model reads it."""
+        ids = tokenized.tokenize(self.tok, texts, use_cache=False).numericalize(self.vocab)
+        return [(int((a == self.vocab.unk).sum()), len(a)) for a in ids]
+
     # -- streaming (data.train.streaming: the train split is never held whole)
     streaming = False
 

@@ -81,11 +81,11 @@ class Chat(Translate):
         v = self.cfg.vocab
         self.vocab = self.vocab_tgt = Vocab.build(counts, v.min_freq, v.max_size, extra=[SEP])
 
-    def encode_side(self, texts: list[str], target: bool):
+    def encode_side(self, texts: list[str], target: bool, cache: bool = True):
         if target:
-            return super().encode_side(texts, True)
+            return super().encode_side(texts, True, cache)
         turns = [c.split(TURN_BREAK) for c in texts]
-        flat = tokenized.tokenize(self.tok, [t for ts in turns for t in ts]).numericalize(self.vocab)
+        flat = tokenized.tokenize(self.tok, [t for ts in turns for t in ts], use_cache=cache).numericalize(self.vocab)
         sep, out, cut, k = self.vocab.stoi[SEP], [], 0, 0
         for ts in turns:
             parts = flat[k: k + len(ts)]

@@ -146,7 +146,7 @@ class Classify(Task):
     def predict_proba(self, model, texts: list[str], device) -> np.ndarray:
         """Class probabilities [N, C] in input order; batched by length internally."""
         model.eval()
-        ids = self.encode_texts(texts)
+        ids = self.encode_texts(texts, cache=False)  # inference: the disk cache is for training splits
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         t = self.cfg.train
         for idx in batching.make_batches([len(a) for a in ids], t.batch_tokens, t.batch_size):

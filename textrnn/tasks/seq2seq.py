@@ -158,10 +158,10 @@ class Translate(Task):
             self.vocab = Vocab.build(cs, v.min_freq, v.max_size)
             self.vocab_tgt = Vocab.build(ct, v.min_freq, v.max_size)
 
-    def encode_side(self, texts: list[str], target: bool) -> tuple[list[np.ndarray], int]:
+    def encode_side(self, texts: list[str], target: bool, cache: bool = True) -> tuple[list[np.ndarray], int]:
         """Token ids of one side, truncated to the side's max length; also how many were cut."""
         tok, vocab, n = (self.tok_tgt, self.vocab_tgt, self.max_tgt) if target else (self.tok, self.vocab, self.max_src)
-        ids = tokenized.tokenize(tok, texts).numericalize(vocab)
+        ids = tokenized.tokenize(tok, texts, use_cache=cache).numericalize(vocab)
         cut = sum(len(a) > n for a in ids)
         return [a[:n] for a in ids], cut
 
@@ -241,7 +241,7 @@ class Translate(Task):
         real = [i for i, t in enumerate(texts) if t.strip()]
         out: list = [[("", 0.0)] for _ in texts]
         if real:
-            ids, _ = self.encode_side([texts[i] for i in real], False)
+            ids, _ = self.encode_side([texts[i] for i in real], False, cache=False)
             ids = [a if len(a) else np.array([self.vocab.unk]) for a in ids]
             for i, hyps in zip(real, self.decode_ids(model, ids, device, s)):
                 out[i] = [(self.detok(t), sc) for t, sc in hyps]
@@ -294,7 +294,7 @@ class Translate(Task):
     def attention(self, model, text: str, device, s: search.SearchCfg):
         """Best translation of one text and its attention: (source tokens, target tokens, weights [T, S])."""
         model.eval()
-        src, _ = self.encode_side([text], False)
+        src, _ = self.encode_side([text], False, cache=False)
         src = src[0] if len(src[0]) else np.array([self.vocab.unk])
         hyp = self.decode_ids(model, [src], device, s)[0][0][0]
         v = self.vocab_tgt
