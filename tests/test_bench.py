@@ -55,7 +55,7 @@ def test_attention_flops():
 
 def test_bench_command_prints_training_figures(cli, tmp_path):
     out_file = tmp_path / "b.json"
-    code, out, err = cli("bench", ROOT / "pipelines/sentiment.yaml", "--steps", "3", "-o", out_file,
+    code, out, err = cli("bench", ROOT / "tests/data/sentiment.yaml", "--steps", "3", "-o", out_file,
                          "--set", "model.embedding.dim=16", "--set", "model.encoder.hidden=16",
                          "--set", "train.threads=1", "--device", "cpu")  # the roofline is a CPU figure
     assert code == 0, err
@@ -64,7 +64,7 @@ def test_bench_command_prints_training_figures(cli, tmp_path):
     t = r["training"]
     assert t["steps"] == 3 and t["real_tokens"] > 0 and t["tokens_per_s"] > 0 and 0 <= t["pad_fraction"] < 1
     assert t["model_flops_per_token"] > 0 and 0 < t["roofline_fraction"] and r["peak_rss_mb"] > 0
-    code, _, err = cli("bench", ROOT / "pipelines/sentiment.yaml", "--steps", "0")
+    code, _, err = cli("bench", ROOT / "tests/data/sentiment.yaml", "--steps", "0")
     assert code == 2
 
 

@@ -153,7 +153,7 @@ def test_chat_refuses_a_classifier_and_empty_dialogues(tmp_path, cli):
     assert code == 2 and "no dialogue with two turns" in err
     from conftest import ROOT
 
-    code, _, _ = cli("run", ROOT / "pipelines/sentiment.yaml", "--output", tmp_path / "cls", "--set", "train.epochs=1",
+    code, _, _ = cli("run", ROOT / "tests/data/sentiment.yaml", "--output", tmp_path / "cls", "--set", "train.epochs=1",
                      "--set", "model.encoder.hidden=8")
     assert code == 0
     code, _, err = cli("chat", tmp_path / "cls", stdin=b"hello\n")

@@ -51,7 +51,7 @@ def test_beam_on_gpu_batched_equals_one_by_one():
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16", "fp32"])
 def test_sentiment_trains_on_gpu_and_predicts_on_cpu(precision, tmp_path, cli):
-    cfg = config.load(ROOT / "pipelines" / "sentiment.yaml", FAST + [f"train.precision={precision}"])
+    cfg = config.load(ROOT / "tests/data/sentiment.yaml", FAST + [f"train.precision={precision}"])
     run, summary = run_pipeline(cfg, output=str(tmp_path / "run"))
     s = json.loads((run / "summary.json").read_text())
     assert s["device"].startswith("cuda") and s["precision"] == precision

@@ -38,8 +38,8 @@ def free_port() -> int:
 
 
 @pytest.mark.parametrize("pipeline,extra", [
-    ("sentiment.yaml", ["model.embedding.dim=16", "model.encoder.hidden=16", "train.epochs=2"]),
-    ("lm.yaml", ["model.embedding.dim=16", "model.hidden=16", "model.tie_weights=true", "train.epochs=2",
+    ("tests/data/sentiment.yaml", ["model.embedding.dim=16", "model.encoder.hidden=16", "train.epochs=2"]),
+    ("pipelines/lm.yaml", ["model.embedding.dim=16", "model.hidden=16", "model.tie_weights=true", "train.epochs=2",
                  "model.mode=stream", "model.bptt=10", "train.batch_size=8"]),
 ])
 def test_torchrun_two_gloo_processes(tmp_path, pipeline, extra):
@@ -48,7 +48,7 @@ def test_torchrun_two_gloo_processes(tmp_path, pipeline, extra):
     env = dict(os.environ, OMP_NUM_THREADS="1", TEXTRNN_CACHE=str(tmp_path / "cache"))
     p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
                         "--master-addr", "127.0.0.1", "--master-port", str(free_port()),
-                        "-m", "textrnn", "run", str(ROOT / "pipelines" / pipeline), "--output", str(run), *sets],
+                        "-m", "textrnn", "run", str(ROOT / pipeline), "--output", str(run), *sets],
                        capture_output=True, text=True, env=env, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     s = json.loads((run / "summary.json").read_text())
@@ -57,7 +57,7 @@ def test_torchrun_two_gloo_processes(tmp_path, pipeline, extra):
     from textrnn import config
     from textrnn.tasks.base import build_task
 
-    cfg = config.load(ROOT / "pipelines" / pipeline, extra)
+    cfg = config.load(ROOT / pipeline, extra)
     task = build_task(cfg)
     task.prepare({"train": task.read_splits()["train"]}, run, resume=True)
     per_epoch = sum(task.lengths("train"))  # real tokens (classify), or targets of the stream (lm)

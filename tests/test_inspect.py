@@ -19,7 +19,7 @@ TEXTS = ["a fine warm film", "a dull cold film", "warm and fine", "cold and dull
 
 def classify_task(*extra):
     torch.manual_seed(0)
-    cfg = config.load(ROOT / "pipelines/sentiment.yaml", FAST + ["tokenizer.kind=whitespace", *extra])
+    cfg = config.load(ROOT / "tests/data/sentiment.yaml", FAST + ["tokenizer.kind=whitespace", *extra])
     task = build_task(cfg)
     ex = Examples(TEXTS, ["pos", "neg"] * 6, "mem")
     task.prepare({"train": ex, "valid": ex}, ROOT, resume=False)
@@ -76,7 +76,7 @@ def test_gradient_by_distance_has_one_point_per_step():
 def two_runs(tmp_path_factory):
     d = tmp_path_factory.mktemp("runs")
     for cell in ("lstm", "rnn"):
-        cfg = config.load(ROOT / "pipelines/sentiment.yaml", FAST + [f"model.encoder.cell={cell}"])
+        cfg = config.load(ROOT / "tests/data/sentiment.yaml", FAST + [f"model.encoder.cell={cell}"])
         run_pipeline(cfg, output=str(d / cell))
     return d
 

@@ -271,7 +271,7 @@ def test_bad_input_one_line_exit_2(trained, tmp_path, cli):
     cases.append((("run", pipe2, "--output", tmp_path / "r2"), "blank.txt: no examples"))
     clf = tmp_path / "clf"
     clf.mkdir()
-    rundir.write_atomic(clf / "pipeline.yaml", config.dump(config.load(ROOT / "pipelines" / "sentiment.yaml")))
+    rundir.write_atomic(clf / "pipeline.yaml", config.dump(config.load(ROOT / "tests/data/sentiment.yaml")))
     rundir.mark(clf, "classify")
     cases.append((("generate", clf), "a classify model; generate needs a language model"))
     cases.append((("complete", clf, "hi"), "a classify model; complete needs a language model"))

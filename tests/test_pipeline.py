@@ -15,7 +15,7 @@ FAST = ["train.epochs=3", "model.embedding.dim=16", "model.encoder.hidden=16", "
 
 
 def sample_cfg(*extra):
-    return config.load(ROOT / "pipelines" / "sentiment.yaml", FAST + list(extra))
+    return config.load(ROOT / "tests/data/sentiment.yaml", FAST + list(extra))
 
 
 @pytest.fixture(scope="module")
@@ -104,9 +104,9 @@ def test_resume_after_interruption_matches_uninterrupted(trained, tmp_path):
 
 def test_resume_refuses_changed_pipeline_and_missing_checkpoint(trained, tmp_path, cli):
     run, _ = trained
-    code, _, err = cli("run", ROOT / "pipelines/sentiment.yaml", "--output", tmp_path / "none", "--resume")
+    code, _, err = cli("run", ROOT / "tests/data/sentiment.yaml", "--output", tmp_path / "none", "--resume")
     assert code == 2 and "nothing to resume" in err
-    code, _, err = cli("run", ROOT / "pipelines/sentiment.yaml", "--output", run, "--resume", *sum((["--set", s] for s in FAST), []),
+    code, _, err = cli("run", ROOT / "tests/data/sentiment.yaml", "--output", run, "--resume", *sum((["--set", s] for s in FAST), []),
                        "--set", "model.encoder.hidden=8")
     assert code == 2 and "pipeline changed" in err
 

@@ -18,7 +18,8 @@ FAST = ["train.epochs=2", "model.embedding.dim=16", "model.encoder.hidden=16", "
 
 
 def cfg(*extra, pipeline="sentiment.yaml"):
-    return config.load(ROOT / "pipelines" / pipeline, FAST + list(extra))
+    folder = ROOT / ("tests/data" if pipeline == "sentiment.yaml" else "pipelines")  # the tests' own sentiment data
+    return config.load(folder / pipeline, FAST + list(extra))
 
 
 class Boom(Exception):
@@ -41,7 +42,7 @@ def test_streamed_training_sees_every_token_and_predicts(tmp_path, cli):
     run = tmp_path / "s"
     _, summary = run_pipeline(cfg(), output=str(run))
     whole = sources.read(cfg().data.train.model_copy(update={"streaming": False}), {}, labelled=True)
-    plain = build_task(config.load(ROOT / "pipelines/sentiment.yaml", FAST[:5]))
+    plain = build_task(config.load(ROOT / "tests/data/sentiment.yaml", FAST[:5]))
     plain.prepare({"train": whole}, None, resume=False)
     vocab = json.loads((run / "vocab.json").read_text())["itos"]
     assert vocab == plain.vocab.itos  # counted over the whole stream: the same vocabulary as reading it whole
@@ -73,14 +74,14 @@ def test_streamed_resume_matches_uninterrupted(tmp_path):
 
 
 def test_streaming_errors(tmp_path, cli):
-    code, _, err = cli("run", ROOT / "pipelines/sentiment.yaml", "--output", tmp_path / "r",
+    code, _, err = cli("run", ROOT / "tests/data/sentiment.yaml", "--output", tmp_path / "r",
                        *sum((["--set", s] for s in FAST + ["data.valid=null"]), []))
     assert code == 2 and "declare a valid split" in err
     code, _, err = cli("run", ROOT / "pipelines/translate.yaml", "--output", tmp_path / "t",
                        "--set", "data.train.streaming=true")
     assert code == 2 and "streaming" in err
     bad = write(tmp_path / "bad.tsv", "text\tlabel\ngood\tpositive\nbad\tmystery\n")
-    code, _, err = cli("run", ROOT / "pipelines/sentiment.yaml", "--output", tmp_path / "c",
+    code, _, err = cli("run", ROOT / "tests/data/sentiment.yaml", "--output", tmp_path / "c",
                        *sum((["--set", s] for s in FAST + [f"data.train.path={bad}", "data.train.text=nope"]), []))
     assert code == 2 and "no column 'nope'" in err
 
