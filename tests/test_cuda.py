@@ -68,7 +68,7 @@ def test_sentiment_trains_on_gpu_and_predicts_on_cpu(precision, tmp_path, cli):
 
 
 def test_translation_trains_on_gpu_and_translates_on_both(tmp_path, cli):
-    cfg = config.load(ROOT / "pipelines" / "translate.yaml", FAST + ["train.precision=bf16"])
+    cfg = config.load(ROOT / "tests/data/translate.yaml", FAST + ["train.precision=bf16"])
     run, summary = run_pipeline(cfg, output=str(tmp_path / "run"))
     assert {"bleu", "chrf"} <= set(summary["test"])
     lines = "ein Mann fährt Fahrrad .\n\nzwei Hunde spielen im Schnee .\n"

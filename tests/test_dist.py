@@ -39,7 +39,7 @@ def free_port() -> int:
 
 @pytest.mark.parametrize("pipeline,extra", [
     ("tests/data/sentiment.yaml", ["model.embedding.dim=16", "model.encoder.hidden=16", "train.epochs=2"]),
-    ("pipelines/lm.yaml", ["model.embedding.dim=16", "model.hidden=16", "model.tie_weights=true", "train.epochs=2",
+    ("tests/data/lm.yaml", ["model.embedding.dim=16", "model.hidden=16", "model.tie_weights=true", "train.epochs=2",
                  "model.mode=stream", "model.bptt=10", "train.batch_size=8"]),
 ])
 def test_torchrun_two_gloo_processes(tmp_path, pipeline, extra):

@@ -45,7 +45,7 @@ def test_stepped_gates_equal_the_fused_layers(cell, layers):
 
 
 def test_stepped_lm_layers_equal_fused():
-    cfg = config.load(ROOT / "pipelines/lm.yaml", ["model.embedding.dim=8", "model.hidden=8", "model.layers=2",
+    cfg = config.load(ROOT / "tests/data/lm.yaml", ["model.embedding.dim=8", "model.hidden=8", "model.layers=2",
                                                     "tokenizer.kind=whitespace"])
     task = build_task(cfg)
     ex = Examples(TEXTS, None, "mem")

@@ -33,7 +33,7 @@ TEXTS = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog", 
 
 
 def lm_cfg(*extra):
-    return config.load(ROOT / "pipelines" / "lm.yaml", TINY + list(extra))
+    return config.load(ROOT / "tests/data/lm.yaml", TINY + list(extra))
 
 
 def task_on(texts, *extra, seed=0):
@@ -250,7 +250,7 @@ def test_sentencepiece_completes_whole_words(tmp_path, cli):
     code, out, err = cli("complete", run, "I'll be there in", "-k", "4")
     assert code == 0, err
     words = [line.split("\t")[0] for line in out.strip().splitlines()]
-    corpus = set((ROOT / "corpora/lm/train.txt").read_text().lower().replace(",", " ").replace("!", " ").split())
+    corpus = set((ROOT / "tests/data/lm/train.txt").read_text().lower().replace(",", " ").replace("!", " ").split())
     assert len(words) == 4 and all(w and "▁" not in w and " " not in w for w in words)
     assert sum(w in corpus for w in words) >= 3
 

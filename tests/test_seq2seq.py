@@ -159,7 +159,7 @@ def test_parallel_empty_lines_gz_tsv_and_bad_bytes(tmp_path):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "translate"
-    cfg = config.load(ROOT / "pipelines" / "translate.yaml", FAST)
+    cfg = config.load(ROOT / "tests/data/translate.yaml", FAST)
     _, summary = run_pipeline(cfg, output=str(run))
     return run, summary
 
@@ -171,8 +171,8 @@ def test_round_trip_and_run_directory(trained, cli):
         assert (run / f).is_file(), f
     assert {"bleu", "chrf", "perplexity", "loss"} <= set(summary["test"])
     assert not list(run.glob(".*"))
-    code, out, err = cli("evaluate", run, "--set", f"data.test.src={ROOT}/corpora/translation/valid.de",
-                         "--set", f"data.test.tgt={ROOT}/corpora/translation/valid.en")
+    code, out, err = cli("evaluate", run, "--set", f"data.test.src={ROOT}/tests/data/translation/valid.de",
+                         "--set", f"data.test.tgt={ROOT}/tests/data/translation/valid.en")
     assert code == 0, err
     m = json.loads(out)
     assert {"bleu", "chrf", "perplexity"} <= set(m) and m["sentences"] == 150
@@ -235,7 +235,7 @@ def test_translate_never_writes_over_an_input_or_another_output(trained, cli, tm
 def test_quantized_translation_agrees_with_float(trained, cli):
     """int8 weights: same line contract; on the sample, most sentences translate exactly as in float32."""
     run, _ = trained
-    src = (ROOT / "corpora/translation/valid.de").read_text(encoding="utf-8").splitlines()[:40]
+    src = (ROOT / "tests/data/translation/valid.de").read_text(encoding="utf-8").splitlines()[:40]
     text = "\n".join(src) + "\n"
     code, ref, err = cli("translate", run, "--beam", "1", stdin=text.encode())
     assert code == 0, err

@@ -18,7 +18,7 @@ FAST = ["train.epochs=2", "model.embedding.dim=16", "model.encoder.hidden=16", "
 
 
 def cfg(*extra, pipeline="sentiment.yaml"):
-    folder = ROOT / ("tests/data" if pipeline == "sentiment.yaml" else "pipelines")  # the tests' own sentiment data
+    folder = ROOT / "tests/data"  # the tests' own data
     return config.load(folder / pipeline, FAST + list(extra))
 
 
@@ -77,7 +77,7 @@ def test_streaming_errors(tmp_path, cli):
     code, _, err = cli("run", ROOT / "tests/data/sentiment.yaml", "--output", tmp_path / "r",
                        *sum((["--set", s] for s in FAST + ["data.valid=null"]), []))
     assert code == 2 and "declare a valid split" in err
-    code, _, err = cli("run", ROOT / "pipelines/translate.yaml", "--output", tmp_path / "t",
+    code, _, err = cli("run", ROOT / "tests/data/translate.yaml", "--output", tmp_path / "t",
                        "--set", "data.train.streaming=true")
     assert code == 2 and "streaming" in err
     bad = write(tmp_path / "bad.tsv", "text\tlabel\ngood\tpositive\nbad\tmystery\n")
@@ -87,7 +87,7 @@ def test_streaming_errors(tmp_path, cli):
 
 
 def test_streamed_language_model(tmp_path):
-    c = config.load(ROOT / "pipelines/lm.yaml", ["train.epochs=1", "model.embedding.dim=8", "model.hidden=8",
+    c = config.load(ROOT / "tests/data/lm.yaml", ["train.epochs=1", "model.embedding.dim=8", "model.hidden=8",
                                                  "data.train.streaming=true", "data.stream_buffer=200",
                                                  "train.threads=1"])
     _, summary = run_pipeline(c, output=str(tmp_path / "lm"))
