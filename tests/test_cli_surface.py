@@ -63,3 +63,17 @@ def test_mostly_unknown_inputs_are_warned_and_counted(tmp_path, cli):
     rows = [json.loads(x) for x in out.splitlines()]
     assert code == 0 and [(r["unknown"], r["tokens"]) for r in rows] == [(2, 3), (0, 2)]
     assert "warning: line 1: 2 of 3 tokens are not in the model's vocabulary" in err and "line 2" not in err
+
+
+def test_tensorboard_logs_loss_metrics_and_speed(tmp_path, cli):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    code, _, err = cli("run", _pipe(tmp_path), "-o", run, "--set", "train.tensorboard=true")
+    assert code == 0, err
+    acc = EventAccumulator(str(run / "tensorboard"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"train/loss", "train/lr", "train/tokens_per_s", "valid/accuracy", "valid/loss"} <= tags
+    assert [e.step for e in acc.Scalars("valid/accuracy")] == sorted(e.step for e in acc.Scalars("valid/accuracy"))
+    assert len(acc.Scalars("valid/accuracy")) == 2 and cli("predict", run, "good film")[0] == 0  # manifest still holds

@@ -138,6 +138,7 @@ class Train(Strict):
     checkpoint_every: Count = 200  # steps between last.pt checkpoints (and at each epoch end)
     threads: Optional[Size] = None  # torch CPU threads (default: torch's choice)
     max_minutes: Optional[Positive] = None  # stop (evaluate, keep the best) once training has run this long
+    tensorboard: bool = False  # also log loss, valid metrics, learning rate and tokens/s to RUN/tensorboard/
 
     @model_validator(mode="after")
     def _batch(self):

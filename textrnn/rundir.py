@@ -24,6 +24,7 @@ HOLDER = ".textrnn.lock"  # who holds the run directory's lock (the lock itself 
 RUN_FILES = ("last.pt", "model.safetensors", "metrics.jsonl", "summary.json", MARKER)  # a run is here
 RESULTS = ("last.pt", "model.safetensors", "metrics.jsonl", "summary.json", "curves.png", "confusion.png",
            "attention.png")  # what a new run replaces
+TENSORBOARD = "tensorboard"  # event files of train.tensorboard (grow during training; not hashed)
 MANIFEST = "manifest.json"  # SHA-256 of every file inference reads, written after them
 UNHASHED = ("last.pt", "metrics.jsonl", MANIFEST)  # change during training or are not read to use the model
 _TEMP = re.compile(r"^\.[^.].*\.[A-Za-z0-9_]{8}$")  # temp_beside's names: .<file>.<8 random characters>
@@ -189,7 +190,7 @@ def _sha256(path: Path) -> str:
 def _hashed(run: Path) -> list[Path]:
     """The files a manifest covers: all but checkpoints, metrics, plots and dot files."""
     return sorted(p for p in run.rglob("*") if p.is_file() and p.name not in UNHASHED and p.suffix != ".png"
-                  and not any(part.startswith(".") for part in p.relative_to(run).parts))
+                  and not any(part.startswith(".") or part == TENSORBOARD for part in p.relative_to(run).parts))
 
 
 def write_manifest(run: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import math
 import random
 import signal
@@ -154,6 +155,7 @@ class Trainer:
                                 f"--resume continues it, --overwrite starts it again")
             for stale in rundir.RESULTS:
                 (run / stale).unlink(missing_ok=True)
+            shutil.rmtree(run / rundir.TENSORBOARD, ignore_errors=True)
             rundir.write_atomic(run / "pipeline.yaml", config.dump(cfg))
             task.save(run)
             rundir.mark(run, cfg.task)
@@ -207,6 +209,13 @@ class Trainer:
         self.sched, per_batch = make_schedule(self.opt, t.schedule, task.higher_is_better,
                                               t.epochs * (steps_per_epoch or 0))
         self.dtype = precision.resolve(t.precision, t.amp, self.device)  # autocast dtype, None = float32
+        self.tb = None
+        if t.tensorboard and self.main:
+            try:
+                from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (needs the tensorboard package)
+            except ImportError:
+                raise UserError("train.tensorboard: needs the tensorboard package "
+                                "(pip install 'textrnn[tensorboard]')") from None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
         st = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best": None, "best_epoch": None,
               "bad_epochs": 0, "history": [], "step_seconds": 0.0, "tokens": 0, "wall_seconds": 0.0,
@@ -234,6 +243,10 @@ class Trainer:
     def _train(self, task: Task, model, st: dict, n_params: int, steps_per_epoch, per_batch: bool) -> dict:
         t = self.cfg.train
         self._claim(task)  # everything is validated: from here on the run directory changes
+        if self.cfg.train.tensorboard and self.main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(self.run / rundir.TENSORBOARD), purge_step=st["global_step"] or None)
         if dist.world() > 1:
             torch.manual_seed(t.seed + 7919 * dist.rank() + st["global_step"])  # each rank its own dropout
             console.print(f"[dim]{dist.world()} processes (torchrun), {dist.backend()} backend[/]")
@@ -261,6 +274,8 @@ class Trainer:
         try:
             self._loop(task, st, steps_per_epoch, per_batch)
         finally:
+            if self.tb is not None:
+                self.tb.close()
             with contextlib.suppress(ValueError):
                 for sig, handler in old_handlers.items():
                     signal.signal(sig, handler)
@@ -321,6 +336,8 @@ class Trainer:
                         raise UserError(f"training diverged at step {st['global_step'] + 1} (loss {lv}); "
                                         f"lower train.optimizer.lr or set train.clip")
                     ema = lv if ema is None else 0.98 * ema + 0.02 * lv
+                    if self.tb is not None:
+                        self.tb.add_scalar("train/loss", lv, st["global_step"] + 1)
                     st["global_step"] += 1
                     st["step_in_epoch"] = k + 1
                     st["tokens"] += ntok
@@ -372,6 +389,12 @@ class Trainer:
                "train_loss": train_loss, "lr": self.opt.param_groups[0]["lr"],
                "tokens_per_s": ep_tokens / max(ep_time, 1e-9)}
         rec.update({k: v for k, v in valid.items() if k != "confusion"})
+        if self.tb is not None:
+            for k, v in rec.items():
+                if isinstance(v, (int, float)) and k not in ("epoch", "step"):
+                    self.tb.add_scalar(("train/" if k in ("train_loss", "lr", "tokens_per_s") else "valid/") + k, v,
+                                       st["global_step"])
+            self.tb.flush()
         st["history"].append(rec)
         st["epoch"], st["step_in_epoch"] = epoch + 1, 0
         self._write_metrics(st["history"])
