@@ -176,7 +176,7 @@ DAMAGE = [
     ("model.safetensors", _nan_weights, True, "model.safetensors: embed.emb.weight holds NaN"),
     ("model.safetensors", lambda r: (r / "model.safetensors").unlink(), False, "model.safetensors: missing"),
     ("manifest.json", lambda r: (r / "manifest.json").write_text("garbage"), False, "manifest.json: unreadable"),
-    ("summary.json", lambda r: (r / "summary.json").write_text("garbage"), True, "summary.json: not valid JSON"),
+    ("summary.json", lambda r: (r / "summary.json").write_text("garbage"), True, "summary.json: not a run summary (not valid JSON)"),
 ]
 
 

@@ -241,15 +241,18 @@ def read_metrics(run: Path) -> list[dict]:
 def read_summary(run: Path) -> dict | None:
     """summary.json as a dict (None while the run has none); a damaged file is named."""
     path = run / "summary.json"
-    if not path.is_file():
-        return None
+    return _json_object(path, "not a run summary") if path.is_file() else None
+
+
+def _json_object(path: Path, what: str) -> dict:
+    """A JSON object from a run file; anything else is one line naming the file."""
     try:
-        s = json.loads(path.read_text(encoding="utf-8"))
+        obj = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):
-        raise UserError(f"{path}: not valid JSON") from None
-    if not isinstance(s, dict):
-        raise UserError(f"{path}: not a run summary (a JSON object)")
-    return s
+        raise UserError(f"{path}: {what} (not valid JSON)") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"{path}: {what} (not a JSON object)")
+    return obj
 
 
 def mark(run: Path, task: str) -> None:
@@ -264,12 +267,7 @@ def open_run(path: str | Path, overrides: list[str] = ()) -> tuple[Path, config.
         raise UserError(f"{run}: no such run directory")
     if not marker.is_file():
         raise UserError(f"{run}: not a textrnn run directory (no {MARKER})")
-    try:
-        info = json.loads(marker.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        raise UserError(f"{marker}: unreadable") from None
-    if not isinstance(info, dict):
-        raise UserError(f"{marker}: unreadable (not a JSON object)")
+    info = _json_object(marker, "unreadable")
     if info.get("format") != FORMAT:
         raise UserError(f"{run}: made by textrnn {info.get('version')} (run format {info.get('format')}); "
                         f"this textrnn {__version__} reads format {FORMAT}")
