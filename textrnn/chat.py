@@ -66,18 +66,11 @@ class Session(ChatSession):
         return f"unknown command /{name} (try /help)", False
 
 
-def _lines(stdin: TextIO):
-    """stdin's lines; bytes that are not UTF-8 end the session with one line naming where."""
-    buffer = getattr(stdin, "buffer", None)  # bytes, decoded line by line: the bad line is named exactly
-    for n, raw in enumerate(buffer if buffer is not None else stdin, 1):
-        try:
-            yield raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        except UnicodeDecodeError:
-            raise UserError(f"<stdin>:{n}: bytes that are not valid UTF-8") from None
-
-
 def run_pipe(session: Session, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
-    for raw in _lines(stdin):
+    from textrnn.text.lines import decoded
+
+    buffer = getattr(stdin, "buffer", None)  # bytes, decoded line by line: a bad line is named exactly
+    for raw in decoded(buffer if buffer is not None else stdin, "<stdin>"):
         line = raw.strip()
         if not line:
             continue

@@ -53,7 +53,7 @@ def end_of_run(run: Path, task: str, name: str, summary: dict) -> list[str]:
     return lines
 
 
-def warnings_at_end(task, summary: dict, history: list[dict]) -> list[str]:
+def warnings_at_end(task, summary: dict) -> list[str]:
     """One-line warnings about a finished run."""
     out = []
     if summary.get("best_epoch") == 1 and summary.get("epochs", 0) > 1:

@@ -419,7 +419,7 @@ class Trainer:
             "train_seconds": st["wall_seconds"], "pad_fraction": pad, "parameters": n_params,
             "device": str(self.device), "precision": precision.label(self.dtype), **extra,
         })
-        for w in report.warnings_at_end(task, summary, st["history"]):
+        for w in report.warnings_at_end(task, summary):
             self._warn(w)
         summary["warnings"] = self.warnings
         rundir.write_json(self.run / "summary.json", summary)

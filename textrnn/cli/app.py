@@ -64,16 +64,11 @@ def input_lines(texts: List[str], path: Optional[str] = None) -> List[str]:
         if sys.stdin.isatty():
             print("reading texts from stdin, one per line (Ctrl-D to finish)…", file=sys.stderr)
         data, name = sys.stdin.buffer.read(), "<stdin>"
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    out = []
-    for n, raw in enumerate(lines, 1):
-        try:
-            out.append(raw.decode("utf-8").rstrip("\r"))
-        except UnicodeDecodeError:
-            raise UserError(f"{name}:{n}: bytes that are not valid UTF-8") from None
-    return out
+    import io
+
+    from textrnn.text.lines import decoded
+
+    return list(decoded(io.BytesIO(data), name))
 
 
 def warn_unknown(counts: list[tuple[int, int]], what: str = "line", shown: int = 3) -> None:

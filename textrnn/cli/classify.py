@@ -24,14 +24,14 @@ def predict(
     lines = input_lines(texts or [], input_path)
     if not lines:
         return
-    counts = clf.unknown(lines)
-    warn_unknown(counts)
+    preds = clf.predict(lines)
+    warn_unknown([(p.unknown, p.tokens) for p in preds])
     out = []
-    for text, p, (unk, n) in zip(lines, clf.predict(lines), counts):
+    for text, p in zip(lines, preds):
         if as_json:
             out.append(json.dumps({"text": text, "label": p.label,
                                    "probs": {lab: round(q, 6) for lab, q in p.probs.items()},
-                                   "unknown": unk, "tokens": n}, ensure_ascii=False))
+                                   "unknown": p.unknown, "tokens": p.tokens}, ensure_ascii=False))
         else:
             out.append(f"{p.label}\t{p.prob:.4f}")
     typer.echo("\n".join(out))

@@ -22,12 +22,11 @@ def _open(path: str):
 
 def _chunks(f, name: str, size: int) -> Iterator[list[str]]:
     """Lines of a binary stream, decoded as UTF-8, `size` at a time (memory stays flat)."""
+    from textrnn.text.lines import decoded
+
     buf: list[str] = []
-    for n, raw in enumerate(f, 1):
-        try:
-            buf.append(raw.decode("utf-8").rstrip("\n").rstrip("\r"))
-        except UnicodeDecodeError:
-            raise UserError(f"{name}:{n}: bytes that are not valid UTF-8") from None
+    for line in decoded(f, name):
+        buf.append(line)
         if len(buf) >= size:
             yield buf
             buf = []
@@ -167,8 +166,8 @@ def translate(
                 fout = stack.enter_context(_atomic_text(out_path)) if out_path else sys.stdout
                 first = done
                 for lines in _chunks(fin, name, chunk):
-                    hyps = mt.translate_nbest(lines, s)
-                    unknown += [(name, done - first + i) for i, (u, n) in enumerate(mt.unknown(lines), 1) if n and u * 2 > n]
+                    hyps, counts = mt.translate_counted(lines, s)
+                    unknown += [(name, done - first + i) for i, (u, n) in enumerate(counts, 1) if n and u * 2 > n]
                     fout.write("".join(_format(h, s.n_best) + "\n" for h in hyps))
                     fout.flush()
                     done += len(lines)

@@ -9,6 +9,7 @@ from typing import Callable
 
 from textrnn.config import Data, Source
 from textrnn.errors import UserError
+from textrnn.text.lines import decoded
 
 
 @dataclass
@@ -32,16 +33,11 @@ def read_lines(path: str, encoding: str = "utf-8") -> list[str]:
     if not p.is_file():
         raise UserError(f"{path}: no such file")
     opener = gzip.open if path.endswith(".gz") else open
-    out = []
     with opener(p, "rb") as f:
-        for n, raw in enumerate(f, 1):
-            try:
-                out.append(raw.decode(encoding).rstrip("\r\n"))
-            except UnicodeDecodeError:
-                raise UserError(f"{path}:{n}: bytes that are not valid {encoding}") from None
-            except (OSError, EOFError) as e:
-                raise UserError(f"{path}: unreadable ({e})") from None
-    return out
+        try:
+            return list(decoded(f, path, encoding))
+        except (OSError, EOFError) as e:
+            raise UserError(f"{path}: unreadable ({e})") from None
 
 
 def _table_pairs(src: Source) -> tuple[list, list, str]:

@@ -12,11 +12,14 @@ from textrnn.inference.base import TaskModel, texts_arg
 
 @dataclass(frozen=True)
 class Prediction:
-    """The most probable label, its probability and every label's probability."""
+    """The most probable label, its probability, every label's probability, and how many of the
+    text's tokens were not in the model's vocabulary."""
 
     label: str
     prob: float
     probs: dict[str, float]
+    unknown: int = 0
+    tokens: int = 0
 
 
 class Classifier(TaskModel):
@@ -49,10 +52,14 @@ class Classifier(TaskModel):
 
         Texts are batched by length internally; the result equals classifying them one by one."""
         items, single = texts_arg(texts, "predict")
-        probs = self.predict_proba(items)
+        if not items:
+            return []
+        with self._lock, self.task.amp():
+            ids = self.task.numericalize(items, cache=False)  # encoded once: probabilities and unknown counts
+            probs = self.task.predict_ids(self.model, ids, self.device)
         labels = self.task.labels
         out = []
-        for p in probs:
+        for p, (unk, n) in zip(probs, self.task.unknown_of(ids)):
             best = int(p.argmax())
-            out.append(Prediction(labels[best], float(p[best]), {lab: float(q) for lab, q in zip(labels, p)}))
+            out.append(Prediction(labels[best], float(p[best]), {lab: float(q) for lab, q in zip(labels, p)}, unk, n))
         return out[0] if single else out

@@ -19,7 +19,8 @@ class Translator(TaskModel):
 
     task_name = "translate"
     kind = "a translation model"
-    methods = ("translate", "translate_nbest", "attention", "session", "respond_to", "evaluate", "plot")
+    methods = ("translate", "translate_nbest", "translate_counted", "attention", "session", "respond_to", "evaluate",
+               "plot")
 
     def settings(self, **override) -> search.SearchCfg:
         """The pipeline's `generate:` settings with `override` (None = keep), validated."""
@@ -30,12 +31,16 @@ class Translator(TaskModel):
     def translate_nbest(self, texts: Sequence[str], s: Optional[search.SearchCfg] = None) -> list[Hyps]:
         """The n-best (text, score) of each text in input order, under settings `s` (default: the
         pipeline's). Batched by length internally; an empty (blank) text gives [("", 0.0)]."""
+        return self.translate_counted(texts, s)[0]
+
+    def translate_counted(self, texts: Sequence[str], s: Optional[search.SearchCfg] = None):
+        """translate_nbest, and (unknown tokens, tokens) of each source text from the same encoding."""
         items, _ = texts_arg(texts, "translate")
         s = s or self.task.search
         if not items:
-            return []
+            return [], []
         with self._lock, self.task.amp():
-            return self.task.translate(self.model, items, self.device, s)
+            return self.task.translate_counted(self.model, items, self.device, s)
 
     def translate(self, texts: Union[str, Sequence[str]], beam: Optional[int] = None, n_best: Optional[int] = None,
                   alpha: Optional[float] = None, **settings) -> Union[str, list]:

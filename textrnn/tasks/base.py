@@ -55,15 +55,25 @@ class Task:
         self.vocab = Vocab.build(toks.counts(), v.min_freq, v.max_size)
         return toks
 
+    def numericalize(self, texts: list[str], cache: bool = True) -> list[np.ndarray]:
+        """Tokenize (cached on disk when `cache`) and numericalize; an empty text gives no ids."""
+        return tokenized.tokenize(self.tok, texts, use_cache=cache).numericalize(self.vocab)
+
+    def nonempty(self, ids: list[np.ndarray]) -> list[np.ndarray]:
+        """An empty id array becomes a single <unk> (the model needs one step)."""
+        return [a if len(a) else np.array([self.vocab.unk]) for a in ids]
+
     def encode_texts(self, texts: list[str], cache: bool = True) -> list[np.ndarray]:
         """Tokenize (cached) and numericalize; an empty text becomes a single <unk>."""
-        ids = tokenized.tokenize(self.tok, texts, use_cache=cache).numericalize(self.vocab)
-        return [a if len(a) else np.array([self.vocab.unk]) for a in ids]
+        return self.nonempty(self.numericalize(texts, cache))
+
+    def unknown_of(self, ids: list[np.ndarray]) -> list[tuple[int, int]]:
+        """(tokens not in the vocabulary, tokens) of each id array."""
+        return [(int((a == self.vocab.unk).sum()), len(a)) for a in ids]
 
     def unknown_counts(self, texts: list[str]) -> list[tuple[int, int]]:
         """(tokens not in the vocabulary, tokens) of each text, as the model reads it."""
-        ids = tokenized.tokenize(self.tok, texts, use_cache=False).numericalize(self.vocab)
-        return [(int((a == self.vocab.unk).sum()), len(a)) for a in ids]
+        return self.unknown_of(self.numericalize(texts, cache=False))
 
     # -- streaming (data.train.streaming: the train split is never held whole)
     streaming = False

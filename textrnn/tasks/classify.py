@@ -145,9 +145,14 @@ class Classify(Task):
     @torch.no_grad()
     def predict_proba(self, model, texts: list[str], device) -> np.ndarray:
         """Class probabilities [N, C] in input order; batched by length internally."""
+        return self.predict_ids(model, self.numericalize(texts, cache=False), device)  # no disk cache at inference
+
+    @torch.no_grad()
+    def predict_ids(self, model, ids: list[np.ndarray], device) -> np.ndarray:
+        """predict_proba on numericalized texts [N] (an empty array is read as one <unk>)."""
         model.eval()
-        ids = self.encode_texts(texts, cache=False)  # inference: the disk cache is for training splits
-        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        ids = self.nonempty(ids)
+        out = np.zeros((len(ids), len(self.labels)), dtype=np.float32)
         t = self.cfg.train
         for idx in batching.make_batches([len(a) for a in ids], t.batch_tokens, t.batch_size):
             x, lengths = batching.pad([ids[i] for i in idx], self.vocab.pad)

@@ -237,15 +237,22 @@ class Translate(Task):
     @torch.no_grad()
     def translate(self, model, texts: list[str], device, s: search.SearchCfg) -> list[list[tuple[str, float]]]:
         """n-best (text, score) per input text; an empty (blank) text gives [("", 0.0)]."""
+        return self.translate_counted(model, texts, device, s)[0]
+
+    @torch.no_grad()
+    def translate_counted(self, model, texts: list[str], device, s: search.SearchCfg):
+        """translate, and (unknown tokens, tokens) of each source text from the same encoding."""
         model.eval()
         real = [i for i, t in enumerate(texts) if t.strip()]
         out: list = [[("", 0.0)] for _ in texts]
+        counts = [(0, 0)] * len(texts)
         if real:
             ids, _ = self.encode_side([texts[i] for i in real], False, cache=False)
-            ids = [a if len(a) else np.array([self.vocab.unk]) for a in ids]
-            for i, hyps in zip(real, self.decode_ids(model, ids, device, s)):
+            for i, c in zip(real, self.unknown_of(ids)):
+                counts[i] = c
+            for i, hyps in zip(real, self.decode_ids(model, self.nonempty(ids), device, s)):
                 out[i] = [(self.detok(t), sc) for t, sc in hyps]
-        return out
+        return out, counts
 
     # -- metrics
     @torch.no_grad()
