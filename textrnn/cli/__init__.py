@@ -1,7 +1,7 @@
 """The `textrnn` command: a leaf over the inference layer (textrnn.inference) and the trainer.
 
 One module per command group holds its commands as plain typer-annotated functions: train (run,
-evaluate, info), classify (predict), lm (generate, complete), translate, chat, tools (bench,
+evaluate, info), classify (predict), lm (generate, complete), translate, chat, serve, tools (bench,
 inspect, compare); they are registered here, in the order `textrnn --help` lists them. Nothing
 outside this package imports it.
 """
@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import sys
 
-from textrnn.cli import chat, classify, lm, tools, train, translate
+from textrnn.cli import chat, classify, lm, serve, tools, train, translate
 from textrnn.cli.app import app
 from textrnn.errors import Interrupted, UserError
 
 __all__ = ["app", "main", "resume_command"]
 
 for command in (train.run, train.evaluate, classify.predict, train.info, lm.generate, lm.complete,
-                translate.translate, chat.chat, tools.bench, tools.inspect, tools.compare):
+                translate.translate, chat.chat, serve.serve, tools.bench, tools.inspect, tools.compare):
     app.command()(command)
 
 

@@ -30,10 +30,18 @@ class ChatSession:
             raise UserError(f"reply: the message is a str, not {type(message).__name__}")
         message = message[: self.max_chars]
         with self._lock:
-            context = (self.turns + [message])[-self.history_turns:] if self.history_turns > 0 else [message]
-            answer = self.reply_fn(context, self.options)
-            self.turns += [message, answer]
+            answer = self.reply_fn(self.context(message), self.options)
+            self.add(message, answer)
         return answer
+
+    def context(self, message: str) -> list[str]:
+        """The turns a reply to `message` sees: the last `history` turns with it, oldest first."""
+        message = message[: self.max_chars]
+        return (self.turns + [message])[-self.history_turns:] if self.history_turns > 0 else [message]
+
+    def add(self, message: str, answer: str) -> None:
+        """Record one exchange (for callers that compute the reply themselves, e.g. batched)."""
+        self.turns += [message[: self.max_chars], answer]
 
     respond = reply
 

@@ -19,7 +19,7 @@ class Translator(TaskModel):
 
     task_name = "translate"
     kind = "a translation model"
-    methods = ("translate", "translate_nbest", "translate_counted", "attention", "session", "respond_to", "evaluate",
+    methods = ("translate", "translate_nbest", "translate_counted", "attention", "session", "respond_to", "respond_many", "evaluate",
                "plot")
 
     def settings(self, **override) -> search.SearchCfg:
@@ -76,6 +76,13 @@ class Translator(TaskModel):
         with self._lock, self.task.amp():
             return self.task.translate(self.model, [context[-1]], self.device, s)[0][0][0]
 
+    def respond_many(self, contexts: Sequence[list[str]], options: dict) -> list[str]:
+        """respond_to for many conversations in one batched search (equal to one by one, except that
+        sampling draws differ); a translation model translates each last turn."""
+        s = self.settings(**options)
+        with self._lock, self.task.amp():
+            return [h[0][0] for h in self.task.translate(self.model, [c[-1] for c in contexts], self.device, s)]
+
     def session(self, max_chars: int = 2000, **settings) -> ChatSession:
         """A conversation: `s.reply(message)`, `s.history`, `s.reset()`, `s.set(name, value)`."""
         base = self.settings(**settings)
@@ -87,7 +94,7 @@ class Chatbot(Translator):
 
     task_name = "chat"
     kind = "a chatbot"
-    methods = ("reply", "session", "respond_to", "evaluate", "plot")
+    methods = ("reply", "session", "respond_to", "respond_many", "evaluate", "plot")
 
     @property
     def history(self) -> int:
@@ -97,6 +104,11 @@ class Chatbot(Translator):
         s = self.settings(**options)
         with self._lock, self.task.amp():
             return self.task.reply(self.model, context, self.device, s)
+
+    def respond_many(self, contexts: Sequence[list[str]], options: dict) -> list[str]:
+        s = self.settings(**options)
+        with self._lock, self.task.amp():
+            return self.task.replies(self.model, list(contexts), self.device, s)
 
     def reply(self, context: Union[str, Sequence[str]], **settings) -> str:
         """One reply to a message, or to a conversation given as its turns (oldest first)."""

@@ -99,8 +99,12 @@ class Chat(Translate):
 
     def reply(self, model, context: list[str], device, s) -> str:
         """One reply to a conversation (its last turns, oldest first)."""
-        text = TURN_BREAK.join(t.replace(TURN_BREAK, " ") for t in context[-self.cfg.model.history:])
-        return self.translate(model, [text], device, s)[0][0][0]
+        return self.replies(model, [context], device, s)[0]
+
+    def replies(self, model, contexts: list[list[str]], device, s) -> list[str]:
+        """The reply to each conversation, in one batched search."""
+        texts = [TURN_BREAK.join(t.replace(TURN_BREAK, " ") for t in c[-self.cfg.model.history:]) for c in contexts]
+        return [h[0][0] for h in self.translate(model, texts, device, s)]
 
     @torch.no_grad()
     def evaluate(self, model, split: str, device) -> dict:

@@ -1,0 +1,84 @@
+"""Load runs and serve them with uvicorn until Ctrl-C / SIGTERM (in-flight requests finish; exit 0)."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from textrnn.errors import UserError
+
+
+def named_runs(specs: Sequence[str]) -> dict[str, str]:
+    """'RUN' or 'NAME=RUN' -> {name: run}; the name defaults to the run directory's name."""
+    out: dict[str, str] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            name, path = Path(spec.rstrip("/")).name, spec
+        if not name or not all(c.isalnum() or c in "-_." for c in name):
+            raise UserError(f"{spec}: a model name is letters, digits, '-', '_' or '.' (give NAME=RUN)")
+        if name in out:
+            raise UserError(f"two models named {name!r} ({out[name]} and {path}); name them: NAME=RUN")
+        out[name] = path
+    if not out:
+        raise UserError("serve: give at least one run directory")
+    return out
+
+
+def loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(specs: Sequence[str], host: str = "127.0.0.1", port: int = 8000, device: str = "cpu",
+          quantize: bool = False, log_level: str = "info", **settings) -> int:
+    """Open every run first (a bad one stops before anything listens), then serve; returns 0."""
+    try:
+        import uvicorn
+
+        from textrnn.serve.app import Settings, create_app
+    except ImportError as e:
+        raise UserError(f"serve needs the serve extra ({e.name} is missing): pip install 'textrnn[serve]'") from None
+    import textrnn
+
+    cfg = Settings(**settings)
+    if not loopback(host) and not cfg.api_key:
+        print(f"warning: serving on {host} without an API key: anyone who reaches this address can use the "
+              "models (set --api-key or TEXTRNN_API_KEY)", file=sys.stderr)
+    models = {name: textrnn.load(path, device=device, quantize=quantize) for name, path in named_runs(specs).items()}
+    for name, m in models.items():
+        print(f"serving {name}: {m.kind} from {m.run}", file=sys.stderr)
+    app = create_app(models, cfg)
+    server = Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30))
+    try:
+        server.run()
+    except SystemExit as e:  # uvicorn exits 1 when it cannot bind (its own log line says why)
+        if e.code:
+            raise UserError(f"could not serve on {host}:{port} (in use, or not an address of this machine)") from None
+    return 0
+
+
+try:
+    import uvicorn as _uvicorn
+
+    class Server(_uvicorn.Server):
+        """uvicorn's server, except that a Ctrl-C / SIGTERM that shut it down gracefully is not re-raised
+        (uvicorn re-raises it so the process dies of it; a drained server exits 0)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    self._captured_signals.clear()
+
+except ImportError:  # the serve extra is missing: serve() says so
+    pass
