@@ -26,6 +26,8 @@ def serve(
     max_body: int = typer.Option(1_000_000, "--max-body", min=1, help="Request body size in bytes."),
     sessions: int = typer.Option(1000, "--sessions", min=1, help="Chat sessions kept per model."),
     session_ttl: float = typer.Option(1800.0, "--session-ttl", min=1, help="Seconds a chat session may stay idle."),
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level (info logs each request; "
+                                  "warning only problems)."),
     quantize: bool = typer.Option(False, "--quantize", metavar="", help=QUANTIZE_HELP),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
 ):
@@ -35,6 +37,6 @@ def serve(
 
     limits = Limits(max_texts=max_texts, max_chars=max_chars, max_tokens=max_tokens, max_beam=max_beam,
                     max_body=max_body)
-    run_server(runs, host, port, device, quantize, api_key=api_key or None, max_batch=max_batch,
+    run_server(runs, host, port, device, quantize, log_level, api_key=api_key or None, max_batch=max_batch,
                max_wait_ms=max_wait_ms, max_queue=max_queue, limits=limits, sessions=sessions,
                session_ttl=session_ttl)

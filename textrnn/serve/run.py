@@ -48,6 +48,8 @@ def serve(specs: Sequence[str], host: str = "127.0.0.1", port: int = 8000, devic
         raise UserError(f"serve needs the serve extra ({e.name} is missing): pip install 'textrnn[serve]'") from None
     import textrnn
 
+    if log_level not in ("critical", "error", "warning", "info", "debug", "trace"):
+        raise UserError(f"--log-level {log_level}: one of critical, error, warning, info, debug, trace")
     cfg = Settings(**settings)
     if not loopback(host) and not cfg.api_key:
         print(f"warning: serving on {host} without an API key: anyone who reaches this address can use the "
