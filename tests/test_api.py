@@ -120,6 +120,19 @@ def test_chatbot_session_history_reset_and_settings(runs):
     assert [a.reply("hello") for _ in range(3)] == [b.reply("hello") for _ in range(3)]
 
 
+def test_respond_many_equals_one_by_one(runs):
+    bot = textrnn.load(runs["chat"].path, device="cpu")
+    contexts = [["hello"], ["hello", "hi there", "how are you"], ["good bye"], ["how are you"]]
+    assert bot.respond_many(contexts, {}) == [bot.respond_to(c, {}) for c in contexts]
+    assert bot.respond_many(contexts, {"beam": 1}) == [bot.reply(c, beam=1) for c in contexts]
+    mt = textrnn.load(runs["translate"].path, device="cpu")
+    ctx = [["x", src] for src, _ in PAIRS[:5]]
+    assert mt.respond_many(ctx, {"beam": 2}) == mt.translate([c[-1] for c in ctx], beam=2)
+    s = bot.session()
+    s.add("hello", s.reply_fn(s.context("hello"), s.options))
+    assert s.history == [("hello", "hi there")] and s.context("how are you") == ["hello", "hi there", "how are you"][-2:]
+
+
 def test_wrong_task_method_names_the_task_and_its_methods(runs):
     clf = textrnn.load(runs["classify"].path, device="cpu")
     with pytest.raises(textrnn.WrongTask, match=r"is a classifier: it has predict, predict_proba, evaluate, plot"):
