@@ -28,6 +28,8 @@ def serve(
     session_ttl: float = typer.Option(1800.0, "--session-ttl", min=1, help="Seconds a chat session may stay idle."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level (info logs each request; "
                                   "warning only problems)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch threads for the models (default: "
+                                          "the CPU count less one, which serves HTTP)."),
     quantize: bool = typer.Option(False, "--quantize", metavar="", help=QUANTIZE_HELP),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
 ):
@@ -37,6 +39,6 @@ def serve(
 
     limits = Limits(max_texts=max_texts, max_chars=max_chars, max_tokens=max_tokens, max_beam=max_beam,
                     max_body=max_body)
-    run_server(runs, host, port, device, quantize, log_level, api_key=api_key or None, max_batch=max_batch,
+    run_server(runs, host, port, device, quantize, log_level, threads, api_key=api_key or None, max_batch=max_batch,
                max_wait_ms=max_wait_ms, max_queue=max_queue, limits=limits, sessions=sessions,
                session_ttl=session_ttl)
