@@ -1,23 +1,23 @@
 """The `textrnn` command: a leaf over the inference layer (textrnn.inference) and the trainer.
 
 One module per command group holds its commands as plain typer-annotated functions: train (run,
-evaluate, info), classify (predict), lm (generate, complete), translate, chat, serve, tools (bench,
-inspect, compare); they are registered here, in the order `textrnn --help` lists them. Nothing
-outside this package imports it.
+evaluate, info), classify (predict), lm (generate, complete), translate, chat, serve, export, tools
+(bench, inspect, compare); they are registered here, in the order `textrnn --help` lists them.
+Nothing outside this package imports it.
 """
 
 from __future__ import annotations
 
 import sys
 
-from textrnn.cli import chat, classify, lm, serve, tools, train, translate
+from textrnn.cli import chat, classify, export, lm, serve, tools, train, translate
 from textrnn.cli.app import app
 from textrnn.errors import Interrupted, UserError
 
 __all__ = ["app", "main", "resume_command"]
 
 for command in (train.run, train.evaluate, classify.predict, train.info, lm.generate, lm.complete,
-                translate.translate, chat.chat, serve.serve, tools.bench, tools.inspect, tools.compare):
+                translate.translate, chat.chat, serve.serve, export.export, tools.bench, tools.inspect, tools.compare):
     app.command()(command)
 
 

@@ -1,0 +1,89 @@
+"""Export a trained run for inference without torch: ONNX graphs, vocabulary / tokenizer files and
+signature.json (`textrnn export RUN -o DIR`; see docs/export.md).
+
+    from textrnn.export import export
+    sig = export("runs/sentiment", "exported/sentiment")   # DIR/model.onnx, vocab.json, signature.json
+    sig["check"]["max_abs_diff"]                            # onnxruntime vs PyTorch, largest difference
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
+
+from textrnn.errors import UserError
+
+FORMATS = ("onnx",)
+EXTRA = "pip install 'textrnn[export]'"
+
+
+def export(run: str | Path, out_dir: str | Path, format: str = "onnx", overwrite: bool = False) -> dict:
+    """Write RUN's best model to OUT_DIR (created whole or not at all) after checking onnxruntime
+    against PyTorch; returns the signature (also OUT_DIR/signature.json). Bad input raises UserError."""
+    if format not in FORMATS:
+        raise UserError(f"--format {format}: the export formats are {', '.join(FORMATS)}")
+    from textrnn import __version__, inference
+
+    run_path, _ = inference.read_pipeline(run)
+    out = Path(out_dir)
+    check_target(out, run_path, overwrite)
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as e:
+        raise UserError(f"export needs onnx and onnxruntime ({e.name} is missing): {EXTRA}") from None
+    from textrnn.export import onnx as to_onnx, signature
+
+    loaded = inference.load(run_path, device="cpu")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"  # beside OUT_DIR: one file system
+    tmp.mkdir()
+    try:
+        made = to_onnx.write(loaded, tmp)
+        texts = signature.text_files(loaded.task)
+        signature.copy_files(run_path, texts, tmp)
+        files = [*made["graphs"], *texts, "signature.json"]
+        sig = {"format": "onnx", "opset": to_onnx.OPSET, "textrnn_version": __version__, "task": loaded.task_name,
+               "name": loaded.pipeline.name, "files": files, **made, **signature.task_fields(loaded)}
+        (tmp / "signature.json").write_text(json.dumps(sig, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return sig
+
+
+def check_target(out: Path, run: Path, overwrite: bool) -> None:
+    """OUT_DIR may be new, an empty folder, or (with overwrite) a folder that holds neither the run nor
+    the current directory."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"-o {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise UserError(f"-o {out}: exists and is not empty (give --overwrite to replace it)")
+        inside = [p for p in (run.resolve(), Path.cwd()) if p == out.resolve() or out.resolve() in p.parents]
+        if inside:
+            raise UserError(f"-o {out}: holds {inside[0]}; --overwrite would delete it")
+
+
+def replace(tmp: Path, out: Path) -> None:
+    """Put the finished folder `tmp` at `out` by renames (an old `out` is deleted only after)."""
+    old = None
+    if out.is_dir() and any(out.iterdir()):
+        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+        os.replace(out, old / "x")
+    elif out.is_dir():
+        out.rmdir()
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        if old is not None:  # put the old folder back
+            os.replace(old / "x", out)
+            old.rmdir()
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
