@@ -2,7 +2,8 @@
 
 Each served model has one Batcher: a queue and a worker task. The worker takes the oldest job,
 then gathers queued jobs with the same key (same endpoint and options) until `max_batch` texts
-are collected or `max_wait_ms` has passed, runs their texts as one call in a thread (the event
+are collected or `max_wait_ms` has passed (waiting only under load, i.e. when the previous call
+merged several jobs: a lone request never waits), runs their texts as one call in a thread (the event
 loop never blocks), and hands each job its slice of the results. While a call runs, new
 requests queue up, so under load the batches fill by themselves. A job that must not be merged
 (sampling draws depend on the batch) runs alone. If a merged call fails with a UserError, its
@@ -43,6 +44,7 @@ class Batcher:
         self.queue: deque[Job] = deque()
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"textrnn-{name}")
         self.calls = 0  # model calls made (a merged batch counts once)
+        self.merged = 0  # jobs in the last call: > 1 means requests are arriving together
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
 
@@ -84,6 +86,7 @@ class Batcher:
                 await self._wake.wait()
             group = await self._gather(self.queue.popleft())
             group = [j for j in group if not j.future.done()]  # clients that went away
+            self.merged = len(group)
             if group:
                 await self._run(group)
 
@@ -93,7 +96,7 @@ class Batcher:
         if not first.mergeable or self.max_batch <= 1:
             return group
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.max_wait
+        deadline = loop.time() + (self.max_wait if self.merged > 1 else 0.0)
         while n < self.max_batch:
             for job in list(self.queue):
                 if job.mergeable and job.key == first.key and n + len(job.items) <= self.max_batch:
