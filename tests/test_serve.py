@@ -343,3 +343,10 @@ def test_json_errors_are_json(server):
     url, _ = server
     r = httpx.post(url + "/v1/models/classify/predict", content=b"", headers={"Content-Type": "application/json"})
     assert r.status_code in (400, 422) and json.loads(r.text)["error"]
+
+
+def test_loopback_addresses():
+    from textrnn.serve.run import loopback
+
+    assert loopback("127.0.0.1") and loopback("::1") and loopback("localhost") and loopback("127.0.0.2")
+    assert not loopback("0.0.0.0") and not loopback("192.168.1.4") and not loopback("example.org")

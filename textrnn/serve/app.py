@@ -85,11 +85,14 @@ def create_app(models: dict[str, TaskModel], settings: Settings = Settings()) ->
             raise ApiError(404, f"model {name!r} is {m.kind}: it serves {serves}")
         return m
 
-    def checked(body: Body) -> None:
+    def accept(name: str, endpoint: str, body: Body) -> TaskModel:
+        """The model `name` if it serves `endpoint` and the body is within the limits."""
+        m = model(name, endpoint)
         try:
             settings.limits.check(body)
         except UserError as e:
             raise ApiError(422, str(e)) from None
+        return m
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
@@ -105,49 +108,42 @@ def create_app(models: dict[str, TaskModel], settings: Settings = Settings()) ->
 
     @app.post("/v1/models/{name}/predict", dependencies=[Depends(auth)])
     async def predict(name: str, body: PredictBody) -> dict:
-        m = model(name, "predict")
-        checked(body)
+        m = accept(name, "predict", body)
         preds = await batchers[name].submit("predict", body.texts, m.predict)
         return {"model": name, "results": [asdict(p) for p in preds]}
 
     @app.post("/v1/models/{name}/complete", dependencies=[Depends(auth)])
     async def complete(name: str, body: CompleteBody) -> dict:
-        m = model(name, "complete")
-        checked(body)
+        m = accept(name, "complete", body)
         out = await batchers[name].submit(("complete", body.k), body.texts, lambda t: m.complete(t, k=body.k))
         return {"model": name, "results": [[{"word": w, "prob": p} for w, p in words] for words in out]}
 
     @app.post("/v1/models/{name}/generate", dependencies=[Depends(auth)])
     async def generate(name: str, body: GenerateBody) -> dict:
-        m = model(name, "generate")
-        checked(body)
+        m = accept(name, "generate", body)
         opts = body.model_dump(exclude={"texts"})
-        out = await batchers[name].submit(("generate", tuple(sorted(opts.items()))), body.texts,
+        out = await batchers[name].submit(("generate", *sorted(opts.items())), body.texts,
                                           lambda prompts: [m.generate(p, **opts) for p in prompts])
         return {"model": name, "results": out}
 
     @app.post("/v1/models/{name}/translate", dependencies=[Depends(auth)])
     async def translate(name: str, body: TranslateBody) -> dict:
-        m = model(name, "translate")
-        checked(body)
-        opts = body.options()
-        s = _search(m, opts)
-        out = await batchers[name].submit(("translate", tuple(sorted(opts.items()))), body.texts,
+        m = accept(name, "translate", body)
+        opts, s = _search(m, body)
+        out = await batchers[name].submit(("translate", *sorted(opts.items())), body.texts,
                                           lambda texts: m.translate(texts, **opts), mergeable=s.temperature == 0)
         return {"model": name, "results": out}
 
     @app.post("/v1/models/{name}/chat", dependencies=[Depends(auth)])
     async def chat(name: str, body: ChatBody) -> dict:
-        m = model(name, "chat")
-        checked(body)
-        opts = body.options()
-        s = _search(m, opts)
+        m = accept(name, "chat", body)
+        opts, s = _search(m, body)
         if not body.message.strip():
             raise ApiError(422, "message: empty")
         sid, entry = sessions[name].get(body.session)
         async with entry.lock:
             context = entry.session.context(body.message)
-            reply = (await batchers[name].submit(("chat", tuple(sorted(opts.items()))), [context],
+            reply = (await batchers[name].submit(("chat", *sorted(opts.items())), [context],
                                                  lambda cs: m.respond_many(cs, opts),
                                                  mergeable=s.temperature == 0))[0]
             entry.session.add(body.message, reply)
@@ -163,9 +159,11 @@ def create_app(models: dict[str, TaskModel], settings: Settings = Settings()) ->
     return app
 
 
-def _search(m, opts: dict):
+def _search(m, body):
+    """The request's decoding options and the settings they make (validated: 422 naming the value)."""
+    opts = body.options()
     try:
-        return m.settings(**opts)
+        return opts, m.settings(**opts)
     except UserError as e:
         raise ApiError(422, str(e)) from None
 
