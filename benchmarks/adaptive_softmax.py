@@ -64,9 +64,19 @@ def main():
             tot[name][0] += n
             tot[name][1] += dt
     tps = {k: n / dt for k, (n, dt) in tot.items()}
-    print(json.dumps({"pipeline": base.name, "threads": torch.get_num_threads(), "vocabulary": len(task.vocab),
-                      "parameters": {k: sum(p.numel() for p in v[0].parameters()) for k, v in variants.items()},
-                      "tokens_per_s": tps, "speedup": tps["adaptive"] / tps["full"]}, indent=2))
+    print(
+        json.dumps(
+            {
+                "pipeline": base.name,
+                "threads": torch.get_num_threads(),
+                "vocabulary": len(task.vocab),
+                "parameters": {k: sum(p.numel() for p in v[0].parameters()) for k, v in variants.items()},
+                "tokens_per_s": tps,
+                "speedup": tps["adaptive"] / tps["full"],
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

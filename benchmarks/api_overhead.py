@@ -63,10 +63,17 @@ def main():
             t.join()
 
     t_threads = best(threaded, a.repeat)
-    out = {"run": a.run, "texts": len(texts), "torch_threads": a.threads, "api_s": min(t_api),
-           "direct_s": min(t_direct), "api_over_direct": min(t_api) / min(t_direct),
-           "eight_threads_s": t_threads, "eight_threads_over_one_call": t_threads / min(t_api),
-           "api_items_per_s": len(texts) / min(t_api)}
+    out = {
+        "run": a.run,
+        "texts": len(texts),
+        "torch_threads": a.threads,
+        "api_s": min(t_api),
+        "direct_s": min(t_direct),
+        "api_over_direct": min(t_api) / min(t_direct),
+        "eight_threads_s": t_threads,
+        "eight_threads_over_one_call": t_threads / min(t_api),
+        "api_items_per_s": len(texts) / min(t_api),
+    }
     print(json.dumps(out, indent=2))
 
 

@@ -42,12 +42,24 @@ def main():
         replies.append(session.reply(m))
         times.append(time.perf_counter() - t0)
     times.sort()
-    print(json.dumps({
-        "run": a.run, "pipeline": cfg.name, "messages": len(times), "threads": a.threads,
-        "median_s": statistics.median(times), "p95_s": times[max(0, int(0.95 * len(times)) - 1)],
-        "mean_s": statistics.fmean(times), "max_s": times[-1], "options": session.options,
-        "examples": [[m, r] for m, r in list(zip(msgs, replies))[:5]],
-    }, indent=2, ensure_ascii=False))
+    print(
+        json.dumps(
+            {
+                "run": a.run,
+                "pipeline": cfg.name,
+                "messages": len(times),
+                "threads": a.threads,
+                "median_s": statistics.median(times),
+                "p95_s": times[max(0, int(0.95 * len(times)) - 1)],
+                "mean_s": statistics.fmean(times),
+                "max_s": times[-1],
+                "options": session.options,
+                "examples": [[m, r] for m, r in list(zip(msgs, replies))[:5]],
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@
 For each variant (encoder path packed | padded, precision fp32 | bf16 | fp16, and on CUDA the
 first path's bf16 run again without the prefetch thread, with and without pinned host memory)
 it times the trainer's step (forward, backward, clip, optimizer) on the pipeline's own bucketed
-batches, as `textrnn bench` does, after preparing the data once. Prints JSON: every variant's real tokens/s, and the ratios
-packed / padded per precision and each precision / fp32 per path.
+batches, as `textrnn bench` does, after preparing the data once. Prints JSON: every variant's real
+tokens/s, and the ratios packed / padded per precision and each precision / fp32 per path.
 """
 
 from __future__ import annotations
@@ -58,9 +58,15 @@ def main() -> None:
         finally:
             batching.to_device = saved
         ahead = dev.type == "cuda" if ahead is None else ahead
-        row = {"impl": impl, "precision": prec, "pinned": pin, "prefetch": ahead,
-               "tokens_per_s": round(r["tokens_per_s"]), "achieved_gflops": round(r["achieved_gflops"], 1),
-               "pad_fraction": round(r["pad_fraction"], 4)}
+        row = {
+            "impl": impl,
+            "precision": prec,
+            "pinned": pin,
+            "prefetch": ahead,
+            "tokens_per_s": round(r["tokens_per_s"]),
+            "achieved_gflops": round(r["achieved_gflops"], 1),
+            "pad_fraction": round(r["pad_fraction"], 4),
+        }
         if dev.type == "cuda":
             row["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
             torch.cuda.reset_peak_memory_stats()
@@ -79,11 +85,24 @@ def main() -> None:
         best = tps[(impls[0], "bf16")]
         ratios[f"prefetch+pinned / plain copies, {impls[0]} bf16"] = round(best / extra[(False, False)], 2)
         ratios[f"pinned / unpinned without prefetch, {impls[0]} bf16"] = round(
-            extra[(True, False)] / extra[(False, False)], 2)
-    print(json.dumps({"pipeline": base.name, "device": str(dev), "gpu": torch.cuda.get_device_name() if
-                      dev.type == "cuda" else None, "cpu": torch.backends.cpu.get_cpu_capability(),
-                      "threads": torch.get_num_threads(), "torch": torch.__version__, "steps": a.steps,
-                      "variants": rows, "ratios": ratios}, indent=1))
+            extra[(True, False)] / extra[(False, False)], 2
+        )
+    print(
+        json.dumps(
+            {
+                "pipeline": base.name,
+                "device": str(dev),
+                "gpu": torch.cuda.get_device_name() if dev.type == "cuda" else None,
+                "cpu": torch.backends.cpu.get_cpu_capability(),
+                "threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+                "steps": a.steps,
+                "variants": rows,
+                "ratios": ratios,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Packed vs. textrnn's padded-but-exact BiRNN encoder on CPU, forward + backward, in one process.
 
-    python benchmarks/encoder_speed.py [--threads 1] [--batch 30] [--length 400] [--cell lstm]
+python benchmarks/encoder_speed.py [--threads 1] [--batch 30] [--length 400] [--cell lstm]
 """
 
 import argparse

@@ -26,7 +26,17 @@ from safetensors.torch import load_file
 
 
 def run(pipeline: str, out: Path, sets: list[str], extra: list[str], kill_after: float | None) -> str:
-    cmd = [sys.executable, "-m", "textrnn", "run", pipeline, "-o", str(out), *sum((["--set", s] for s in sets), []), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "textrnn",
+        "run",
+        pipeline,
+        "-o",
+        str(out),
+        *sum((["--set", s] for s in sets), []),
+        *extra,
+    ]
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if kill_after is None:
         _, err = p.communicate()
@@ -58,8 +68,9 @@ def main():
     while kills < a.kills:
         resumable = (cut / "last.pt").is_file()
         fresh_starts += not resumable
-        outcome = run(a.pipeline, cut, a.sets, ["--resume"] if resumable else ["--overwrite"],
-                      rng.uniform(0.5, max(1.0, whole_s)))
+        outcome = run(
+            a.pipeline, cut, a.sets, ["--resume"] if resumable else ["--overwrite"], rng.uniform(0.5, max(1.0, whole_s))
+        )
         if outcome == "finished":  # finished before the kill: start a new cycle from scratch
             run(a.pipeline, cut, a.sets, ["--overwrite"], rng.uniform(0.5, max(1.0, 0.8 * whole_s)))
         kills += 1
@@ -68,10 +79,21 @@ def main():
     sa, sb = (json.loads((x / "summary.json").read_text()) for x in (d / "whole", cut))
     same_weights = set(wa) == set(wb) and all(bool((wa[k] == wb[k]).all()) for k in wa)
     same_metrics = all(sa.get(s) == sb.get(s) for s in ("valid", "test"))
-    print(json.dumps({"pipeline": a.pipeline, "kills": kills, "fresh_starts": fresh_starts,
-                      "uninterrupted_seconds": round(whole_s, 1), "weights_equal": same_weights,
-                      "metrics_equal": same_metrics, "leftover_temp_files": [p.name for p in cut.glob(".*")],
-                      "folder": str(d)}, indent=2))
+    print(
+        json.dumps(
+            {
+                "pipeline": a.pipeline,
+                "kills": kills,
+                "fresh_starts": fresh_starts,
+                "uninterrupted_seconds": round(whole_s, 1),
+                "weights_equal": same_weights,
+                "metrics_equal": same_metrics,
+                "leftover_temp_files": [p.name for p in cut.glob(".*")],
+                "folder": str(d),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

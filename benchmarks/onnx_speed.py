@@ -47,10 +47,14 @@ def main():
     texts = task.read_test(getattr(clf.pipeline.data, a.split)).texts[: a.n]
     ids = task.encode_texts(texts, cache=False)
     t = task.cfg.train
-    batches = [batching.pad([ids[i] for i in idx], task.vocab.pad)
-               for idx in batching.make_batches([len(x) for x in ids], t.batch_tokens, t.batch_size)]
-    modes = {"batched": [(x.numpy(), n.numpy()) for x, n in batches],
-             "single": [(x[None].astype(np.int64), np.array([len(x)])) for x in ids]}
+    batches = [
+        batching.pad([ids[i] for i in idx], task.vocab.pad)
+        for idx in batching.make_batches([len(x) for x in ids], t.batch_tokens, t.batch_size)
+    ]
+    modes = {
+        "batched": [(x.numpy(), n.numpy()) for x, n in batches],
+        "single": [(x[None].astype(np.int64), np.array([len(x)])) for x in ids],
+    }
 
     def run_torch(feeds):
         with torch.inference_mode():
@@ -58,8 +62,15 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         sig = export(a.run, Path(tmp) / "onnx")
-        out = {"run": a.run, "split": a.split, "texts": len(texts), "batches": len(batches), "torch": torch.__version__,
-               "export_max_abs_diff": sig["check"]["max_abs_diff"], "results": []}
+        out = {
+            "run": a.run,
+            "split": a.split,
+            "texts": len(texts),
+            "batches": len(batches),
+            "torch": torch.__version__,
+            "export_max_abs_diff": sig["check"]["max_abs_diff"],
+            "results": [],
+        }
         for threads in (1, 2):
             torch.set_num_threads(threads)
             sess = session(Path(tmp) / "onnx" / "model.onnx", threads)
@@ -74,9 +85,16 @@ def main():
                     t_torch.append(seconds(lambda: run_torch(feeds)))
                     t_ort.append(seconds(lambda: run_ort(feeds)))
                 pt, ox = len(texts) / min(t_torch), len(texts) / min(t_ort)
-                out["results"].append({"threads": threads, "mode": mode, "torch_sentences_per_s": round(pt),
-                                       "onnxruntime_sentences_per_s": round(ox),
-                                       "ratio_ort_over_torch": round(ox / pt, 2), "max_abs_diff": diff})
+                out["results"].append(
+                    {
+                        "threads": threads,
+                        "mode": mode,
+                        "torch_sentences_per_s": round(pt),
+                        "onnxruntime_sentences_per_s": round(ox),
+                        "ratio_ort_over_torch": round(ox / pt, 2),
+                        "max_abs_diff": diff,
+                    }
+                )
     print(json.dumps(out, indent=2))
 
 

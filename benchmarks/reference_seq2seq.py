@@ -104,10 +104,22 @@ def main():
             tot[name][0] += n
             tot[name][1] += dt
     tps = {k: n / dt for k, (n, dt) in tot.items()}
-    print(json.dumps({"pipeline": cfg.name, "threads": torch.get_num_threads(), "steps": a.steps * a.rounds,
-                      "parameters": {"textrnn": sum(p.numel() for p in ours.parameters()),
-                                     "reference": sum(p.numel() for p in ref.parameters())},
-                      "target_tokens_per_s": tps, "ratio": tps["textrnn"] / tps["reference"]}, indent=2))
+    print(
+        json.dumps(
+            {
+                "pipeline": cfg.name,
+                "threads": torch.get_num_threads(),
+                "steps": a.steps * a.rounds,
+                "parameters": {
+                    "textrnn": sum(p.numel() for p in ours.parameters()),
+                    "reference": sum(p.numel() for p in ref.parameters()),
+                },
+                "target_tokens_per_s": tps,
+                "ratio": tps["textrnn"] / tps["reference"],
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -45,8 +45,20 @@ def read_texts(path: str, n: int) -> list[str]:
 
 def start(run: str, name: str, max_batch: int, extra: list[str]) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cmd = [sys.executable, "-m", "textrnn", "serve", f"{name}={run}", "--port", str(port), "--max-batch",
-           str(max_batch), "--log-level", "warning", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "textrnn",
+        "serve",
+        f"{name}={run}",
+        "--port",
+        str(port),
+        "--max-batch",
+        str(max_batch),
+        "--log-level",
+        "warning",
+        *extra,
+    ]
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
@@ -60,8 +72,9 @@ def start(run: str, name: str, max_batch: int, extra: list[str]) -> tuple[subpro
     raise SystemExit("the server did not start in 60 s")
 
 
-async def level(url: str, path: str, bodies: list[dict], bad: dict, bad_every: int, requests: int,
-                concurrency: int, limit_s: float) -> dict:
+async def level(
+    url: str, path: str, bodies: list[dict], bad: dict, bad_every: int, requests: int, concurrency: int, limit_s: float
+) -> dict:
     """`requests` requests from `concurrency` clients (every `bad_every`-th one bad), stopping at `limit_s`."""
     lat: list[float] = []
     counts = {"good": 0, "bad_ok": 0, "failed": 0}
@@ -69,6 +82,7 @@ async def level(url: str, path: str, bodies: list[dict], bad: dict, bad_every: i
     t0 = time.perf_counter()
     conn = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(url, connector=conn, timeout=aiohttp.ClientTimeout(total=60)) as client:
+
         async def worker():
             nonlocal nxt
             while nxt < requests and time.perf_counter() - t0 < limit_s:
@@ -94,9 +108,16 @@ async def level(url: str, path: str, bodies: list[dict], bad: dict, bad_every: i
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall = time.perf_counter() - t0
     q = statistics.quantiles(lat, n=100) if len(lat) >= 2 else [float("nan")] * 99
-    return {"concurrency": concurrency, "requests": counts["good"] + counts["bad_ok"] + counts["failed"],
-            "rps": (counts["good"] + counts["bad_ok"]) / wall, "p50_ms": 1000 * q[49], "p95_ms": 1000 * q[94],
-            "p99_ms": 1000 * q[98], **counts, "wall_s": wall}
+    return {
+        "concurrency": concurrency,
+        "requests": counts["good"] + counts["bad_ok"] + counts["failed"],
+        "rps": (counts["good"] + counts["bad_ok"]) / wall,
+        "p50_ms": 1000 * q[49],
+        "p95_ms": 1000 * q[94],
+        "p99_ms": 1000 * q[98],
+        **counts,
+        "wall_s": wall,
+    }
 
 
 def main() -> None:
@@ -120,19 +141,26 @@ def main() -> None:
     name = Path(a.run).name
     rows = []
     print(f"{a.endpoint} on {a.run} ({len(bodies)} texts; options {opts}); {os.cpu_count()} CPUs", flush=True)
-    print(f"{'batching':>8} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'failed':>6} "
-          f"{'bad→4xx':>7}", flush=True)
+    print(
+        f"{'batching':>8} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'failed':>6} "
+        f"{'bad→4xx':>7}",
+        flush=True,
+    )
     for mode in a.batching.split(","):
         server, url = start(a.run, name, 32 if mode == "on" else 1, ["--max-wait-ms", str(a.max_wait_ms)])
         try:
             asyncio.run(level(url, f"/v1/models/{name}/{a.endpoint}", bodies[:20], bad, 0, 20, 4, 30))  # warm-up
             for c in map(int, a.concurrency.split(",")):
-                r = asyncio.run(level(url, f"/v1/models/{name}/{a.endpoint}", bodies, bad, bad_every, a.requests, c,
-                                      a.limit_s))
+                r = asyncio.run(
+                    level(url, f"/v1/models/{name}/{a.endpoint}", bodies, bad, bad_every, a.requests, c, a.limit_s)
+                )
                 r["batching"] = mode
                 rows.append(r)
-                print(f"{mode:>8} {c:>7} {r['rps']:>8.1f} {r['p50_ms']:>8.0f} {r['p95_ms']:>8.0f} {r['p99_ms']:>8.0f} "
-                      f"{r['failed']:>6} {r['bad_ok']:>7}", flush=True)
+                print(
+                    f"{mode:>8} {c:>7} {r['rps']:>8.1f} {r['p50_ms']:>8.0f} {r['p95_ms']:>8.0f} {r['p99_ms']:>8.0f} "
+                    f"{r['failed']:>6} {r['bad_ok']:>7}",
+                    flush=True,
+                )
         finally:
             server.terminate()
             server.wait(30)

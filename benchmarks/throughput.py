@@ -56,7 +56,7 @@ def main():
     per_batch = max(1, round(len(lengths) / len(bucketed)))
     idx = list(range(len(lengths)))
     random.Random(1).shuffle(idx)
-    unbucketed = [idx[i:i + per_batch] for i in range(0, len(idx), per_batch)]
+    unbucketed = [idx[i : i + per_batch] for i in range(0, len(idx), per_batch)]
     out = {"pipeline": cfg.name, "threads": torch.get_num_threads(), "steps": a.steps}
     out["bucketed_tokens_per_s"] = measure(task, model, opt, bucketed, a.steps)
     out["bucketed_pad_fraction"] = batching.pad_fraction(lengths, bucketed)

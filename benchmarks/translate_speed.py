@@ -48,8 +48,12 @@ def decode(task, model, texts, cfg, beam: int) -> dict:
     t0 = time.perf_counter()
     hyps = task.translate(model, texts, "cpu", s)
     dt = time.perf_counter() - t0
-    return {"sentences_per_s": len(texts) / dt, "seconds": dt,
-            "mean_output_words": sum(len(h[0][0].split()) for h in hyps) / len(hyps), "hyps": [h[0][0] for h in hyps]}
+    return {
+        "sentences_per_s": len(texts) / dt,
+        "seconds": dt,
+        "mean_output_words": sum(len(h[0][0].split()) for h in hyps) / len(hyps),
+        "hyps": [h[0][0] for h in hyps],
+    }
 
 
 @torch.no_grad()
@@ -62,7 +66,7 @@ def plain_greedy(task, model, texts, cfg, batch: int = 128) -> dict:
     ids, _ = task.encode_side(texts, False)
     v, out = task.vocab_tgt, []
     for k in range(0, len(ids), batch):
-        x, lengths = batching.pad([a if len(a) else [v.unk] for a in ids[k: k + batch]], task.vocab.pad)
+        x, lengths = batching.pad([a if len(a) else [v.unk] for a in ids[k : k + batch]], task.vocab.pad)
         state, mem = model.start(x, lengths)
         y = torch.full((x.size(0),), v.bos)
         toks, done = [], torch.zeros(x.size(0), dtype=torch.bool)
@@ -116,8 +120,11 @@ def main():
         out["quantized"] = True
     texts = parallel.read_lines(a.test) if a.test else parallel.read(cfg.data.test).src
     refs = None if a.test else parallel.read(cfg.data.test).tgt
-    runs = [("beam1", lambda: decode(task, model, texts, cfg, 1)), ("beam5", lambda: decode(task, model, texts, cfg, 5)),
-            ("plain_greedy", lambda: plain_greedy(task, model, texts, cfg))]
+    runs = [
+        ("beam1", lambda: decode(task, model, texts, cfg, 1)),
+        ("beam5", lambda: decode(task, model, texts, cfg, 5)),
+        ("plain_greedy", lambda: plain_greedy(task, model, texts, cfg)),
+    ]
     for name, fn in runs:
         r = fn()
         if refs:

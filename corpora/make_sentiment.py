@@ -48,8 +48,9 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     for name, part in splits.items():
         rng.shuffle(part)
-        (out / f"{name}.tsv").write_text("text\tlabel\tsource\n" + "".join(f"{t}\t{lab}\t{s}\n" for t, lab, s, _ in part),
-                                         encoding="utf-8")
+        (out / f"{name}.tsv").write_text(
+            "text\tlabel\tsource\n" + "".join(f"{t}\t{lab}\t{s}\n" for t, lab, s, _ in part), encoding="utf-8"
+        )
         print(f"{name}: {len(part)} sentences")
     print(f"dropped: {3000 - len(rows) - len(conflict)} duplicates, {len(conflict)} texts with both labels")
 

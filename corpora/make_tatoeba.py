@@ -35,8 +35,11 @@ def main() -> None:
     src = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parent.parent / "shared/corpora/translation/tatoeba-fra-eng"
     train_pool, other = _pairs(src / "fra-eng.train.tsv"), _pairs(src / "fra-eng.valid.tsv")
     half = lambda en: int(hashlib.md5(en.encode("utf-8")).hexdigest(), 16) % 2  # noqa: E731
-    pools = {"train": train_pool, "valid": [p for p in other if half(p[1]) == 0],
-             "test": [p for p in other if half(p[1]) == 1]}
+    pools = {
+        "train": train_pool,
+        "valid": [p for p in other if half(p[1]) == 0],
+        "test": [p for p in other if half(p[1]) == 1],
+    }
     rng = random.Random(2017)
     seen_fr, seen_en, splits = set(), set(), {}
     for name in ("train", "valid", "test"):

@@ -41,16 +41,52 @@ def write(path: Path, text: str) -> Path:
 
 
 # -- tiny data and one trained run per task
-POS = ["a wonderful film", "great acting and a great story", "I loved it", "superb and moving", "a delight",
-       "truly great fun", "wonderful music", "I loved the cast", "a superb story", "great, just great"]
-NEG = ["a dull film", "boring and far too long", "I hated it", "awful acting", "a mess", "dull, dull, dull",
-       "a boring story", "I hated the cast", "awful music", "truly awful"]
-LM_TEXTS = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog", "the mat is red",
-            "I'll be there in five minutes", "I'll be there in ten minutes", "see you soon"] * 6
-PAIRS = [("ein hund", "a dog"), ("eine katze", "a cat"), ("der hund läuft", "the dog runs"),
-         ("die katze läuft", "the cat runs"), ("der hund schläft", "the dog sleeps"),
-         ("die katze schläft", "the cat sleeps"), ("ein roter hund", "a red dog"), ("eine rote katze", "a red cat")]
-TINY_TRAIN = "train: {epochs: %d, batch_tokens: 60, optimizer: {lr: 0.02}, threads: 1, patience: 50, checkpoint_every: 0}\n"
+POS = [
+    "a wonderful film",
+    "great acting and a great story",
+    "I loved it",
+    "superb and moving",
+    "a delight",
+    "truly great fun",
+    "wonderful music",
+    "I loved the cast",
+    "a superb story",
+    "great, just great",
+]
+NEG = [
+    "a dull film",
+    "boring and far too long",
+    "I hated it",
+    "awful acting",
+    "a mess",
+    "dull, dull, dull",
+    "a boring story",
+    "I hated the cast",
+    "awful music",
+    "truly awful",
+]
+LM_TEXTS = [
+    "the cat sat on the mat",
+    "the dog sat on the log",
+    "a cat and a dog",
+    "the mat is red",
+    "I'll be there in five minutes",
+    "I'll be there in ten minutes",
+    "see you soon",
+] * 6
+PAIRS = [
+    ("ein hund", "a dog"),
+    ("eine katze", "a cat"),
+    ("der hund läuft", "the dog runs"),
+    ("die katze läuft", "the cat runs"),
+    ("der hund schläft", "the dog sleeps"),
+    ("die katze schläft", "the cat sleeps"),
+    ("ein roter hund", "a red dog"),
+    ("eine rote katze", "a red cat"),
+]
+TINY_TRAIN = (
+    "train: {epochs: %d, batch_tokens: 60, optimizer: {lr: 0.02}, threads: 1, patience: 50, checkpoint_every: 0}\n"
+)
 
 
 @pytest.fixture(scope="session")
@@ -60,28 +96,33 @@ def runs(tmp_path_factory):
     import textrnn
 
     d = tmp_path_factory.mktemp("api")
-    write(d / "sent.tsv", "text\tlabel\n" + "".join(f"{t}\tpositive\n" for t in POS)
-          + "".join(f"{t}\tnegative\n" for t in NEG))
+    write(
+        d / "sent.tsv",
+        "text\tlabel\n" + "".join(f"{t}\tpositive\n" for t in POS) + "".join(f"{t}\tnegative\n" for t in NEG),
+    )
     write(d / "lm.txt", "\n".join(LM_TEXTS) + "\n")
     write(d / "mt.de", "\n".join(s for s, _ in PAIRS * 4) + "\n")
     write(d / "mt.en", "\n".join(t for _, t in PAIRS * 4) + "\n")
-    write(d / "chat.jsonl", '{"turns": ["hello", "hi there", "how are you", "fine thanks"]}\n'
-          '{"turns": ["good bye", "see you soon"]}\n' * 30)
+    write(
+        d / "chat.jsonl",
+        '{"turns": ["hello", "hi there", "how are you", "fine thanks"]}\n'
+        '{"turns": ["good bye", "see you soon"]}\n' * 30,
+    )
     pipes = {
         "classify": "task: classify\ndata: {train: {path: sent.tsv}, valid: {path: sent.tsv}, test: {path: sent.tsv}}\n"
-                    "tokenizer: {kind: whitespace, lower: true}\n"
-                    "model: {embedding: {dim: 16}, encoder: {hidden: 16}}\n" + TINY_TRAIN % 15,
+        "tokenizer: {kind: whitespace, lower: true}\n"
+        "model: {embedding: {dim: 16}, encoder: {hidden: 16}}\n" + TINY_TRAIN % 15,
         "lm": "task: lm\ndata: {train: {path: lm.txt}, valid: {path: lm.txt}, test: {path: lm.txt}}\n"
-              "tokenizer: {kind: whitespace}\n"
-              "model: {embedding: {dim: 16}, hidden: 24, layers: 1, bptt: 8, eval_batch: 2}\n" + TINY_TRAIN % 12,
+        "tokenizer: {kind: whitespace}\n"
+        "model: {embedding: {dim: 16}, hidden: 24, layers: 1, bptt: 8, eval_batch: 2}\n" + TINY_TRAIN % 12,
         "translate": "task: translate\ndata: {train: {src: mt.de, tgt: mt.en}, valid: {src: mt.de, tgt: mt.en}}\n"
-                     "tokenizer: {kind: whitespace, lower: true}\n"
-                     "model: {embedding: {dim: 16}, encoder: {hidden: 16}, decoder: {hidden: 32}}\n"
-                     "generate: {beam: 3, max_extra: 4}\n" + TINY_TRAIN % 40,
+        "tokenizer: {kind: whitespace, lower: true}\n"
+        "model: {embedding: {dim: 16}, encoder: {hidden: 16}, decoder: {hidden: 32}}\n"
+        "generate: {beam: 3, max_extra: 4}\n" + TINY_TRAIN % 40,
         "chat": "task: chat\ndata: {train: {path: chat.jsonl, format: turns}, valid: {path: chat.jsonl, format: turns, "
-                "limit: 20}}\ntokenizer: {kind: whitespace, lower: true, max_length: 12}\n"
-                "model: {history: 2, embedding: {dim: 16}, encoder: {hidden: 16}, decoder: {hidden: 32}}\n"
-                "generate: {beam: 3, block_ngram: 2, max_extra: 6}\n" + TINY_TRAIN % 25,
+        "limit: 20}}\ntokenizer: {kind: whitespace, lower: true, max_length: 12}\n"
+        "model: {history: 2, embedding: {dim: 16}, encoder: {hidden: 16}, decoder: {hidden: 32}}\n"
+        "generate: {beam: 3, block_ngram: 2, max_extra: 6}\n" + TINY_TRAIN % 25,
     }
     out = {}
     for task, body in pipes.items():

@@ -18,8 +18,12 @@ from conftest import LM_TEXTS, NEG, PAIRS, POS, ROOT, write
 
 
 def test_train_returns_the_run_and_load_gives_the_task_object(runs):
-    kinds = {"classify": textrnn.Classifier, "lm": textrnn.LanguageModel, "translate": textrnn.Translator,
-             "chat": textrnn.Chatbot}
+    kinds = {
+        "classify": textrnn.Classifier,
+        "lm": textrnn.LanguageModel,
+        "translate": textrnn.Translator,
+        "chat": textrnn.Chatbot,
+    }
     for task, run in runs.items():
         assert (run.path / "model.safetensors").is_file() and "valid" in run.summary
         m = textrnn.load(run.path, device="cpu")
@@ -33,8 +37,9 @@ def test_train_is_quiet_without_progress(runs, capsys, tmp_path):
     cfg = ROOT / "tests" / "x.yaml"  # never written: the error comes first
     with pytest.raises(UserError, match="no such pipeline file"):
         textrnn.train(cfg, progress=False)
-    run = textrnn.train(runs["classify"].path / "pipeline.yaml", overrides=["train.epochs=1"],
-                        output=tmp_path / "q", progress=False)
+    run = textrnn.train(
+        runs["classify"].path / "pipeline.yaml", overrides=["train.epochs=1"], output=tmp_path / "q", progress=False
+    )
     out, err = capsys.readouterr()
     assert out == "" and err == "" and run.summary["epochs"] == 1
 
@@ -130,7 +135,9 @@ def test_respond_many_equals_one_by_one(runs):
     assert mt.respond_many(ctx, {"beam": 2}) == mt.translate([c[-1] for c in ctx], beam=2)
     s = bot.session()
     s.add("hello", s.reply_fn(s.context("hello"), s.options))
-    assert s.history == [("hello", "hi there")] and s.context("how are you") == ["hello", "hi there", "how are you"][-2:]
+    assert (
+        s.history == [("hello", "hi there")] and s.context("how are you") == ["hello", "hi there", "how are you"][-2:]
+    )
 
 
 def test_wrong_task_method_names_the_task_and_its_methods(runs):
@@ -148,8 +155,9 @@ def test_wrong_task_method_names_the_task_and_its_methods(runs):
 def test_concurrent_calls_from_8_threads_equal_sequential(runs):
     clf = textrnn.load(runs["classify"].path, device="cpu")
     mt = textrnn.load(runs["translate"].path, device="cpu")
-    jobs = [(clf.predict, [POS[i % 10], NEG[i % 10]]) for i in range(8)] + \
-           [(mt.translate, [PAIRS[i % 8][0], "eine katze"]) for i in range(8)]
+    jobs = [(clf.predict, [POS[i % 10], NEG[i % 10]]) for i in range(8)] + [
+        (mt.translate, [PAIRS[i % 8][0], "eine katze"]) for i in range(8)
+    ]
     expected = [fn(arg) for fn, arg in jobs]
     got: list = [None] * len(jobs)
     barrier = threading.Barrier(8)
@@ -222,8 +230,10 @@ def test_only_the_cli_imports_the_cli_or_typer():
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
                 names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
-            if any(n == "typer" or n.startswith("typer.") or n == "textrnn.cli" or n.startswith("textrnn.cli.")
-                   for n in names):
+            if any(
+                n == "typer" or n.startswith("typer.") or n == "textrnn.cli" or n.startswith("textrnn.cli.")
+                for n in names
+            ):
                 offenders.append(str(rel))
     assert offenders == []
     code = "import sys, textrnn.inference; assert 'typer' not in sys.modules and 'textrnn.cli' not in sys.modules"

@@ -22,13 +22,13 @@ from conftest import write
 TRAIN = "train: {epochs: 2, batch_tokens: 60, optimizer: {lr: 0.02}, threads: 1, checkpoint_every: 0}\n"
 PIPES = {
     "classify": "task: classify\ndata: {train: {path: s.tsv}, valid: {path: s.tsv}}\ntokenizer: {kind: whitespace}\n"
-                "model: {embedding: {dim: 8}, encoder: {hidden: 8}}\n",
+    "model: {embedding: {dim: 8}, encoder: {hidden: 8}}\n",
     "lm": "task: lm\ndata: {train: {path: l.txt}, valid: {path: l.txt}}\ntokenizer: {kind: whitespace}\n"
-          "model: {embedding: {dim: 8}, hidden: 8, layers: 1, bptt: 5}\n",
+    "model: {embedding: {dim: 8}, hidden: 8, layers: 1, bptt: 5}\n",
     "translate": "task: translate\ndata: {train: {src: m.de, tgt: m.en}, valid: {src: m.de, tgt: m.en}}\n"
-                 "tokenizer: {kind: whitespace}\nmodel: {embedding: {dim: 8}, encoder: {hidden: 8}, decoder: {hidden: 8}}\n",
+    "tokenizer: {kind: whitespace}\nmodel: {embedding: {dim: 8}, encoder: {hidden: 8}, decoder: {hidden: 8}}\n",
     "chat": "task: chat\ndata: {train: {path: c.jsonl, format: turns}}\ntokenizer: {kind: whitespace}\n"
-            "model: {embedding: {dim: 8}, encoder: {hidden: 8}, decoder: {hidden: 8}}\n",
+    "model: {embedding: {dim: 8}, encoder: {hidden: 8}, decoder: {hidden: 8}}\n",
 }
 
 
@@ -52,8 +52,10 @@ def runs(folder):
     from textrnn.trainer import run_pipeline
 
     d, pipes = folder
-    return {task: run_pipeline(config.load(pipes[task]), output=str(d / "runs" / task), quiet=True)[0]
-            for task in ("classify", "lm", "translate")}
+    return {
+        task: run_pipeline(config.load(pipes[task]), output=str(d / "runs" / task), quiet=True)[0]
+        for task in ("classify", "lm", "translate")
+    }
 
 
 def one_line_exit_2(code, err, expect=""):
@@ -108,13 +110,23 @@ def _field_cases():
 
 # the values a hostile user tried, as given, and sizes torch cannot allocate (refused when the model is built)
 FIELD_CASES = _field_cases() + [
-    ("classify", "model.encoder.hidden", "0"), ("classify", "train.optimizer.lr", ".nan"),
-    ("classify", "train.batch_size", "0"), ("classify", "train.seed", str(2**70)), ("classify", "train.threads", "-1"),
-    ("classify", "model.embedding.dropout", "1.5"), ("lm", "model.bptt", "0"), ("lm", "model.eval_batch", "0"),
-    ("classify", "tokenizer.vocab_size", "0"), ("classify", "model.head.hidden", "[-5]"),
-    ("classify", "train.batch_tokens", "0"), ("classify", "data.valid_fraction", "-1"),
-    ("classify", "data.train.limit", "-700"), ("classify", "train.epochs", "0"), ("classify", "train.patience", "0"),
-    ("classify", "model.encoder.hidden", "100000000000"), ("lm", "model.hidden", "100000000000"),
+    ("classify", "model.encoder.hidden", "0"),
+    ("classify", "train.optimizer.lr", ".nan"),
+    ("classify", "train.batch_size", "0"),
+    ("classify", "train.seed", str(2**70)),
+    ("classify", "train.threads", "-1"),
+    ("classify", "model.embedding.dropout", "1.5"),
+    ("lm", "model.bptt", "0"),
+    ("lm", "model.eval_batch", "0"),
+    ("classify", "tokenizer.vocab_size", "0"),
+    ("classify", "model.head.hidden", "[-5]"),
+    ("classify", "train.batch_tokens", "0"),
+    ("classify", "data.valid_fraction", "-1"),
+    ("classify", "data.train.limit", "-700"),
+    ("classify", "train.epochs", "0"),
+    ("classify", "train.patience", "0"),
+    ("classify", "model.encoder.hidden", "100000000000"),
+    ("lm", "model.hidden", "100000000000"),
 ]
 
 
@@ -132,10 +144,18 @@ def test_the_catalogue_is_large():
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(field=st.sampled_from(sorted({(t, k) for t, k, _ in FIELD_CASES})),
-       value=st.one_of(st.integers(-2**70, 2**70), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=5),
-                       st.booleans(), st.none(), st.lists(st.integers(-3, 3), max_size=3),
-                       st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)))
+@given(
+    field=st.sampled_from(sorted({(t, k) for t, k, _ in FIELD_CASES})),
+    value=st.one_of(
+        st.integers(-(2**70), 2**70),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(max_size=5),
+        st.booleans(),
+        st.none(),
+        st.lists(st.integers(-3, 3), max_size=3),
+        st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    ),
+)
 def test_random_values_give_a_pipeline_or_one_line(field, value):
     task, key = field
     raw = {"name": "p", "task": task, "data": {"train": {"path": "x.tsv"}}}
@@ -159,11 +179,27 @@ def _nan_weights(run):
 
 
 DAMAGE = [
-    ("vocab.json", lambda r: (r / "vocab.json").write_text("garbage"), False, "vocab.json: changed since textrnn wrote it"),
+    (
+        "vocab.json",
+        lambda r: (r / "vocab.json").write_text("garbage"),
+        False,
+        "vocab.json: changed since textrnn wrote it",
+    ),
     ("vocab.json", lambda r: (r / "vocab.json").write_text("garbage"), True, "vocab.json: not a textrnn vocabulary"),
-    ("vocab.json", lambda r: (r / "vocab.json").write_text('{"itos": [1, 2]}'), True, "vocab.json: not a textrnn vocabulary"),
-    ("vocab.json", lambda r: (r / "vocab.json").write_text(json.dumps(
-        {"itos": json.loads((r / "vocab.json").read_text())["itos"] + ["extra"]})), True, "vocab.json"),
+    (
+        "vocab.json",
+        lambda r: (r / "vocab.json").write_text('{"itos": [1, 2]}'),
+        True,
+        "vocab.json: not a textrnn vocabulary",
+    ),
+    (
+        "vocab.json",
+        lambda r: (r / "vocab.json").write_text(
+            json.dumps({"itos": json.loads((r / "vocab.json").read_text())["itos"] + ["extra"]})
+        ),
+        True,
+        "vocab.json",
+    ),
     ("labels.json", lambda r: (r / "labels.json").write_text("{}"), True, "labels.json: not a list of two or more"),
     ("labels.json", lambda r: (r / "labels.json").unlink(), False, "labels.json: missing"),
     ("textrnn.json", lambda r: (r / "textrnn.json").write_text("garbage"), False, "textrnn.json: unreadable"),
@@ -171,12 +207,22 @@ DAMAGE = [
     ("textrnn.json", lambda r: (r / "textrnn.json").write_text('{"format": 99}'), False, "run format 99"),
     ("pipeline.yaml", lambda r: (r / "pipeline.yaml").write_text("name: [unclosed\n"), False, "pipeline.yaml: line"),
     ("pipeline.yaml", lambda r: (r / "pipeline.yaml").write_text("- a list\n"), False, "pipeline.yaml: not a pipeline"),
-    ("model.safetensors", lambda r: (r / "model.safetensors").write_bytes(b"\0" * 30), False, "model.safetensors: changed"),
+    (
+        "model.safetensors",
+        lambda r: (r / "model.safetensors").write_bytes(b"\0" * 30),
+        False,
+        "model.safetensors: changed",
+    ),
     ("model.safetensors", lambda r: (r / "model.safetensors").write_bytes(b"\0" * 30), True, "unreadable weights file"),
     ("model.safetensors", _nan_weights, True, "model.safetensors: embed.emb.weight holds NaN"),
     ("model.safetensors", lambda r: (r / "model.safetensors").unlink(), False, "model.safetensors: missing"),
     ("manifest.json", lambda r: (r / "manifest.json").write_text("garbage"), False, "manifest.json: unreadable"),
-    ("summary.json", lambda r: (r / "summary.json").write_text("garbage"), True, "summary.json: not a run summary (not valid JSON)"),
+    (
+        "summary.json",
+        lambda r: (r / "summary.json").write_text("garbage"),
+        True,
+        "summary.json: not a run summary (not valid JSON)",
+    ),
 ]
 
 
@@ -254,8 +300,11 @@ def test_command_options(runs, tmp_path, cli):
 
 def test_repl_refuses_bad_settings_and_goes_on(runs, cli):
     mt = runs["translate"]
-    code, out, err = cli("chat", mt, stdin=b"/set temperature nan\n/set repetition_penalty 0\n/set beam 0\n"
-                                           b"/set top_p 5\n/set top_k -1\nein hund\n")
+    code, out, err = cli(
+        "chat",
+        mt,
+        stdin=b"/set temperature nan\n/set repetition_penalty 0\n/set beam 0\n/set top_p 5\n/set top_k -1\nein hund\n",
+    )
     assert code == 0 and out.count("\n") == 1 and "Traceback" not in err  # one reply line (maybe empty)
     assert err.count("is out of range") == 5
     code, _, err = cli("chat", mt, stdin=b"ein hund\n\xff\xfe\n")
@@ -271,8 +320,16 @@ def test_data_files(folder, tmp_path, cli):
     cases = [
         ("r.tsv", "text\tlabel\ngood\tpos\nbad\tneg\textra\n", "r.tsv:3: 3 fields where the first row has 2"),
         ("e.tsv", "text\tlabel\ngood\tpos\nbad\t\n", "e.tsv:3: the label is empty"),
-        ("j.jsonl", '{"text": "good", "label": "pos"}\n{"text": ["a", "list"], "label": "neg"}\n', "j.jsonl:2: the text is a list"),
-        ("n.jsonl", '{"text": "good", "label": "pos"}\n{"text": "bad", "label": null}\n', "n.jsonl:2: the label is empty"),
+        (
+            "j.jsonl",
+            '{"text": "good", "label": "pos"}\n{"text": ["a", "list"], "label": "neg"}\n',
+            "j.jsonl:2: the text is a list",
+        ),
+        (
+            "n.jsonl",
+            '{"text": "good", "label": "pos"}\n{"text": "bad", "label": null}\n',
+            "n.jsonl:2: the label is empty",
+        ),
         ("z.tsv.gz", "not gzip at all", "z.tsv.gz"),
         ("empty.tsv", "", "no examples"),
     ]
@@ -292,8 +349,18 @@ def test_data_files(folder, tmp_path, cli):
 def test_damaged_sentencepiece_model_is_named(folder, tmp_path, cli):
     d, pipes = folder
     run = tmp_path / "sp"
-    code, _, err = cli("run", pipes["classify"], "-o", run, "--set", "tokenizer.kind=sentencepiece",
-                       "--set", "tokenizer.vocab_size=30", "--set", "train.epochs=1")
+    code, _, err = cli(
+        "run",
+        pipes["classify"],
+        "-o",
+        run,
+        "--set",
+        "tokenizer.kind=sentencepiece",
+        "--set",
+        "tokenizer.vocab_size=30",
+        "--set",
+        "train.epochs=1",
+    )
     assert code == 0, err
     (run / "sentencepiece.model").write_bytes(b"garbage")
     one_line_exit_2(*cli("predict", run, "good film")[::2], "sentencepiece.model: changed")

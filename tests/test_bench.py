@@ -13,8 +13,9 @@ from conftest import ROOT
 
 
 def test_flops_of_linear_and_bidirectional_lstm():
-    model = nn.ModuleDict({"lstm": nn.LSTM(4, 5, num_layers=2, bidirectional=True, batch_first=True),
-                           "out": nn.Linear(10, 3)})
+    model = nn.ModuleDict(
+        {"lstm": nn.LSTM(4, 5, num_layers=2, bidirectional=True, batch_first=True), "out": nn.Linear(10, 3)}
+    )
     rec = flops.Recorder(model)
     B, T = 3, 7
     h, _ = model["lstm"](torch.randn(B, T, 4))
@@ -55,9 +56,22 @@ def test_attention_flops():
 
 def test_bench_command_prints_training_figures(cli, tmp_path):
     out_file = tmp_path / "b.json"
-    code, out, err = cli("bench", ROOT / "tests/data/sentiment.yaml", "--steps", "3", "-o", out_file,
-                         "--set", "model.embedding.dim=16", "--set", "model.encoder.hidden=16",
-                         "--set", "train.threads=1", "--device", "cpu")  # the roofline is a CPU figure
+    code, out, err = cli(
+        "bench",
+        ROOT / "tests/data/sentiment.yaml",
+        "--steps",
+        "3",
+        "-o",
+        out_file,
+        "--set",
+        "model.embedding.dim=16",
+        "--set",
+        "model.encoder.hidden=16",
+        "--set",
+        "train.threads=1",
+        "--device",
+        "cpu",
+    )  # the roofline is a CPU figure
     assert code == 0, err
     r = json.loads(out)
     assert json.loads(out_file.read_text()) == r

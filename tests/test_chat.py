@@ -28,7 +28,10 @@ def test_readers(tmp_path):
     tsv = write(tmp_path / "p.tsv", "hi\thello\nbad line\n")
     with pytest.raises(UserError, match=r"p.tsv:2: expected context<TAB>reply"):
         dialogue.read("pairs", str(tsv))
-    yml = write(tmp_path / "cb" / "greet.yml", "categories: [g]\nconversations:\n- - Hello\n  - Hi there\n- - How are you?\n  - Fine.\n  - Good.\n")
+    yml = write(
+        tmp_path / "cb" / "greet.yml",
+        "categories: [g]\nconversations:\n- - Hello\n  - Hi there\n- - How are you?\n  - Fine.\n  - Good.\n",
+    )
     assert dialogue.read("chatterbot", str(yml.parent)) == [["Hello", "Hi there"], ["How are you?", "Fine.", "Good."]]
 
 
@@ -53,10 +56,18 @@ def drive(lines: str, history: int = 2):
 
 
 def test_repl_through_a_pipe():
-    out, err, seen = drive("hello\n\n   \nhow are you\n/history\n/set temperature 0.7\n/set beam zero\n"
-                           "/set colour 3\nthird\n/reset\nnew start\nünïcödé ✓ 日本\n" + "x" * 50 + "\n/quit\nnot read\n")
-    assert out == ["re:hello|t=0.0", "re:how are you|t=0.0", "re:third|t=0.7", "re:new start|t=0.7",
-                   "re:ünïcödé ✓ 日本|t=0.7", "re:" + "x" * 20 + "|t=0.7"]
+    out, err, seen = drive(
+        "hello\n\n   \nhow are you\n/history\n/set temperature 0.7\n/set beam zero\n"
+        "/set colour 3\nthird\n/reset\nnew start\nünïcödé ✓ 日本\n" + "x" * 50 + "\n/quit\nnot read\n"
+    )
+    assert out == [
+        "re:hello|t=0.0",
+        "re:how are you|t=0.0",
+        "re:third|t=0.7",
+        "re:new start|t=0.7",
+        "re:ünïcödé ✓ 日本|t=0.7",
+        "re:" + "x" * 20 + "|t=0.7",
+    ]
     # history window of 2 turns: the previous reply and the new message
     assert seen[1][0] == ["re:hello|t=0.0", "how are you"]
     assert seen[2][0] == ["re:how are you|t=0.0", "third"]
@@ -116,7 +127,9 @@ def _chat_pipeline(tmp_path):
         lines.append('{"turns": ["hello", "hi there", "how are you", "fine thanks"]}')
         lines.append('{"turns": ["good bye", "see you soon"]}')
     write(tmp_path / "d.jsonl", "\n".join(lines) + "\n")
-    return write(tmp_path / "chat.yaml", """name: c
+    return write(
+        tmp_path / "chat.yaml",
+        """name: c
 task: chat
 data:
   train: {path: d.jsonl, format: turns}
@@ -129,7 +142,8 @@ model:
   decoder: {hidden: 32}
 generate: {beam: 3, block_ngram: 2, max_extra: 6}
 train: {epochs: 25, batch_tokens: 400, optimizer: {lr: 0.01}, threads: 1, patience: 30}
-""")
+""",
+    )
 
 
 def test_chat_trains_and_talks_through_a_pipe(tmp_path, cli):
@@ -153,8 +167,16 @@ def test_chat_refuses_a_classifier_and_empty_dialogues(tmp_path, cli):
     assert code == 2 and "no dialogue with two turns" in err
     from conftest import ROOT
 
-    code, _, _ = cli("run", ROOT / "tests/data/sentiment.yaml", "--output", tmp_path / "cls", "--set", "train.epochs=1",
-                     "--set", "model.encoder.hidden=8")
+    code, _, _ = cli(
+        "run",
+        ROOT / "tests/data/sentiment.yaml",
+        "--output",
+        tmp_path / "cls",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "model.encoder.hidden=8",
+    )
     assert code == 0
     code, _, err = cli("chat", tmp_path / "cls", stdin=b"hello\n")
     assert code == 2 and "chat needs a chat or translation run directory" in err

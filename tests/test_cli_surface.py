@@ -10,9 +10,12 @@ TSV = "text\tlabel\n" + "good film\tpos\nbad film\tneg\ngreat fun\tpos\ndull mes
 
 def _pipe(tmp_path, epochs=2, extra=""):
     write(tmp_path / "d.tsv", TSV)
-    return write(tmp_path / "p.yaml", "name: t\ndata: {train: {path: d.tsv}, valid: {path: d.tsv}}\n"
-                                      "tokenizer: {kind: whitespace}\nmodel: {embedding: {dim: 8}, encoder: {hidden: 8}}\n"
-                                      f"train: {{epochs: {epochs}, batch_tokens: 40, threads: 1{extra}}}\n")
+    return write(
+        tmp_path / "p.yaml",
+        "name: t\ndata: {train: {path: d.tsv}, valid: {path: d.tsv}}\n"
+        "tokenizer: {kind: whitespace}\nmodel: {embedding: {dim: 8}, encoder: {hidden: 8}}\n"
+        f"train: {{epochs: {epochs}, batch_tokens: 40, threads: 1{extra}}}\n",
+    )
 
 
 def test_end_of_run_names_metrics_files_and_next_commands(tmp_path, cli):

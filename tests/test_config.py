@@ -10,7 +10,9 @@ BASE = "name: t\ndata:\n  train: {path: train.tsv}\n"
 
 def test_unknown_key_names_path_and_nearest(tmp_path):
     p = write(tmp_path / "p.yaml", BASE + "model:\n  encoder: {hiden: 10}\n")
-    with pytest.raises(UserError, match=r"p.yaml: unknown key 'model.encoder.hiden' \(did you mean 'model.encoder.hidden'\?\)"):
+    with pytest.raises(
+        UserError, match=r"p.yaml: unknown key 'model.encoder.hiden' \(did you mean 'model.encoder.hidden'\?\)"
+    ):
         config.load(p)
 
 
@@ -38,7 +40,9 @@ def test_invalid_yaml_names_line(tmp_path):
 def test_env_interpolation(tmp_path, monkeypatch):
     monkeypatch.setenv("CORP", "/data/c")
     monkeypatch.delenv("NOPE", raising=False)
-    p = write(tmp_path / "p.yaml", "name: t\ndata:\n  train: {path: '${CORP}/a.tsv'}\n  valid: {path: '${NOPE:-/x}/b.tsv'}\n")
+    p = write(
+        tmp_path / "p.yaml", "name: t\ndata:\n  train: {path: '${CORP}/a.tsv'}\n  valid: {path: '${NOPE:-/x}/b.tsv'}\n"
+    )
     cfg = config.load(p)
     assert cfg.data.train.path == "/data/c/a.tsv"
     assert cfg.data.valid.path == "/x/b.tsv"

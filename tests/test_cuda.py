@@ -7,12 +7,12 @@ import json
 
 import pytest
 import torch
+from test_seq2seq import sources, tiny_model
 
 from textrnn import config, search
 from textrnn.trainer import run_pipeline
 
 from conftest import ROOT
-from test_seq2seq import sources, tiny_model
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 FAST = ["train.epochs=2", "model.embedding.dim=16", "model.encoder.hidden=16", "train.device=cuda"]
@@ -45,7 +45,7 @@ def test_beam_on_gpu_batched_equals_one_by_one():
     model.cuda()
     for i in range(len(src)):
         n = int(lengths[i])
-        single = search.beam_search(model, src[i: i + 1, :n].cuda(), lengths[i: i + 1], s, 2, 3)[0]
+        single = search.beam_search(model, src[i : i + 1, :n].cuda(), lengths[i : i + 1], s, 2, 3)[0]
         assert [h[0] for h in single] == [h[0] for h in batched[i]]
 
 

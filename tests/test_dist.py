@@ -37,19 +37,52 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("pipeline,extra", [
-    ("tests/data/sentiment.yaml", ["model.embedding.dim=16", "model.encoder.hidden=16", "train.epochs=2"]),
-    ("tests/data/lm.yaml", ["model.embedding.dim=16", "model.hidden=16", "model.tie_weights=true", "train.epochs=2",
-                 "model.mode=stream", "model.bptt=10", "train.batch_size=8"]),
-])
+@pytest.mark.parametrize(
+    "pipeline,extra",
+    [
+        ("tests/data/sentiment.yaml", ["model.embedding.dim=16", "model.encoder.hidden=16", "train.epochs=2"]),
+        (
+            "tests/data/lm.yaml",
+            [
+                "model.embedding.dim=16",
+                "model.hidden=16",
+                "model.tie_weights=true",
+                "train.epochs=2",
+                "model.mode=stream",
+                "model.bptt=10",
+                "train.batch_size=8",
+            ],
+        ),
+    ],
+)
 def test_torchrun_two_gloo_processes(tmp_path, pipeline, extra):
     run = tmp_path / "run"
     sets = sum((["--set", s] for s in extra + ["train.threads=1", "train.checkpoint_every=0", "train.device=cpu"]), [])
     env = dict(os.environ, OMP_NUM_THREADS="1", TEXTRNN_CACHE=str(tmp_path / "cache"))
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                        "--master-addr", "127.0.0.1", "--master-port", str(free_port()),
-                        "-m", "textrnn", "run", str(ROOT / pipeline), "--output", str(run), *sets],
-                       capture_output=True, text=True, env=env, timeout=600)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "--master-addr",
+            "127.0.0.1",
+            "--master-port",
+            str(free_port()),
+            "-m",
+            "textrnn",
+            "run",
+            str(ROOT / pipeline),
+            "--output",
+            str(run),
+            *sets,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     s = json.loads((run / "summary.json").read_text())
     assert s["world_size"] == 2 and s["weights_equal"] is True

@@ -31,11 +31,18 @@ LMS = {
     "tied-gru-2layers": {"model.tie_weights": True, "model.cell": "gru", "model.layers": 2, "model.mode": "sentences"},
 }
 SEQ2SEQ = {
-    "feeding-bahdanau-gru": {"model.decoder.input_feeding": True, "model.decoder.attention": "bahdanau",
-                             "model.decoder.cell": "gru"},
-    "dot-2vocabs-nobridge": {"model.decoder.attention": "dot", "model.share_vocab": False,
-                             "model.decoder.bridge": False, "model.decoder.tie_output": False,
-                             "model.decoder.layers": 2},
+    "feeding-bahdanau-gru": {
+        "model.decoder.input_feeding": True,
+        "model.decoder.attention": "bahdanau",
+        "model.decoder.cell": "gru",
+    },
+    "dot-2vocabs-nobridge": {
+        "model.decoder.attention": "dot",
+        "model.share_vocab": False,
+        "model.decoder.bridge": False,
+        "model.decoder.tie_output": False,
+        "model.decoder.layers": 2,
+    },
 }
 
 
@@ -46,8 +53,12 @@ def runs_all(runs, tmp_path_factory):
     out = {task: r.path for task, r in runs.items()}
     for task, variants in (("classify", CLASSIFIERS), ("lm", LMS), ("translate", SEQ2SEQ)):
         for name, over in variants.items():
-            run = textrnn.train(runs[task].path / "pipeline.yaml", overrides={**over, "train.epochs": 2},
-                                output=d / name, progress=False)
+            run = textrnn.train(
+                runs[task].path / "pipeline.yaml",
+                overrides={**over, "train.epochs": 2},
+                output=d / name,
+                progress=False,
+            )
             out[name] = run.path
     return out
 
@@ -66,7 +77,7 @@ def session(folder, file="model.onnx"):
 def padded(seqs, pad=0):
     ids = np.full((len(seqs), max(map(len, seqs))), pad, np.int64)
     for i, s in enumerate(seqs):
-        ids[i, :len(s)] = s
+        ids[i, : len(s)] = s
     return ids, np.array([len(s) for s in seqs], np.int64)
 
 
@@ -107,15 +118,17 @@ def test_lm_step_graph_token_by_token_equals_the_whole_sequence(name, runs_all, 
         state = [s.numpy() for s in (state if isinstance(state, tuple) else (state,))]
         feed = {n: np.zeros((m.layers, B, m.hidden), np.float32) for n in names}
         for t in range(T):  # one token at a time, the state carried outside the graph
-            logp, *new = sess.run(None, {"ids": ids[:, t: t + 1], **feed})
+            logp, *new = sess.run(None, {"ids": ids[:, t : t + 1], **feed})
             assert np.abs(logp - want[:, t]).max() < TOL and np.allclose(np.exp(logp).sum(1), 1, atol=1e-4)
             feed = dict(zip(names, new))
         assert all(np.abs(feed[n] - s).max() < TOL for n, s in zip(names, state))
         logp, *new = sess.run(None, {"ids": ids, **{n: np.zeros_like(v) for n, v in feed.items()}})  # [B, T] at once
         assert np.abs(logp - want[:, -1]).max() < TOL and all(np.abs(a - s).max() < TOL for a, s in zip(new, state))
         for i in range(B):  # each row alone
-            one = sess.run(["log_probs"], {"ids": ids[i:i + 1], **{n: np.zeros((m.layers, 1, m.hidden), np.float32)
-                                                                  for n in names}})[0]
+            one = sess.run(
+                ["log_probs"],
+                {"ids": ids[i : i + 1], **{n: np.zeros((m.layers, 1, m.hidden), np.float32) for n in names}},
+            )[0]
             assert np.abs(one[0] - logp[i]).max() < TOL
     start = lm.task.vocab.bos if m.mode == "sentences" else lm.task.vocab.eos
     assert sig["start_id"] == start and sig["mode"] == m.mode
@@ -131,13 +144,21 @@ def run_steps(steps, result, **names):
 
 def greedy_onnx(enc, dec, src_ids, bos, eos, max_len):
     """Greedy decoding of one source text with the two graphs (argmax; <eos> forced at max_len)."""
-    out = dict(zip([o.name for o in enc.get_outputs()], enc.run(None, {"src": np.array([src_ids], np.int64),
-                                                                        "lengths": np.array([len(src_ids)])})))
+    out = dict(
+        zip(
+            [o.name for o in enc.get_outputs()],
+            enc.run(None, {"src": np.array([src_ids], np.int64), "lengths": np.array([len(src_ids)])}),
+        )
+    )
     names = [i.name for i in dec.get_inputs()][1:]
     y, toks = bos, []
     for t in range(max_len + 1):
-        res = dict(zip([o.name for o in dec.get_outputs()],
-                       dec.run(None, {"y": np.array([y], np.int64), **{n: out[n] for n in names}})))
+        res = dict(
+            zip(
+                [o.name for o in dec.get_outputs()],
+                dec.run(None, {"y": np.array([y], np.int64), **{n: out[n] for n in names}}),
+            )
+        )
         y = eos if t >= max_len else int(res["log_probs"][0].argmax())
         if y == eos:
             return toks
@@ -167,11 +188,15 @@ def test_encoder_and_decoder_step_equal_torch(name, runs_all, exported):
         assert np.abs(res[0] - logp.numpy()).max() < TOL and np.abs(res[-1] - w.numpy()).max() < TOL
         assert np.abs(res[1] - (rnn2[0] if isinstance(rnn2, tuple) else rnn2).numpy()).max() < TOL
         for i, s in enumerate(seqs):  # a padded source batch equals each source alone
-            one = dict(zip([o.name for o in enc.get_outputs()],
-                           enc.run(None, {"src": np.array([s], np.int64), "lengths": np.array([len(s)])})))
+            one = dict(
+                zip(
+                    [o.name for o in enc.get_outputs()],
+                    enc.run(None, {"src": np.array([s], np.int64), "lengths": np.array([len(s)])}),
+                )
+            )
             assert np.abs(one["h"][:, 0] - outs["h"][:, i]).max() < TOL
-            assert np.abs(one["memory"][0] - outs["memory"][i, :len(s)]).max() < TOL
-            step = dec.run(None, {"y": y.numpy()[i:i + 1], **{n: one[n] for n in dec_names[1:]}})
+            assert np.abs(one["memory"][0] - outs["memory"][i, : len(s)]).max() < TOL
+            step = dec.run(None, {"y": y.numpy()[i : i + 1], **{n: one[n] for n in dec_names[1:]}})
             assert np.abs(step[0][0] - res[0][i]).max() < TOL
     if name == "translate":  # greedy decoding with the graphs gives translate's greedy output
         s = tr.settings(beam=1)
@@ -179,8 +204,9 @@ def test_encoder_and_decoder_step_equal_torch(name, runs_all, exported):
         for src_text, _ in PAIRS[:4]:
             ids = task.encode_side([src_text], False, cache=False)[0][0].tolist()
             toks = greedy_onnx(enc, dec, ids, tgt.bos, tgt.eos, int(len(ids) * s.max_ratio) + s.max_extra)
-            assert run_steps(sig["target"]["detokenizer"]["steps"], "text", ids=toks, itos=tgt.itos) == \
-                   tr.translate(src_text, beam=1)
+            assert run_steps(sig["target"]["detokenizer"]["steps"], "text", ids=toks, itos=tgt.itos) == tr.translate(
+                src_text, beam=1
+            )
     assert sig["target"]["specials"]["eos"] == task.vocab_tgt.eos
     if name == "chat":
         assert sig["context"]["sep_id"] == task.vocab.stoi["<sep>"] and sig["context"]["history"] == 2
@@ -198,8 +224,9 @@ def test_signature_describes_the_graphs_and_the_text(runs_all, exported):
             sess = session(folder, file)
             for declared, actual in ((ports["inputs"], sess.get_inputs()), (ports["outputs"], sess.get_outputs())):
                 onnx_type = {"float32": "float"}  # ONNX's name for it
-                assert [(p["name"], p["shape"], f"tensor({onnx_type.get(p['dtype'], p['dtype'])})") for p in declared] \
-                       == [(a.name, a.shape, a.type) for a in actual]
+                assert [
+                    (p["name"], p["shape"], f"tensor({onnx_type.get(p['dtype'], p['dtype'])})") for p in declared
+                ] == [(a.name, a.shape, a.type) for a in actual]
         assert sig["specials"] == {"pad": 0, "unk": 1, "bos": 2, "eos": 3}
         assert (folder / sig["tokenizer"]["vocab"]).is_file() and sig["tokenizer"]["kind"] == "whitespace"
     clf = textrnn.load(runs_all["classify"], device="cpu")
@@ -212,8 +239,12 @@ def test_signature_describes_the_graphs_and_the_text(runs_all, exported):
     assert json.loads((folder / "vocab.json").read_text())["itos"] == clf.task.vocab.itos
     assert "vocab_tgt.json" in exported["dot-2vocabs-nobridge"][1]["files"]
     assert exported["dot-2vocabs-nobridge"][1]["target"]["detokenizer"]["vocab"] == "vocab_tgt.json"
-    assert [p["name"] for p in exported["feeding-bahdanau-gru"][1]["graphs"]["decoder.onnx"]["outputs"]] == \
-           ["log_probs", "h_new", "feed_new", "attention"]
+    assert [p["name"] for p in exported["feeding-bahdanau-gru"][1]["graphs"]["decoder.onnx"]["outputs"]] == [
+        "log_probs",
+        "h_new",
+        "feed_new",
+        "attention",
+    ]
 
 
 # what a program without torch does: tokenize as signature.json says, run model.onnx
@@ -241,8 +272,9 @@ print(json.dumps({"labels": sig["labels"], "probs": probs.tolist()}))
 def test_predicts_without_torch(runs_all, exported):
     folder, _ = exported["classify"]
     texts = ["a wonderful and superb story", "dull and AWFUL", "I loved it", "zzz unknown words", ""]
-    proc = subprocess.run([sys.executable, "-c", NO_TORCH, str(folder), json.dumps(texts)], capture_output=True,
-                          text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_TORCH, str(folder), json.dumps(texts)], capture_output=True, text=True, cwd=ROOT
+    )
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
     clf = textrnn.load(runs_all["classify"], device="cpu")
@@ -255,12 +287,14 @@ def test_cli_reports_the_difference_and_refuses_bad_input(runs, cli, tmp_path):
     code, out, err = cli("export", run, "-o", tmp_path / "a")
     assert code == 0 and "model.onnx, vocab.json, signature.json" in out and "max |difference|" in out
     assert (tmp_path / "a" / "model.onnx").is_file()
-    for args, msg in [((tmp_path / "nope", "-o", tmp_path / "b"), "no such run directory"),
-                      ((tmp_path, "-o", tmp_path / "b"), "not a textrnn run directory"),
-                      ((run, "-o", tmp_path / "a"), "exists and is not empty (give --overwrite"),
-                      ((run, "-o", tmp_path / "a" / "model.onnx"), "exists and is not a folder"),
-                      ((run, "-o", tmp_path / "b", "--format", "tflite"), "--format tflite: the export formats are"),
-                      ((run, "-o", run.parent, "--overwrite"), "--overwrite would delete it")]:
+    for args, msg in [
+        ((tmp_path / "nope", "-o", tmp_path / "b"), "no such run directory"),
+        ((tmp_path, "-o", tmp_path / "b"), "not a textrnn run directory"),
+        ((run, "-o", tmp_path / "a"), "exists and is not empty (give --overwrite"),
+        ((run, "-o", tmp_path / "a" / "model.onnx"), "exists and is not a folder"),
+        ((run, "-o", tmp_path / "b", "--format", "tflite"), "--format tflite: the export formats are"),
+        ((run, "-o", run.parent, "--overwrite"), "--overwrite would delete it"),
+    ]:
         code, out, err = cli("export", *args)
         assert code == 2 and msg in err and err.count("\n") == 1 and out == "", (args, err)
     assert not (tmp_path / "b").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["a"]
@@ -275,8 +309,11 @@ def test_all_or_nothing_and_a_clear_line_when_over_tolerance(runs, tmp_path, mon
     from textrnn.export import onnx as to_onnx
 
     monkeypatch.setattr(to_onnx, "TOLERANCE", -1.0)  # every difference is now too large
-    with pytest.raises(UserError, match=r"model.onnx differs from the PyTorch model by .* at batch 1, length 3; "
-                                        r"nothing was written"):
+    with pytest.raises(
+        UserError,
+        match=r"model.onnx differs from the PyTorch model by .* at batch 1, length 3; "
+        r"nothing was written",
+    ):
         export(runs["classify"].path, tmp_path / "x")
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "keep.txt").write_text("x")

@@ -12,8 +12,13 @@ from textrnn.trainer import run_pipeline
 
 from conftest import ROOT
 
-FAST = ["train.epochs=2", "model.embedding.dim=12", "model.encoder.hidden=10", "train.checkpoint_every=0",
-        "train.threads=1"]
+FAST = [
+    "train.epochs=2",
+    "model.embedding.dim=12",
+    "model.encoder.hidden=10",
+    "train.checkpoint_every=0",
+    "train.threads=1",
+]
 TEXTS = ["a fine warm film", "a dull cold film", "warm and fine", "cold and dull"] * 3
 
 
@@ -37,16 +42,20 @@ def test_stepped_gates_equal_the_fused_layers(cell, layers):
         assert r["max_abs_diff"] < 1e-5
         assert r["h"].shape == (5, 10)
     gates = set(recs[0]) - {"layer", "direction", "kind", "h", "max_abs_diff"}
-    assert gates == {"lstm": {"input", "forget", "candidate", "output"}, "gru": {"reset", "update", "new"},
-                     "rnn": set()}[cell]
+    assert (
+        gates
+        == {"lstm": {"input", "forget", "candidate", "output"}, "gru": {"reset", "update", "new"}, "rnn": set()}[cell]
+    )
     if cell == "lstm":
         f = recs[0]["forget"]
         assert ((f > 0) & (f < 1)).all()
 
 
 def test_stepped_lm_layers_equal_fused():
-    cfg = config.load(ROOT / "tests/data/lm.yaml", ["model.embedding.dim=8", "model.hidden=8", "model.layers=2",
-                                                    "tokenizer.kind=whitespace"])
+    cfg = config.load(
+        ROOT / "tests/data/lm.yaml",
+        ["model.embedding.dim=8", "model.hidden=8", "model.layers=2", "tokenizer.kind=whitespace"],
+    )
     task = build_task(cfg)
     ex = Examples(TEXTS, None, "mem")
     task.prepare({"train": ex, "valid": ex}, ROOT, resume=False)
@@ -92,15 +101,20 @@ def test_compare_table_and_curves(two_runs, cli, tmp_path):
 
 
 def test_inspect_writes_plots_and_numbers(two_runs, cli, tmp_path):
-    code, out, err = cli("inspect", two_runs / "lstm", two_runs / "rnn", "a truly wonderful film",
-                         "-o", tmp_path / "i", "--json")
+    code, out, err = cli(
+        "inspect", two_runs / "lstm", two_runs / "rnn", "a truly wonderful film", "-o", tmp_path / "i", "--json"
+    )
     assert code == 0, err
     rep = json.loads((tmp_path / "i" / "inspect.json").read_text())
     assert set(rep["runs"]) == {"lstm", "rnn"}
     r = rep["runs"]["lstm"]
     assert len(r["gradient_by_distance"]) == len(r["tokens"]) == len(r["saliency"]["saliency"])
     assert {p.name for p in (tmp_path / "i").glob("*.png")} >= {
-        "gradient-by-distance.png", "lstm-saliency.png", "lstm-layer1-forward-gates.png", "rnn-layer1-backward-gates.png"}
+        "gradient-by-distance.png",
+        "lstm-saliency.png",
+        "lstm-layer1-forward-gates.png",
+        "rnn-layer1-backward-gates.png",
+    }
 
 
 def test_inspect_and_compare_bad_input(two_runs, cli, tmp_path):

@@ -16,8 +16,16 @@ from textrnn.trainer import run_pipeline
 
 from conftest import ROOT, write
 
-TINY = ["model.embedding.dim=16", "model.hidden=24", "model.embedding.dropout=0", "model.output_dropout=0",
-        "train.epochs=2", "train.checkpoint_every=0", "train.batch_tokens=300", "train.optimizer.lr=0.01"]
+TINY = [
+    "model.embedding.dim=16",
+    "model.hidden=24",
+    "model.embedding.dropout=0",
+    "model.output_dropout=0",
+    "train.epochs=2",
+    "train.checkpoint_every=0",
+    "train.batch_tokens=300",
+    "train.optimizer.lr=0.01",
+]
 FIT = ["data.train.limit=1000", "train.epochs=3"]
 
 
@@ -28,8 +36,17 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-TEXTS = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog", "the mat is red",
-         "I'll be there in five minutes", "I'll be there in ten minutes", "see you soon"] * 3
+
+
+TEXTS = [
+    "the cat sat on the mat",
+    "the dog sat on the log",
+    "a cat and a dog",
+    "the mat is red",
+    "I'll be there in five minutes",
+    "I'll be there in ten minutes",
+    "see you soon",
+] * 3
 
 
 def lm_cfg(*extra):
@@ -126,7 +143,9 @@ def test_stream_perplexity_equals_independent_recomputation():
     assert got["tokens"] == len(s) - 1 >= n_tokens
     assert got["perplexity"] == pytest.approx(math.exp(float(nll)), rel=1e-5)
     assert got["bits_per_token"] == pytest.approx(float(nll) / math.log(2), rel=1e-5)
-    several = task_on(TEXTS, "model.mode=stream", "model.bptt=3", "model.eval_batch=4")[0].evaluate(model, "valid", "cpu")
+    several = task_on(TEXTS, "model.mode=stream", "model.bptt=3", "model.eval_batch=4")[0].evaluate(
+        model, "valid", "cpu"
+    )
     assert several["tokens"] == got["tokens"]  # more columns: the same tokens, each once
 
 
@@ -146,9 +165,16 @@ def test_sentence_perplexity_equals_independent_recomputation():
 
 @pytest.mark.parametrize("mode", ["stream", "sentences"])
 def test_adaptive_softmax_perplexity_and_distribution(mode):
-    task, model = task_on(TEXTS, "model.softmax=adaptive", "model.tie_weights=false", "model.cutoffs=[6,12]",
-                          f"model.mode={mode}",
-                          "model.bptt=3", "model.eval_batch=1", "train.batch_tokens=40")
+    task, model = task_on(
+        TEXTS,
+        "model.softmax=adaptive",
+        "model.tie_weights=false",
+        "model.cutoffs=[6,12]",
+        f"model.mode={mode}",
+        "model.bptt=3",
+        "model.eval_batch=1",
+        "train.batch_tokens=40",
+    )
     assert model.out is None and model.asm.cutoffs[:2] == [6, 12]
     got = task.evaluate(model, "valid", "cpu")
     total, n = 0.0, 0

@@ -40,8 +40,9 @@ def test_packed_encoder_matches_unpadded(cell):
     assert out[0, 4:].abs().sum() == 0
 
 
-@pytest.mark.parametrize("pooling,cell", [("last", "lstm"), ("mean", "gru"), ("max", "rnn"), ("attention", "lstm"),
-                                          ("last", "gru")])
+@pytest.mark.parametrize(
+    "pooling,cell", [("last", "lstm"), ("mean", "gru"), ("max", "rnn"), ("attention", "lstm"), ("last", "gru")]
+)
 def test_classifier_batched_equals_one_by_one(pooling, cell):
     torch.manual_seed(0)
     enc = EncCfg(hidden=8, cell=cell, layers=2)

@@ -27,8 +27,18 @@ def trained(tmp_path_factory):
 
 def test_run_directory_contract(trained):
     run, summary = trained
-    for f in ["pipeline.yaml", "vocab.json", "labels.json", "model.safetensors", "last.pt", "metrics.jsonl",
-              "summary.json", "curves.png", "confusion.png", "textrnn.json"]:
+    for f in [
+        "pipeline.yaml",
+        "vocab.json",
+        "labels.json",
+        "model.safetensors",
+        "last.pt",
+        "metrics.jsonl",
+        "summary.json",
+        "curves.png",
+        "confusion.png",
+        "textrnn.json",
+    ]:
         assert (run / f).is_file(), f
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 3 and json.loads(lines[0])["epoch"] == 1
@@ -40,8 +50,13 @@ def test_run_directory_contract(trained):
 
 def test_predict_obvious_cases_batched_equals_one_by_one(trained, cli):
     run, _ = trained
-    texts = ["an absolute delight", "a dull, lifeless mess", "the film is superb and I loved it",
-             "boring, a waste of time", "zzz unknownword"]
+    texts = [
+        "an absolute delight",
+        "a dull, lifeless mess",
+        "the film is superb and I loved it",
+        "boring, a waste of time",
+        "zzz unknownword",
+    ]
     code, out, err = cli("predict", run, *texts)
     assert code == 0, err
     rows = [line.split("\t") for line in out.strip().splitlines()]
@@ -106,23 +121,35 @@ def test_resume_refuses_changed_pipeline_and_missing_checkpoint(trained, tmp_pat
     run, _ = trained
     code, _, err = cli("run", ROOT / "tests/data/sentiment.yaml", "--output", tmp_path / "none", "--resume")
     assert code == 2 and "nothing to resume" in err
-    code, _, err = cli("run", ROOT / "tests/data/sentiment.yaml", "--output", run, "--resume", *sum((["--set", s] for s in FAST), []),
-                       "--set", "model.encoder.hidden=8")
+    code, _, err = cli(
+        "run",
+        ROOT / "tests/data/sentiment.yaml",
+        "--output",
+        run,
+        "--resume",
+        *sum((["--set", s] for s in FAST), []),
+        "--set",
+        "model.encoder.hidden=8",
+    )
     assert code == 2 and "pipeline changed" in err
 
 
 def _pipeline(tmp_path, train_rows, extra=""):
     write(tmp_path / "train.tsv", "text\tlabel\n" + train_rows)
     write(tmp_path / "valid.tsv", "text\tlabel\ngood\tpos\nbad\tneg\n")
-    return write(tmp_path / "p.yaml", f"name: t\ndata:\n  train: {{path: train.tsv}}\n  valid: {{path: valid.tsv}}\n"
-                                      f"train: {{epochs: 1}}\n{extra}")
+    return write(
+        tmp_path / "p.yaml",
+        f"name: t\ndata:\n  train: {{path: train.tsv}}\n  valid: {{path: valid.tsv}}\ntrain: {{epochs: 1}}\n{extra}",
+    )
 
 
 def test_cli_errors_are_one_line_exit_2(tmp_path, cli):
     cases = [
         (_pipeline(tmp_path / "a", "good\tpos\nfine\tpos\n"), "one class only ('pos')"),
-        (_pipeline(tmp_path / "b", "good\tpos\nbad\tneg\n", "model:\n  encoder: {hiden: 3}\n"),
-         "unknown key 'model.encoder.hiden' (did you mean 'model.encoder.hidden'?)"),
+        (
+            _pipeline(tmp_path / "b", "good\tpos\nbad\tneg\n", "model:\n  encoder: {hiden: 3}\n"),
+            "unknown key 'model.encoder.hiden' (did you mean 'model.encoder.hidden'?)",
+        ),
         (_pipeline(tmp_path / "c", "good\tpos\nbad\tneg\n", "data:\n  train: {path: x.tsv}\n"), "x.tsv: no such file"),
         (tmp_path / "missing.yaml", "missing.yaml: no such pipeline file"),
     ]

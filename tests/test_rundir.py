@@ -10,16 +10,20 @@ from textrnn.errors import Interrupted
 
 from conftest import write
 
-ROWS = "".join(f"{t}\tpos\n" for t in ["good film", "great fun", "loved it", "superb"]) + \
-       "".join(f"{t}\tneg\n" for t in ["bad film", "dull mess", "hated it", "awful"])
+ROWS = "".join(f"{t}\tpos\n" for t in ["good film", "great fun", "loved it", "superb"]) + "".join(
+    f"{t}\tneg\n" for t in ["bad film", "dull mess", "hated it", "awful"]
+)
 
 
 @pytest.fixture
 def pipeline(tmp_path):
     write(tmp_path / "d.tsv", "text\tlabel\n" + ROWS * 3)
-    return write(tmp_path / "p.yaml", "name: t\ndata: {train: {path: d.tsv}, valid: {path: d.tsv}}\n"
-                                      "tokenizer: {kind: whitespace}\nmodel: {embedding: {dim: 8}, encoder: {hidden: 8}}\n"
-                                      "train: {epochs: 2, batch_tokens: 40, checkpoint_every: 0, threads: 1}\n")
+    return write(
+        tmp_path / "p.yaml",
+        "name: t\ndata: {train: {path: d.tsv}, valid: {path: d.tsv}}\n"
+        "tokenizer: {kind: whitespace}\nmodel: {embedding: {dim: 8}, encoder: {hidden: 8}}\n"
+        "train: {epochs: 2, batch_tokens: 40, checkpoint_every: 0, threads: 1}\n",
+    )
 
 
 def digest(run):
@@ -108,10 +112,13 @@ def test_stream_language_model_resume_is_exact(tmp_path):
     from textrnn.trainer import run_pipeline
 
     write(tmp_path / "t.txt", "\n".join(["the cat sat on the mat", "a dog and a cat", "see you soon"] * 20) + "\n")
-    p = write(tmp_path / "lm.yaml", "name: l\ntask: lm\ndata: {train: {path: t.txt}, valid: {path: t.txt}}\n"
-                                    "tokenizer: {kind: whitespace}\nmodel: {embedding: {dim: 8}, hidden: 8, layers: 1, "
-                                    "bptt: 5, mode: stream, dropout: 0}\n"
-                                    "train: {epochs: 2, batch_size: 2, checkpoint_every: 3, threads: 1}\n")
+    p = write(
+        tmp_path / "lm.yaml",
+        "name: l\ntask: lm\ndata: {train: {path: t.txt}, valid: {path: t.txt}}\n"
+        "tokenizer: {kind: whitespace}\nmodel: {embedding: {dim: 8}, hidden: 8, layers: 1, "
+        "bptt: 5, mode: stream, dropout: 0}\n"
+        "train: {epochs: 2, batch_size: 2, checkpoint_every: 3, threads: 1}\n",
+    )
     cfg = config.load(p)
     _, whole = run_pipeline(cfg, output=str(tmp_path / "whole"), quiet=True)
 
@@ -134,12 +141,29 @@ def test_a_file_size_limit_is_one_line_and_leaves_no_partial_file(pipeline, tmp_
     import subprocess
     import sys
 
-    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000)); "
-            "from textrnn.__main__ import main; sys.argv = ['textrnn'] + sys.argv[1:]; main()")
+    code = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000)); "
+        "from textrnn.__main__ import main; sys.argv = ['textrnn'] + sys.argv[1:]; main()"
+    )
     run = tmp_path / "run"
-    p = subprocess.run([sys.executable, "-c", code, "run", str(pipeline), "-o", str(run),
-                        "--set", "model.embedding.dim=64", "--set", "model.encoder.hidden=64"],
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "run",
+            str(pipeline),
+            "-o",
+            str(run),
+            "--set",
+            "model.embedding.dim=64",
+            "--set",
+            "model.encoder.hidden=64",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
     assert p.stderr.strip().splitlines()[-1].startswith("error: ") and "File too large" in p.stderr
     assert not list(run.glob(".*")) and not (run / "model.safetensors").exists()

@@ -16,7 +16,11 @@ def test_sentiment_sample_splits_are_disjoint_and_balanced():
     keys = {s: {" ".join(r["text"].lower().split()) for r in rows} for s, rows in splits.items()}
     assert not keys["train"] & keys["valid"] and not keys["train"] & keys["test"] and not keys["valid"] & keys["test"]
     for rows in splits.values():
-        assert {r["label"] for r in rows} == {"negative", "positive"} and {r["source"] for r in rows} == {"amazon", "imdb", "yelp"}
+        assert {r["label"] for r in rows} == {"negative", "positive"} and {r["source"] for r in rows} == {
+            "amazon",
+            "imdb",
+            "yelp",
+        }
         assert abs(sum(r["label"] == "positive" for r in rows) / len(rows) - 0.5) < 0.02
         assert all(r["text"].strip() for r in rows)
     assert "CC BY 4.0" in (ROOT / "corpora/README.md").read_text(encoding="utf-8")
@@ -32,5 +36,7 @@ def test_tatoeba_samples_are_aligned_and_disjoint():
         assert len(fr[s]) == len(en[s]) == n and lm[s] == en[s] and all(fr[s]) and all(en[s])
     for side in (fr, en):
         keys = {s: {t.lower() for t in side[s]} for s in sizes}
-        assert not keys["train"] & keys["valid"] and not keys["train"] & keys["test"] and not keys["valid"] & keys["test"]
+        assert (
+            not keys["train"] & keys["valid"] and not keys["train"] & keys["test"] and not keys["valid"] & keys["test"]
+        )
     assert "CC BY 2.0 FR" in (ROOT / "corpora/README.md").read_text(encoding="utf-8")

@@ -15,8 +15,15 @@ from textrnn.trainer import run_pipeline
 
 from conftest import ROOT, write
 
-FAST = ["train.epochs=2", "model.embedding.dim=16", "model.encoder.hidden=16", "model.decoder.hidden=32",
-        "data.train.limit=300", "train.batch_tokens=400", "train.threads=1"]
+FAST = [
+    "train.epochs=2",
+    "model.embedding.dim=16",
+    "model.encoder.hidden=16",
+    "model.decoder.hidden=32",
+    "data.train.limit=300",
+    "train.batch_tokens=400",
+    "train.threads=1",
+]
 
 
 @pytest.mark.parametrize("kind", ["dot", "general", "bahdanau"])
@@ -66,9 +73,14 @@ def test_padded_encoder_equals_packed(cell, layers):
 def tiny_model(input_feeding=False, cell="lstm", attn="general"):
     torch.set_num_threads(1)  # tiny ops: threads only contend on a shared machine
     torch.manual_seed(3)
-    cfg = Seq2SeqModel.model_validate({
-        "embedding": {"dim": 12}, "encoder": {"hidden": 8}, "label_smoothing": 0.0,
-        "decoder": {"hidden": 16, "cell": cell, "attention": attn, "input_feeding": input_feeding, "dropout": 0.0}})
+    cfg = Seq2SeqModel.model_validate(
+        {
+            "embedding": {"dim": 12},
+            "encoder": {"hidden": 8},
+            "label_smoothing": 0.0,
+            "decoder": {"hidden": 16, "cell": cell, "attention": attn, "input_feeding": input_feeding, "dropout": 0.0},
+        }
+    )
     m = Seq2Seq(cfg, 30, 30, 0, shared=True).double().eval()
     with torch.no_grad():  # sharpen the output so that search paths differ and end at different lengths
         m.decoder.out.bias.mul_(0).add_(torch.randn(30, dtype=torch.double) * 2)
@@ -92,7 +104,7 @@ def test_beam_batched_equals_one_by_one_and_beam1_equals_greedy(opts):
     batched = search.beam_search(model, src, lengths, s, 2, 3)
     for i in range(len(src)):
         n = int(lengths[i])
-        single = search.beam_search(model, src[i: i + 1, :n], lengths[i: i + 1], s, 2, 3)[0]
+        single = search.beam_search(model, src[i : i + 1, :n], lengths[i : i + 1], s, 2, 3)[0]
         assert [h[0] for h in single] == [h[0] for h in batched[i]]
         assert [h[1] for h in single] == pytest.approx([h[1] for h in batched[i]], abs=1e-4)
         assert len(batched[i]) == 3
@@ -166,13 +178,27 @@ def trained(tmp_path_factory):
 
 def test_round_trip_and_run_directory(trained, cli):
     run, summary = trained
-    for f in ["pipeline.yaml", "vocab.json", "model.safetensors", "last.pt", "metrics.jsonl", "summary.json",
-              "attention.png", "textrnn.json"]:
+    for f in [
+        "pipeline.yaml",
+        "vocab.json",
+        "model.safetensors",
+        "last.pt",
+        "metrics.jsonl",
+        "summary.json",
+        "attention.png",
+        "textrnn.json",
+    ]:
         assert (run / f).is_file(), f
     assert {"bleu", "chrf", "perplexity", "loss"} <= set(summary["test"])
     assert not list(run.glob(".*"))
-    code, out, err = cli("evaluate", run, "--set", f"data.test.src={ROOT}/tests/data/translation/valid.de",
-                         "--set", f"data.test.tgt={ROOT}/tests/data/translation/valid.en")
+    code, out, err = cli(
+        "evaluate",
+        run,
+        "--set",
+        f"data.test.src={ROOT}/tests/data/translation/valid.de",
+        "--set",
+        f"data.test.tgt={ROOT}/tests/data/translation/valid.en",
+    )
     assert code == 0, err
     m = json.loads(out)
     assert {"bleu", "chrf", "perplexity"} <= set(m) and m["sentences"] == 150
@@ -180,8 +206,15 @@ def test_round_trip_and_run_directory(trained, cli):
 
 def test_translate_keeps_lines_and_order(trained, cli, tmp_path):
     run, _ = trained
-    lines = ["Der Mann liest ein Buch.", "", "Heute schläft das Kind im Garten.", "   ", "Ich trinke Milch.",
-             "Wir essen den Kuchen nicht.", "Ünïcødé ☃ zzz"]
+    lines = [
+        "Der Mann liest ein Buch.",
+        "",
+        "Heute schläft das Kind im Garten.",
+        "   ",
+        "Ich trinke Milch.",
+        "Wir essen den Kuchen nicht.",
+        "Ünïcødé ☃ zzz",
+    ]
     text = "\n".join(lines) + "\n"
     code, out, err = cli("translate", run, "--beam", "3", stdin=text.encode())
     assert code == 0, err
@@ -222,11 +255,14 @@ def test_translate_never_writes_over_an_input_or_another_output(trained, cli, tm
     run, _ = trained
     f1 = write(tmp_path / "a.de", "Ich singe.\n")
     write(tmp_path / "b" / "a.de", "Er singt.\n")
-    for args, message in [((f1, "-o", f1), "would overwrite an input"),
-                          ((f1, "-o", tmp_path / "b"), "is a folder"),
-                          ((f1, tmp_path / "b" / "a.de", "--output-dir", tmp_path / "out"), "would both be written to"),
-                          ((f1, "--output-dir", f1), "exists and is not a folder"),
-                          ((f1, "--alpha", "nan"), "alpha"), ((f1, "--beam", "0"), "beam")]:
+    for args, message in [
+        ((f1, "-o", f1), "would overwrite an input"),
+        ((f1, "-o", tmp_path / "b"), "is a folder"),
+        ((f1, tmp_path / "b" / "a.de", "--output-dir", tmp_path / "out"), "would both be written to"),
+        ((f1, "--output-dir", f1), "exists and is not a folder"),
+        ((f1, "--alpha", "nan"), "alpha"),
+        ((f1, "--beam", "0"), "beam"),
+    ]:
         code, _, err = cli("translate", run, *args)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (args, err)
     assert f1.read_text() == "Ich singe.\n" and not (tmp_path / "out").exists()

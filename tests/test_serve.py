@@ -63,8 +63,10 @@ def models(runs):
 
 @pytest.fixture(scope="module")
 def server(models):
-    with live(models, Settings(max_wait_ms=50, limits=Limits(max_texts=8, max_chars=200, max_beam=5,
-                                                             max_tokens=30, max_body=20_000))) as (url, app):
+    with live(
+        models,
+        Settings(max_wait_ms=50, limits=Limits(max_texts=8, max_chars=200, max_beam=5, max_tokens=30, max_body=20_000)),
+    ) as (url, app):
         yield url, app
 
 
@@ -78,7 +80,10 @@ def test_models_and_health(server):
     assert httpx.get(url + "/health").json()["status"] == "ok"
     listed = {m["name"]: m for m in httpx.get(url + "/v1/models").json()["models"]}
     assert set(listed) == {"classify", "lm", "translate", "chat"}
-    assert listed["classify"]["endpoints"] == ["predict"] and set(listed["classify"]["labels"]) == {"positive", "negative"}
+    assert listed["classify"]["endpoints"] == ["predict"] and set(listed["classify"]["labels"]) == {
+        "positive",
+        "negative",
+    }
     assert listed["lm"]["endpoints"] == ["complete", "generate"] and listed["translate"]["generate"]["beam"] == 3
     assert "openapi" in httpx.get(url + "/openapi.json").json()
 
@@ -129,10 +134,13 @@ def concurrently(n, fn):
         return list(pool.map(fn, range(n)))
 
 
-@pytest.mark.parametrize("endpoint,model,make,body", [
-    ("predict", "classify", lambda i: (POS + NEG)[i % 20], {}),
-    ("translate", "translate", lambda i: PAIRS[i % 8][0], {"beam": 3}),
-])
+@pytest.mark.parametrize(
+    "endpoint,model,make,body",
+    [
+        ("predict", "classify", lambda i: (POS + NEG)[i % 20], {}),
+        ("translate", "translate", lambda i: PAIRS[i % 8][0], {"beam": 3}),
+    ],
+)
 def test_concurrent_requests_are_batched_and_equal_one_by_one(server, models, endpoint, model, make, body):
     url, app = server
     batcher = app.state.batchers[model]
@@ -167,8 +175,9 @@ def test_a_bad_request_in_a_batch_fails_alone():
                 raise UserError("bad text")
             return [x.upper() for x in items]
 
-        res = await asyncio.gather(b.submit("k", ["a"], call), b.submit("k", ["bad"], call), b.submit("k", ["c"], call),
-                                   return_exceptions=True)
+        res = await asyncio.gather(
+            b.submit("k", ["a"], call), b.submit("k", ["bad"], call), b.submit("k", ["c"], call), return_exceptions=True
+        )
         await b.stop()
         return res, b.calls
 
@@ -268,7 +277,10 @@ def test_api_key(models):
         assert post(url, "/v1/models/classify/predict", body).status_code == 401
         r = post(url, "/v1/models/classify/predict", body, headers={"Authorization": "Bearer wrong"})
         assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
-        assert post(url, "/v1/models/classify/predict", body, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert (
+            post(url, "/v1/models/classify/predict", body, headers={"Authorization": "Bearer s3cret"}).status_code
+            == 200
+        )
         assert httpx.get(url + "/v1/models").status_code == 401
         assert httpx.get(url + "/health").status_code == 200 and httpx.get(url + "/").status_code == 200
 
@@ -314,8 +326,13 @@ def test_serve_a_missing_run_is_one_line(cli, tmp_path):
 def test_sigterm_drains_and_exits_0(runs):
     port = free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    p = subprocess.Popen([sys.executable, "-m", "textrnn", "serve", f"lm={runs['lm'].path}", "--port", str(port)],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "textrnn", "serve", f"lm={runs['lm'].path}", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=ROOT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):

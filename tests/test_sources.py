@@ -26,8 +26,9 @@ def test_label_first_lines(tmp_path):
 def test_one_file_per_label_latin1(tmp_path):
     (tmp_path / "x.pos").write_bytes("caf\xe9 is good\n".encode("latin-1"))
     (tmp_path / "x.neg").write_bytes(b"bad\n\nworse\n")
-    ex = read(Source(files={"positive": str(tmp_path / "x.pos"), "negative": str(tmp_path / "x.neg")},
-                     encoding="latin-1"), {})
+    ex = read(
+        Source(files={"positive": str(tmp_path / "x.pos"), "negative": str(tmp_path / "x.neg")}, encoding="latin-1"), {}
+    )
     assert ex.texts == ["café is good", "bad", "worse"]
     assert ex.labels == ["positive", "negative", "negative"]
     assert ex.skipped_empty == 1
@@ -39,7 +40,7 @@ def test_jsonl_gz_and_headerless_csv_positions(tmp_path):
         for t, y in [("good", 1), ("bad", 0)]:
             f.write(json.dumps({"text": t, "label": y}) + "\n")
     assert read(Source(path=str(p)), {}).labels == ["1", "0"]
-    c = write(tmp_path / "b.csv", "neg,\"bad, really\"\npos,fine\n")
+    c = write(tmp_path / "b.csv", 'neg,"bad, really"\npos,fine\n')
     ex = read(Source(path=str(c), header=False, text=1, label=0), {})
     assert ex.texts == ["bad, really", "fine"] and ex.labels == ["neg", "pos"]
 
@@ -47,10 +48,16 @@ def test_jsonl_gz_and_headerless_csv_positions(tmp_path):
 def test_hub_source_from_local_dataset_dir(tmp_path):
     import datasets
 
-    ds = datasets.DatasetDict({"train": datasets.Dataset.from_dict(
-        {"text": ["good", "bad"], "label": [1, 0]},
-        features=datasets.Features({"text": datasets.Value("string"),
-                                    "label": datasets.ClassLabel(names=["neg", "pos"])}))})
+    ds = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict(
+                {"text": ["good", "bad"], "label": [1, 0]},
+                features=datasets.Features(
+                    {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])}
+                ),
+            )
+        }
+    )
     ds.save_to_disk(str(tmp_path / "hubds"))
     ex = read(Source(hub={"name": str(tmp_path / "hubds"), "split": "train"}), {})
     assert ex.texts == ["good", "bad"] and ex.labels == ["pos", "neg"]  # ClassLabel names kept

@@ -13,8 +13,16 @@ from textrnn.trainer import run_pipeline
 
 from conftest import ROOT, write
 
-FAST = ["train.epochs=2", "model.embedding.dim=16", "model.encoder.hidden=16", "train.checkpoint_every=5",
-        "train.threads=1", "data.train.streaming=true", "data.stream_buffer=120", "data.stream_sample=50"]
+FAST = [
+    "train.epochs=2",
+    "model.embedding.dim=16",
+    "model.encoder.hidden=16",
+    "train.checkpoint_every=5",
+    "train.threads=1",
+    "data.train.streaming=true",
+    "data.stream_buffer=120",
+    "data.stream_sample=50",
+]
 
 
 def cfg(*extra, pipeline="sentiment.yaml"):
@@ -74,21 +82,40 @@ def test_streamed_resume_matches_uninterrupted(tmp_path):
 
 
 def test_streaming_errors(tmp_path, cli):
-    code, _, err = cli("run", ROOT / "tests/data/sentiment.yaml", "--output", tmp_path / "r",
-                       *sum((["--set", s] for s in FAST + ["data.valid=null"]), []))
+    code, _, err = cli(
+        "run",
+        ROOT / "tests/data/sentiment.yaml",
+        "--output",
+        tmp_path / "r",
+        *sum((["--set", s] for s in FAST + ["data.valid=null"]), []),
+    )
     assert code == 2 and "declare a valid split" in err
-    code, _, err = cli("run", ROOT / "tests/data/translate.yaml", "--output", tmp_path / "t",
-                       "--set", "data.train.streaming=true")
+    code, _, err = cli(
+        "run", ROOT / "tests/data/translate.yaml", "--output", tmp_path / "t", "--set", "data.train.streaming=true"
+    )
     assert code == 2 and "streaming" in err
     bad = write(tmp_path / "bad.tsv", "text\tlabel\ngood\tpositive\nbad\tmystery\n")
-    code, _, err = cli("run", ROOT / "tests/data/sentiment.yaml", "--output", tmp_path / "c",
-                       *sum((["--set", s] for s in FAST + [f"data.train.path={bad}", "data.train.text=nope"]), []))
+    code, _, err = cli(
+        "run",
+        ROOT / "tests/data/sentiment.yaml",
+        "--output",
+        tmp_path / "c",
+        *sum((["--set", s] for s in FAST + [f"data.train.path={bad}", "data.train.text=nope"]), []),
+    )
     assert code == 2 and "no column 'nope'" in err
 
 
 def test_streamed_language_model(tmp_path):
-    c = config.load(ROOT / "tests/data/lm.yaml", ["train.epochs=1", "model.embedding.dim=8", "model.hidden=8",
-                                                 "data.train.streaming=true", "data.stream_buffer=200",
-                                                 "train.threads=1"])
+    c = config.load(
+        ROOT / "tests/data/lm.yaml",
+        [
+            "train.epochs=1",
+            "model.embedding.dim=8",
+            "model.hidden=8",
+            "data.train.streaming=true",
+            "data.stream_buffer=200",
+            "train.threads=1",
+        ],
+    )
     _, summary = run_pipeline(c, output=str(tmp_path / "lm"))
     assert summary["valid"]["perplexity"] > 1 and summary["tokens_per_s"] > 0

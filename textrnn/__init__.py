@@ -13,11 +13,37 @@ from textrnn.errors import UserError
 
 __version__ = "0.1.0"
 
-_API = {"load", "train", "evaluate", "Run", "TaskModel", "Classifier", "Prediction", "LanguageModel",
-        "Translator", "Chatbot", "ChatSession", "WrongTask"}
+_API = {
+    "load",
+    "train",
+    "evaluate",
+    "Run",
+    "TaskModel",
+    "Classifier",
+    "Prediction",
+    "LanguageModel",
+    "Translator",
+    "Chatbot",
+    "ChatSession",
+    "WrongTask",
+}
 
-__all__ = ["Chatbot", "ChatSession", "Classifier", "LanguageModel", "Prediction", "Run", "TaskModel", "Translator",
-           "UserError", "WrongTask", "__version__", "evaluate", "load", "train"]
+__all__ = [
+    "Chatbot",
+    "ChatSession",
+    "Classifier",
+    "LanguageModel",
+    "Prediction",
+    "Run",
+    "TaskModel",
+    "Translator",
+    "UserError",
+    "WrongTask",
+    "__version__",
+    "evaluate",
+    "load",
+    "train",
+]
 
 
 def __getattr__(name: str):

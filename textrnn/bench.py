@@ -22,8 +22,8 @@ import torch
 from textrnn import config, flops, precision, rundir
 from textrnn.data import batching
 from textrnn.data.prefetch import prefetch as data_prefetch
-from textrnn.tasks.base import build_model, build_task
 from textrnn.device import pick_device
+from textrnn.tasks.base import build_model, build_task
 from textrnn.trainer import make_optimizer, seed_everything
 
 
@@ -40,8 +40,9 @@ def prepared_task(cfg: config.Pipeline):
     return task
 
 
-def training(cfg: config.Pipeline, steps: int, device: torch.device, warmup: int = 5, task=None,
-             prefetch: Optional[bool] = None) -> dict:
+def training(
+    cfg: config.Pipeline, steps: int, device: torch.device, warmup: int = 5, task=None, prefetch: Optional[bool] = None
+) -> dict:
     """Trainer steps (forward, backward, clip, optimizer) on the train split's bucketed batches.
 
     Batches are collated a few steps ahead in a thread on CUDA, as in the trainer (`prefetch`
@@ -84,12 +85,17 @@ def training(cfg: config.Pipeline, steps: int, device: torch.device, warmup: int
     rec.close()
     fwd = rec.forward_flops()
     train_flops = 3 * fwd
-    out = {"steps": steps, "real_tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds,
-           "pad_fraction": batching.pad_fraction(task.lengths("train"), timed),
-           "parameters": sum(p.numel() for p in model.parameters()),
-           "precision": precision.label(dtype),
-           "model_flops_per_token": train_flops / max(tokens, 1),
-           "achieved_gflops": train_flops / seconds / 1e9}
+    out = {
+        "steps": steps,
+        "real_tokens": tokens,
+        "seconds": seconds,
+        "tokens_per_s": tokens / seconds,
+        "pad_fraction": batching.pad_fraction(task.lengths("train"), timed),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "precision": precision.label(dtype),
+        "model_flops_per_token": train_flops / max(tokens, 1),
+        "achieved_gflops": train_flops / seconds / 1e9,
+    }
     if device.type == "cpu":
         gemm = flops.gemm_seconds(rec.shapes)
         out["gemm_gflops"] = fwd / gemm / 1e9  # float32 matmuls of the model's own shapes
@@ -128,8 +134,9 @@ def inference(run: Path, device: torch.device, n: int = 100, prec: str = "fp32")
             for t in texts[:n]:
                 m.translate_nbest([t], s)
             out[f"translate_beam{beam}_one_at_a_time_sentences_per_s"] = min(n, len(texts)) / (time.perf_counter() - t0)
-        out["batched_over_one_at_a_time_beam5"] = (out["translate_beam5_sentences_per_s"]
-                                                   / out["translate_beam5_one_at_a_time_sentences_per_s"])
+        out["batched_over_one_at_a_time_beam5"] = (
+            out["translate_beam5_sentences_per_s"] / out["translate_beam5_one_at_a_time_sentences_per_s"]
+        )
     elif isinstance(m, api.LanguageModel):
         times = []
         for line in [t for t in splits["valid"].texts if len(t.split()) > 3][:n]:
@@ -141,14 +148,20 @@ def inference(run: Path, device: torch.device, n: int = 100, prec: str = "fp32")
     return out
 
 
-def bench(cfg: config.Pipeline, steps: int, run: Optional[str], device: str = "auto",
-          inference_precision: str = "fp32") -> dict:
+def bench(
+    cfg: config.Pipeline, steps: int, run: Optional[str], device: str = "auto", inference_precision: str = "fp32"
+) -> dict:
     dev = pick_device(device)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    out = {"pipeline": cfg.name, "device": str(dev), "threads": torch.get_num_threads(),
-           "cpu": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
-           "training": training(cfg, steps, dev)}
+    out = {
+        "pipeline": cfg.name,
+        "device": str(dev),
+        "threads": torch.get_num_threads(),
+        "cpu": torch.backends.cpu.get_cpu_capability(),
+        "torch": torch.__version__,
+        "training": training(cfg, steps, dev),
+    }
     if run:
         rundir.open_run(run)
         out["inference"] = inference(Path(run), dev, prec=inference_precision)

@@ -40,7 +40,9 @@ class Session(ChatSession):
             self.reset()
             return "(conversation reset)", False
         if name == "history":
-            return "\n".join(f"{'you' if i % 2 == 0 else 'bot'}: {t}" for i, t in enumerate(self.turns)) or "(empty)", False
+            return "\n".join(
+                f"{'you' if i % 2 == 0 else 'bot'}: {t}" for i, t in enumerate(self.turns)
+            ) or "(empty)", False
         if name == "show":
             return "  ".join(f"{k}={v}" for k, v in sorted(self.options.items())), False
         if name == "set":
@@ -48,6 +50,7 @@ class Session(ChatSession):
                 return "usage: /set NAME VALUE", False
             key, raw = parts[1].lower(), parts[2]
             try:
+                value: float
                 if key in INT_OPTIONS:
                     value = int(raw)
                 elif key in FLOAT_OPTIONS:

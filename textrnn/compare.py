@@ -14,7 +14,7 @@ SKIP = ("output", "name")  # keys that always differ and say nothing about the m
 
 
 def flatten(d, prefix: str = "") -> dict:
-    out = {}
+    out: dict = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict) and v:
@@ -54,23 +54,39 @@ def report(runs: list[str], output: Optional[Path]) -> str:
     if len(set(names)) < len(names):  # same folder names: use the whole paths
         names = [str(r["path"]) for r in rs]
     keys = sorted({k for r in rs for k in r["pipe"]})
-    differ = [k for k in keys if k.split(".")[0] not in SKIP and not k.startswith(SKIP)
-              and len({json.dumps(r["pipe"].get(k), sort_keys=True) for r in rs}) > 1]
+    differ = [
+        k
+        for k in keys
+        if k.split(".")[0] not in SKIP
+        and not k.startswith(SKIP)
+        and len({json.dumps(r["pipe"].get(k), sort_keys=True) for r in rs}) > 1
+    ]
     from textrnn.tasks.base import build_task
 
     task = build_task(rs[0]["cfg"])
     metric = task.metric
-    metrics = [m for m in (metric, "loss", "macro_f1", "perplexity", "ppl", "bleu", "chrf", "distinct_2")
-               if any(m in r["summary"].get("valid", {}) for r in rs)]
+    metrics = [
+        m
+        for m in (metric, "loss", "macro_f1", "perplexity", "ppl", "bleu", "chrf", "distinct_2")
+        if any(m in r["summary"].get("valid", {}) for r in rs)
+    ]
     metrics = list(dict.fromkeys(metrics))
-    head = ["run"] + differ + ["parameters", "train s", "tokens/s"] + [f"valid {m}" for m in metrics] + \
-        [f"test {m}" for m in metrics if any("test" in r["summary"] for r in rs)]
+    head = (
+        ["run"]
+        + differ
+        + ["parameters", "train s", "tokens/s"]
+        + [f"valid {m}" for m in metrics]
+        + [f"test {m}" for m in metrics if any("test" in r["summary"] for r in rs)]
+    )
     rows = []
     for name, r in zip(names, rs):
         s = r["summary"]
-        row = [name] + [_fmt(r["pipe"].get(k)) for k in differ] + \
-            [_fmt(s.get("parameters")), _fmt(s.get("train_seconds")), _fmt(s.get("tokens_per_s"))] + \
-            [_fmt(s.get("valid", {}).get(m)) for m in metrics]
+        row = (
+            [name]
+            + [_fmt(r["pipe"].get(k)) for k in differ]
+            + [_fmt(s.get("parameters")), _fmt(s.get("train_seconds")), _fmt(s.get("tokens_per_s"))]
+            + [_fmt(s.get("valid", {}).get(m)) for m in metrics]
+        )
         if any("test" in x["summary"] for x in rs):
             row += [_fmt(s.get("test", {}).get(m)) for m in metrics]
         rows.append(row)

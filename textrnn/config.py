@@ -7,7 +7,7 @@ import os
 import re
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Sequence, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -44,8 +44,9 @@ class Source(Strict):
     files: Optional[dict[str, str]] = None  # label -> file, one example per line
     hub: Optional[HubSource] = None
     # label_first: "<label> <text>" lines; chatterbot / dailydialog / turns / pairs: dialogue formats (chat)
-    format: Literal["auto", "csv", "tsv", "jsonl", "text", "label_first",
-                    "chatterbot", "dailydialog", "turns", "pairs"] = "auto"
+    format: Literal[
+        "auto", "csv", "tsv", "jsonl", "text", "label_first", "chatterbot", "dailydialog", "turns", "pairs"
+    ] = "auto"
     text: Union[str, int] = "text"  # column name, or position for csv/tsv without header
     label: Union[str, int, None] = "label"
     header: bool = True  # csv/tsv: first row names the columns
@@ -70,7 +71,9 @@ class Data(Strict):
     train: Source
     valid: Optional[Source] = None
     test: Optional[Source] = None
-    valid_fraction: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.1  # carved from train (fixed seed) when no valid split is declared
+    valid_fraction: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = (
+        0.1  # carved from train (fixed seed) when no valid split is declared
+    )
     label_names: dict[str, str] = {}  # raw label -> name shown to users, e.g. {"0": negative}
     stream_buffer: Size = 50000  # streaming: examples per shuffled, length-bucketed buffer
     stream_sample: Size = 100000  # streaming: examples the tokenizer is fitted on (the vocabulary counts them all)
@@ -119,7 +122,9 @@ class Schedule(Strict):
     kind: Literal["none", "plateau", "linear"] = "none"
     factor: Share = 0.5  # plateau: lr *= factor
     patience: Count = 0  # plateau: epochs without gain before cutting
-    decay_after: Optional[Size] = None  # plateau: also cut at the end of this epoch and every later one (Zaremba et al.)
+    decay_after: Optional[Size] = (
+        None  # plateau: also cut at the end of this epoch and every later one (Zaremba et al.)
+    )
     warmup_steps: Count = 0  # linear: warm up, then decay to 0 at the last step
 
 
@@ -134,7 +139,9 @@ class Train(Strict):
     seed: Seed = 1
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     amp: bool = False  # precision auto on CUDA: AMP (bf16/fp16) if true; off: it slowed the shipped models (H100)
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16/fp16 on CUDA, bf16 on CPUs with native bf16
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = (
+        "auto"  # auto: bf16/fp16 on CUDA, bf16 on CPUs with native bf16
+    )
     checkpoint_every: Count = 200  # steps between last.pt checkpoints (and at each epoch end)
     threads: Optional[Size] = None  # torch CPU threads (default: torch's choice)
     max_minutes: Optional[Positive] = None  # stop (evaluate, keep the best) once training has run this long
@@ -316,7 +323,7 @@ def validate(raw: Any, origin: str) -> Pipeline:
         raise UserError(explain(err, schema, origin, prefix=("model",))) from None
     from textrnn.registry import get
 
-    gen = get("generate_schema", cfg.task) if cfg.task != "classify" else None
+    gen: Any = get("generate_schema", cfg.task) if cfg.task != "classify" else None
     if cfg.generate and gen is None:
         raise UserError(f"{origin}: generate: a {cfg.task} pipeline generates no text (remove the section)")
     if gen is not None:
@@ -341,8 +348,9 @@ def read_yaml(path: str | Path) -> Any:
         raise UserError(f"{path}:{line} invalid YAML: {getattr(e, 'problem', e)}") from None
 
 
-def load(path: str | Path, overrides: list[str] = (), cwd: Path | None = None,
-         values: dict[str, Any] | None = None) -> Pipeline:
+def load(
+    path: str | Path, overrides: Sequence[str] = (), cwd: Path | None = None, values: dict[str, Any] | None = None
+) -> Pipeline:
     """Read a pipeline YAML: interpolate ${ENV}, resolve relative paths, apply --set (then `values`:
     {"train.epochs": 3}, already typed), validate."""
     path = Path(path)
@@ -362,4 +370,3 @@ def load(path: str | Path, overrides: list[str] = (), cwd: Path | None = None,
 
 def dump(cfg: Pipeline) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
-

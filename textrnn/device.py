@@ -17,8 +17,10 @@ def pick_device(name: str) -> torch.device:
     if name in ("auto", "cuda") and torch.cuda.is_available() and dist.world() > 1:
         n = torch.cuda.device_count()
         if dist.local_rank() >= n:
-            raise UserError(f"torchrun: local rank {dist.local_rank()} needs a GPU of its own but this node has {n}; "
-                            f"use --nproc-per-node {n}, or --set train.device=cpu (gloo)")
+            raise UserError(
+                f"torchrun: local rank {dist.local_rank()} needs a GPU of its own but this node has {n}; "
+                f"use --nproc-per-node {n}, or --set train.device=cpu (gloo)"
+            )
         return torch.device("cuda", dist.local_rank())  # one GPU per torchrun process
     if name == "auto":
         if torch.cuda.is_available():

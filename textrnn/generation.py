@@ -50,8 +50,18 @@ def banned(task, logits: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def generate(task, model, prompt: str, device, max_tokens: int = 50, temperature: float = 1.0,
-             top_k: int = 0, top_p: float = 1.0, seed: Optional[int] = None, num: int = 1) -> list[str]:
+def generate(
+    task,
+    model,
+    prompt: str,
+    device,
+    max_tokens: int = 50,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: Optional[int] = None,
+    num: int = 1,
+) -> list[str]:
     """`num` continuations of the prompt (without it), each until <eos> or `max_tokens` tokens."""
     sampling.check(temperature, top_k, top_p)
     if not isinstance(max_tokens, int) or max_tokens < 0:
@@ -130,8 +140,11 @@ def _complete_pieces(task, model, state, logits, k: int, device, width: int = 0,
         floor = sorted(done.values(), reverse=True)[k - 1] if len(done) >= k else 0.0
         ext = nlp.masked_fill(~cont, float("-inf")) + torch.tensor([lp for _, lp in beam])[:, None]  # [N, V]
         top = ext.flatten().topk(min(width, ext.numel()))
-        keep = [(int(f) // V, int(f) % V, float(x)) for x, f in zip(top.values, top.indices)
-                if math.isfinite(float(x)) and math.exp(float(x)) > floor]
+        keep = [
+            (int(f) // V, int(f) % V, float(x))
+            for x, f in zip(top.values, top.indices)
+            if math.isfinite(float(x)) and math.exp(float(x)) > floor
+        ]
         beam = [(beam[r][0] + [i], x) for r, i, x in keep]
         state = select(state, torch.tensor([r for r, _, _ in keep], dtype=torch.long, device=device))
     best = sorted(done.items(), key=lambda kv: -kv[1])[:k]

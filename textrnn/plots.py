@@ -73,8 +73,7 @@ def confusion_figure(conf: np.ndarray, labels: list[str], title: str) -> Figure:
 def gates(rec: dict, tokens: list[str], path: Path, title: str, units: int = 8) -> None:
     """One row of heat maps per gate: the mean over units on top, then the `units` most varying units."""
     names = [k for k in rec if k not in ("h",)] or ["h"]
-    fig, axes = subplots(len(names), 1, figsize=(max(5, 0.45 * len(tokens) + 2), 1.2 + 1.6 * len(names)),
-                             squeeze=False)
+    fig, axes = subplots(len(names), 1, figsize=(max(5, 0.45 * len(tokens) + 2), 1.2 + 1.6 * len(names)), squeeze=False)
     for n_ax, (ax, name) in enumerate(zip(axes[:, 0], names)):
         a = np.asarray(rec[name])  # [T, H]
         top = np.argsort(-a.std(0))[:units]

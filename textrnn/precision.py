@@ -54,8 +54,10 @@ def resolve(precision: str, amp: bool, device: torch.device) -> Optional[torch.d
             raise UserError("train.precision fp16: CUDA only; on a CPU use bf16 (where supported) or fp32")
         native = cpu_native_bf16() and _lstm_works(torch.bfloat16)
         if precision == "bf16" and not native:
-            raise UserError("train.precision bf16: this CPU has no native bfloat16 (AVX-512 BF16 / AMX), "
-                            "where bf16 runs far slower than fp32; use fp32 or auto")
+            raise UserError(
+                "train.precision bf16: this CPU has no native bfloat16 (AVX-512 BF16 / AMX), "
+                "where bf16 runs far slower than fp32; use fp32 or auto"
+            )
         return torch.bfloat16 if native else None
     return None  # mps: float32
 
@@ -95,5 +97,6 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
 
     with warnings.catch_warnings():  # torch.ao.quantization is deprecated in favour of torchao (no int8 LSTM there)
         warnings.simplefilter("ignore")
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear, torch.nn.LSTM, torch.nn.GRU},
-                                                      dtype=torch.qint8)
+        return torch.ao.quantization.quantize_dynamic(
+            model, {torch.nn.Linear, torch.nn.LSTM, torch.nn.GRU}, dtype=torch.qint8
+        )

@@ -31,7 +31,7 @@ def step_layer(rnn: nn.RNNBase, layer: int, reverse: bool, x: torch.Tensor) -> d
     b_ih = torch.zeros(w_ih.size(0)) if b_ih is None else b_ih
     b_hh = torch.zeros(w_hh.size(0)) if b_hh is None else b_hh
     h, c = x.new_zeros(H), x.new_zeros(H)
-    out = {"h": []} | {g: [] for g in GATE_NAMES[kind]}
+    out: dict[str, list] = {"h": []} | {g: [] for g in GATE_NAMES[kind]}
     for xt in x:
         gi, gh = w_ih @ xt + b_ih, w_hh @ h + b_hh  # [G*H]
         if kind == "LSTM":
@@ -61,7 +61,7 @@ def _stack(model, task) -> tuple[list[tuple[nn.RNNBase, int, bool]], str]:
     """The model's recurrent layers as (module, layer index, reverse), and how they connect."""
     if task.name == "lm":
         rnn = model.rnn
-        return [(rnn, l, False) for l in range(rnn.num_layers)], "stacked"
+        return [(rnn, i, False) for i in range(rnn.num_layers)], "stacked"
     enc = model.encoder  # PaddedEncoder: one single-layer module per layer and direction
     out = []
     for i, f in enumerate(enc.fwd):
@@ -86,9 +86,9 @@ def layers(model, task, ids: torch.Tensor) -> list[dict]:
     recs = []
     if how == "stacked":
         fused, _ = mods[0][0](x[None])  # [1, T, H]: the top layer's outputs
-        for rnn, l, _ in mods:
-            r = step_layer(rnn, l, False, x)
-            recs.append({"layer": l + 1, "direction": "forward", "kind": type(rnn).__name__, **r})
+        for rnn, layer, _ in mods:
+            r = step_layer(rnn, layer, False, x)
+            recs.append({"layer": layer + 1, "direction": "forward", "kind": type(rnn).__name__, **r})
             x = r["h"]
         recs[-1]["max_abs_diff"] = float((fused[0] - x).abs().max())
         return recs
@@ -96,16 +96,30 @@ def layers(model, task, ids: torch.Tensor) -> list[dict]:
     inp = x
     for i, f in enumerate(enc.fwd):
         rf = step_layer(f, 0, False, inp)
-        recs.append({"layer": i + 1, "direction": "forward", "kind": type(f).__name__, **rf,
-                     "max_abs_diff": float((f(inp[None])[0][0] - rf["h"]).abs().max())})
+        recs.append(
+            {
+                "layer": i + 1,
+                "direction": "forward",
+                "kind": type(f).__name__,
+                **rf,
+                "max_abs_diff": float((f(inp[None])[0][0] - rf["h"]).abs().max()),
+            }
+        )
         outs = [rf["h"]]
         if enc.bwd is not None:
             b = enc.bwd[i]
             rb = step_layer(b, 0, False, inp.flip(0))
             fused_b = b(inp.flip(0)[None])[0][0]
             rb = {k: v.flip(0) for k, v in rb.items()}  # back to token order
-            recs.append({"layer": i + 1, "direction": "backward", "kind": type(b).__name__, **rb,
-                         "max_abs_diff": float((fused_b.flip(0) - rb["h"]).abs().max())})
+            recs.append(
+                {
+                    "layer": i + 1,
+                    "direction": "backward",
+                    "kind": type(b).__name__,
+                    **rb,
+                    "max_abs_diff": float((fused_b.flip(0) - rb["h"]).abs().max()),
+                }
+            )
             outs.append(rb["h"])
         inp = torch.cat(outs, -1)
     return recs
@@ -124,8 +138,12 @@ def saliency(model, task, ids: torch.Tensor) -> dict:
     pred = int(logits.argmax())
     logits[pred].backward()
     sal = (e.grad[0] * e[0]).sum(-1).detach()  # [T]
-    return {"predicted": task.labels[pred], "probability": float(logits.detach().softmax(-1)[pred]),
-            "saliency": sal.tolist(), "pooling_weights": None if weights is None else weights[0].tolist()}
+    return {
+        "predicted": task.labels[pred],
+        "probability": float(logits.detach().softmax(-1)[pred]),
+        "saliency": sal.tolist(),
+        "pooling_weights": None if weights is None else weights[0].tolist(),
+    }
 
 
 def gradient_by_distance(model, task, ids: torch.Tensor) -> list[float]:

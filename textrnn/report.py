@@ -31,7 +31,10 @@ def _duration(seconds: float) -> str:
 def next_commands(task: str, run: Path) -> list[str]:
     r = shlex.quote(str(run))
     return {
-        "classify": [f'textrnn predict {r} "a film I would watch again"', f"textrnn evaluate {r} --set data.test.path=FILE"],
+        "classify": [
+            f'textrnn predict {r} "a film I would watch again"',
+            f"textrnn evaluate {r} --set data.test.path=FILE",
+        ],
         "lm": [f'textrnn complete {r} "I\'ll be there in"', f'textrnn generate {r} --prompt "See you" --num 3'],
         "translate": [f'echo "SENTENCE" | textrnn translate {r}', f"textrnn translate {r} FILE -o OUT"],
         "chat": [f"textrnn chat {r}"],
@@ -40,8 +43,10 @@ def next_commands(task: str, run: Path) -> list[str]:
 
 def end_of_run(run: Path, task: str, name: str, summary: dict) -> list[str]:
     """Lines for the end of a run (rich markup)."""
-    lines = [f"[bold green]done[/]: {name} ({task}) — best epoch {summary.get('best_epoch')} of "
-             f"{summary.get('epochs')}, {_duration(summary.get('train_seconds', 0.0))} of training"]
+    lines = [
+        f"[bold green]done[/]: {name} ({task}) — best epoch {summary.get('best_epoch')} of "
+        f"{summary.get('epochs')}, {_duration(summary.get('train_seconds', 0.0))} of training"
+    ]
     for split in ("valid", "test"):
         m = summary.get(split) or {}
         shown = [f"{k} {_num(k, m[k])}" for k in SHOWN.get(task, ()) if isinstance(m.get(k), (int, float))]
@@ -57,18 +62,24 @@ def warnings_at_end(task, summary: dict) -> list[str]:
     """One-line warnings about a finished run."""
     out = []
     if summary.get("best_epoch") == 1 and summary.get("epochs", 0) > 1:
-        out.append("the best epoch is the first: the valid metric never improved after it (too high a "
-                   "learning rate, too little data, or overfitting from the start)")
+        out.append(
+            "the best epoch is the first: the valid metric never improved after it (too high a "
+            "learning rate, too little data, or overfitting from the start)"
+        )
     majority = getattr(task, "majority_share", None)
     valid_acc = (summary.get("valid") or {}).get("accuracy")
     if majority is not None and valid_acc is not None and valid_acc <= majority + 1e-9:
-        out.append(f"valid accuracy {100 * valid_acc:.1f} % is no better than always answering the most "
-                   f"frequent class ({100 * majority:.1f} %)")
+        out.append(
+            f"valid accuracy {100 * valid_acc:.1f} % is no better than always answering the most "
+            f"frequent class ({100 * majority:.1f} %)"
+        )
     return out
 
 
 def small_valid(n: Optional[int]) -> Optional[str]:
     if n is not None and n < SMALL_VALID:
-        return (f"the valid split has {n} examples (fewer than {SMALL_VALID}): its metric, and the checkpoint "
-                f"it picks, are mostly noise")
+        return (
+            f"the valid split has {n} examples (fewer than {SMALL_VALID}): its metric, and the checkpoint "
+            f"it picks, are mostly noise"
+        )
     return None

@@ -10,7 +10,7 @@ import re
 import socket
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -22,8 +22,15 @@ MARKER = "textrnn.json"  # {"version": ..., "task": ...}
 FORMAT = 1  # bump when the layout changes incompatibly
 HOLDER = ".textrnn.lock"  # who holds the run directory's lock (the lock itself is on the directory)
 RUN_FILES = ("last.pt", "model.safetensors", "metrics.jsonl", "summary.json", MARKER)  # a run is here
-RESULTS = ("last.pt", "model.safetensors", "metrics.jsonl", "summary.json", "curves.png", "confusion.png",
-           "attention.png")  # what a new run replaces
+RESULTS = (
+    "last.pt",
+    "model.safetensors",
+    "metrics.jsonl",
+    "summary.json",
+    "curves.png",
+    "confusion.png",
+    "attention.png",
+)  # what a new run replaces
 TENSORBOARD = "tensorboard"  # event files of train.tensorboard (grow during training; not hashed)
 MANIFEST = "manifest.json"  # SHA-256 of every file inference reads, written after them
 UNHASHED = ("last.pt", "metrics.jsonl", MANIFEST)  # change during training or are not read to use the model
@@ -65,8 +72,9 @@ def locked(run: Path):
                 holder = (run / HOLDER).read_text(encoding="utf-8").strip()
             except OSError:
                 holder = "another process"
-            raise UserError(f"{run}: in use by another textrnn run ({holder}); wait for it or choose another "
-                            f"--output") from None
+            raise UserError(
+                f"{run}: in use by another textrnn run ({holder}); wait for it or choose another --output"
+            ) from None
         for f in run.iterdir():
             if _TEMP.match(f.name) and f.is_file():
                 f.unlink(missing_ok=True)
@@ -138,8 +146,10 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
             tensors[name] = t.detach().to("cpu", copy=True).contiguous()
     bad = [k for k, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
     if bad:
-        raise UserError(f"{path}: not written: {bad[0]} is not finite (training diverged; lower "
-                        f"train.optimizer.lr or set train.clip); the files already there are kept")
+        raise UserError(
+            f"{path}: not written: {bad[0]} is not finite (training diverged; lower "
+            f"train.optimizer.lr or set train.clip); the files already there are kept"
+        )
     fd, tmp = temp_beside(path)
     os.close(fd)
     try:
@@ -165,8 +175,10 @@ def load_weights(model: torch.nn.Module, path: Path, device: str = "cpu") -> Non
     own = model.state_dict()
     for k, t in state.items():
         if k in own and tuple(own[k].shape) != tuple(t.shape):
-            raise UserError(f"{path}: {k} is {list(t.shape)} in the file but {list(own[k].shape)} from the run's "
-                            f"pipeline.yaml, vocab.json and labels.json (was one of them edited?)")
+            raise UserError(
+                f"{path}: {k} is {list(t.shape)} in the file but {list(own[k].shape)} from the run's "
+                f"pipeline.yaml, vocab.json and labels.json (was one of them edited?)"
+            )
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except Exception as e:
@@ -189,8 +201,14 @@ def _sha256(path: Path) -> str:
 
 def _hashed(run: Path) -> list[Path]:
     """The files a manifest covers: all but checkpoints, metrics, plots and dot files."""
-    return sorted(p for p in run.rglob("*") if p.is_file() and p.name not in UNHASHED and p.suffix != ".png"
-                  and not any(part.startswith(".") or part == TENSORBOARD for part in p.relative_to(run).parts))
+    return sorted(
+        p
+        for p in run.rglob("*")
+        if p.is_file()
+        and p.name not in UNHASHED
+        and p.suffix != ".png"
+        and not any(part.startswith(".") or part == TENSORBOARD for part in p.relative_to(run).parts)
+    )
 
 
 def write_manifest(run: Path) -> None:
@@ -208,15 +226,19 @@ def verify(run: Path) -> None:
         listed = json.loads(path.read_text(encoding="utf-8"))["sha256"]
         items = list(listed.items())
     except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
-        raise UserError(f"{path}: unreadable; if the run's files are as intended, write a new one with "
-                        f"`textrnn info {run} --accept-edits`") from None
+        raise UserError(
+            f"{path}: unreadable; if the run's files are as intended, write a new one with "
+            f"`textrnn info {run} --accept-edits`"
+        ) from None
     for name, digest in items:
         f = run / name
         if not f.is_file():
             raise UserError(f"{f}: missing (listed in {MANIFEST}; the run directory is incomplete)")
         if _sha256(f) != digest:
-            raise UserError(f"{f}: changed since textrnn wrote it (its SHA-256 differs from {MANIFEST}); "
-                            f"if the edit is intended, accept it with `textrnn info {run} --accept-edits`")
+            raise UserError(
+                f"{f}: changed since textrnn wrote it (its SHA-256 differs from {MANIFEST}); "
+                f"if the edit is intended, accept it with `textrnn info {run} --accept-edits`"
+            )
 
 
 def read_metrics(run: Path) -> list[dict]:
@@ -259,7 +281,7 @@ def mark(run: Path, task: str) -> None:
     write_json(run / MARKER, {"version": __version__, "format": FORMAT, "task": task})
 
 
-def open_run(path: str | Path, overrides: list[str] = ()) -> tuple[Path, config.Pipeline]:
+def open_run(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Path, config.Pipeline]:
     """Check that `path` is a textrnn run directory of this version; return it and its pipeline."""
     run = Path(path)
     marker = run / MARKER
@@ -269,8 +291,10 @@ def open_run(path: str | Path, overrides: list[str] = ()) -> tuple[Path, config.
         raise UserError(f"{run}: not a textrnn run directory (no {MARKER})")
     info = _json_object(marker, "unreadable")
     if info.get("format") != FORMAT:
-        raise UserError(f"{run}: made by textrnn {info.get('version')} (run format {info.get('format')}); "
-                        f"this textrnn {__version__} reads format {FORMAT}")
+        raise UserError(
+            f"{run}: made by textrnn {info.get('version')} (run format {info.get('format')}); "
+            f"this textrnn {__version__} reads format {FORMAT}"
+        )
     raw = config.read_yaml(run / "pipeline.yaml")
     if not isinstance(raw, dict):
         raise UserError(f"{run / 'pipeline.yaml'}: not a pipeline")

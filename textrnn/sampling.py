@@ -35,8 +35,13 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
     return logits
 
 
-def pick(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-         generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def pick(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: Optional[torch.Generator] = None,
+) -> torch.Tensor:
     """logits [N, V] -> token ids [N]: argmax at temperature 0, else a sample from the filtered softmax."""
     logits = logits.float()
     if temperature == 0:

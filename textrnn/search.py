@@ -86,7 +86,7 @@ def constrain(logp: torch.Tensor, hist: torch.Tensor, s: SearchCfg, max_len: tor
     n = s.block_ngram
     if n and t >= n:
         grams = hist.unfold(1, n, 1)  # [N, t-n+1, n]: every n-gram so far
-        hit = (grams[:, :, :-1] == hist[:, None, t - n + 1:]).all(-1)  # [N, W]: its prefix ends the history
+        hit = (grams[:, :, :-1] == hist[:, None, t - n + 1 :]).all(-1)  # [N, W]: its prefix ends the history
         rows, w = hit.nonzero(as_tuple=True)
         logp[rows, grams[rows, w, -1]] = NEG
     over = t >= max_len  # [N]: must end now
@@ -105,8 +105,15 @@ def pick(logp: torch.Tensor, s: SearchCfg, gen: Optional[torch.Generator]) -> to
 
 
 @torch.no_grad()
-def greedy(model, src: torch.Tensor, lengths: torch.Tensor, s: SearchCfg, bos: int, eos: int,
-           gen: Optional[torch.Generator] = None) -> list[list[Hyp]]:
+def greedy(
+    model,
+    src: torch.Tensor,
+    lengths: torch.Tensor,
+    s: SearchCfg,
+    bos: int,
+    eos: int,
+    gen: Optional[torch.Generator] = None,
+) -> list[list[Hyp]]:
     """The most probable (or a sampled) next token at each step, for all sentences at once."""
     state, mem = model.start(src, lengths)
     B, dev = src.size(0), src.device
@@ -125,13 +132,14 @@ def greedy(model, src: torch.Tensor, lengths: torch.Tensor, s: SearchCfg, bos: i
         done = y == eos
         if done.any():
             rows = done.nonzero()[:, 0]
-            for r, sent, toks, sc in zip(rows.tolist(), alive[rows].tolist(), hist[rows, :-1].tolist(),
-                                         score[rows].tolist()):
+            for r, sent, toks, sc in zip(
+                rows.tolist(), alive[rows].tolist(), hist[rows, :-1].tolist(), score[rows].tolist()
+            ):
                 out[sent] = [(toks, sc)]
             keep = (~done).nonzero()[:, 0]
             state, mem = model.select(state, mem, keep)
             alive, y, hist, score = alive[keep], y[keep], hist[keep], score[keep]
-    return out
+    return [o or [] for o in out]  # every sentence ends (max_len forces <eos>)
 
 
 def length_penalty(n: int, alpha: float) -> float:
@@ -144,8 +152,8 @@ def beam_search(model, src: torch.Tensor, lengths: torch.Tensor, s: SearchCfg, b
 
     Each step takes the 2K best extensions per sentence; those among the top K that end in
     <eos> are finished, the best K others go on. A sentence stops when its best extension ends
-    in <eos> (once n_best have finished) or K hypotheses have finished (so beam 1 is exactly greedy). Finished hypotheses
-    are ranked by score / length_penalty; the n_best first are returned.
+    in <eos> (once n_best have finished) or K hypotheses have finished (so beam 1 is exactly
+    greedy). Finished hypotheses are ranked by score / length_penalty; the n_best first are returned.
     """
     K = s.beam
     B, dev = src.size(0), src.device

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import math
 import random
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -39,12 +39,13 @@ def make_optimizer(params, o: config.Optimizer) -> torch.optim.Optimizer:
     params = [p for p in params if p.requires_grad]
     devices = {p.device.type for p in params}
     fast = {"fused": True} if len(devices) == 1 and devices <= {"cpu", "cuda"} else {}
-    if o.name == "sgd":
-        build = lambda **kw: torch.optim.SGD(params, lr=o.lr, momentum=o.momentum,  # noqa: E731
-                                             weight_decay=o.weight_decay, **kw)
-    else:
+
+    def build(**kw) -> torch.optim.Optimizer:
+        if o.name == "sgd":
+            return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, **kw)
         cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
-        build = lambda **kw: cls(params, lr=o.lr, weight_decay=o.weight_decay, **kw)  # noqa: E731
+        return cls(params, lr=o.lr, weight_decay=o.weight_decay, **kw)
+
     try:
         return build(**fast)
     except (RuntimeError, ValueError, TypeError):  # an older torch or a device without fused kernels
@@ -72,7 +73,9 @@ def _comparable(cfg: config.Pipeline) -> dict:
     """The parts of a pipeline that must not change between a run and its resume."""
     d = cfg.model_dump(mode="json")
     return {k: d[k] for k in ("task", "data", "tokenizer", "vocab", "model")} | {
-        "seed": d["train"]["seed"], "batch": [d["train"]["batch_tokens"], d["train"]["batch_size"]]}
+        "seed": d["train"]["seed"],
+        "batch": [d["train"]["batch_tokens"], d["train"]["batch_size"]],
+    }
 
 
 def _run_eta(st: dict, epoch: int, epochs: int, per_epoch: Optional[int], done_in_epoch: int) -> str:
@@ -89,8 +92,15 @@ class Trainer:
     tokenizer, vocabulary, model, optimizer, precision) before the directory is touched; then it is
     locked for the run, and an existing run in it is replaced only with `overwrite`."""
 
-    def __init__(self, cfg: config.Pipeline, run: Path, resume: bool = False, device: Optional[str] = None,
-                 on_step: Optional[Callable[[int], None]] = None, overwrite: bool = False):
+    def __init__(
+        self,
+        cfg: config.Pipeline,
+        run: Path,
+        resume: bool = False,
+        device: Optional[str] = None,
+        on_step: Optional[Callable[[int], None]] = None,
+        overwrite: bool = False,
+    ):
         if resume and overwrite:
             raise UserError("--resume and --overwrite: choose one (continue the run, or start it again)")
         self.cfg, self.run, self.resume, self.on_step, self.overwrite = cfg, Path(run), resume, on_step, overwrite
@@ -111,11 +121,15 @@ class Trainer:
                 raise UserError(f"{run}: nothing to resume (no last.pt); run without --resume to start")
             _, saved = rundir.open_run(run)
             if _comparable(saved) != _comparable(cfg):
-                raise UserError(f"{run / 'pipeline.yaml'}: the pipeline changed since this run started "
-                                f"(only train settings other than seed and batch size may change on --resume)")
+                raise UserError(
+                    f"{run / 'pipeline.yaml'}: the pipeline changed since this run started "
+                    f"(only train settings other than seed and batch size may change on --resume)"
+                )
         elif not self.overwrite and self.main and rundir.holds_run(run):
-            raise UserError(f"{run}: already holds a run ({', '.join(rundir.holds_run(run))}); "
-                            f"--resume continues it, --overwrite starts it again, or choose another --output")
+            raise UserError(
+                f"{run}: already holds a run ({', '.join(rundir.holds_run(run))}); "
+                f"--resume continues it, --overwrite starts it again, or choose another --output"
+            )
 
     def _prepare(self) -> Task:
         """Data read, tokenizer fitted and vocabulary built (or loaded: resume, torchrun followers); no writes."""
@@ -151,8 +165,10 @@ class Trainer:
         cfg, run = self.cfg, self.run
         if self.main and not self.resume:
             if not self.overwrite and rundir.holds_run(run):  # written since _check_dir
-                raise UserError(f"{run}: already holds a run ({', '.join(rundir.holds_run(run))}); "
-                                f"--resume continues it, --overwrite starts it again")
+                raise UserError(
+                    f"{run}: already holds a run ({', '.join(rundir.holds_run(run))}); "
+                    f"--resume continues it, --overwrite starts it again"
+                )
             for stale in rundir.RESULTS:
                 (run / stale).unlink(missing_ok=True)
             shutil.rmtree(run / rundir.TENSORBOARD, ignore_errors=True)
@@ -171,11 +187,16 @@ class Trainer:
     def _checkpoint(self, state: dict) -> None:
         if not self.main:
             return
-        ck = dict(state, model=self.core.state_dict(), optim=self.opt.state_dict(),
-                  sched=self.sched.state_dict() if self.sched else None,
-                  scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
-                  torch_rng=torch.get_rng_state(), task=self.task.train_state(),
-                  cuda_rng=torch.cuda.get_rng_state() if self.device.type == "cuda" else None)
+        ck = dict(
+            state,
+            model=self.core.state_dict(),
+            optim=self.opt.state_dict(),
+            sched=self.sched.state_dict() if self.sched else None,
+            scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            torch_rng=torch.get_rng_state(),
+            task=self.task.train_state(),
+            cuda_rng=torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
+        )
         rundir.save_torch(self.run / "last.pt", ck)
 
     def _write_metrics(self, history: list[dict]) -> None:
@@ -206,20 +227,34 @@ class Trainer:
         else:
             steps_per_epoch = len(task.shard(task.batches("train", shuffle=True, seed=0), dist.rank(), dist.world()))
         self.opt = make_optimizer(model.parameters(), t.optimizer)
-        self.sched, per_batch = make_schedule(self.opt, t.schedule, task.higher_is_better,
-                                              t.epochs * (steps_per_epoch or 0))
+        self.sched, per_batch = make_schedule(
+            self.opt, t.schedule, task.higher_is_better, t.epochs * (steps_per_epoch or 0)
+        )
         self.dtype = precision.resolve(t.precision, t.amp, self.device)  # autocast dtype, None = float32
         self.tb = None
         if t.tensorboard and self.main:
             try:
                 from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (needs the tensorboard package)
             except ImportError:
-                raise UserError("train.tensorboard: needs the tensorboard package "
-                                "(pip install 'textrnn[tensorboard]')") from None
+                raise UserError(
+                    "train.tensorboard: needs the tensorboard package (pip install 'textrnn[tensorboard]')"
+                ) from None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
-        st = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best": None, "best_epoch": None,
-              "bad_epochs": 0, "history": [], "step_seconds": 0.0, "tokens": 0, "wall_seconds": 0.0,
-              "epoch_loss": None, "epoch_tokens": 0, "epoch_seconds": 0.0}  # the epoch so far: a resume goes on with it
+        st = {
+            "epoch": 0,
+            "step_in_epoch": 0,
+            "global_step": 0,
+            "best": None,
+            "best_epoch": None,
+            "bad_epochs": 0,
+            "history": [],
+            "step_seconds": 0.0,
+            "tokens": 0,
+            "wall_seconds": 0.0,
+            "epoch_loss": None,
+            "epoch_tokens": 0,
+            "epoch_seconds": 0.0,
+        }  # the epoch so far: a resume goes on with it
         if self.resume:
             ck = rundir.load_torch(self.run / "last.pt")
             try:
@@ -235,8 +270,10 @@ class Trainer:
                 task.load_train_state(ck.get("task") or {}, self.device)
                 st = {k: ck.get(k, v) for k, v in st.items()}  # checkpoints before epoch_* keys: a new tally
             except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
-                raise UserError(f"{self.run / 'last.pt'}: not a checkpoint of this run "
-                                f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+                raise UserError(
+                    f"{self.run / 'last.pt'}: not a checkpoint of this run "
+                    f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+                ) from None
             console.print(f"resuming at epoch {st['epoch'] + 1}, step {st['global_step']}")
         return model, st, n_params, steps_per_epoch, per_batch
 
@@ -281,8 +318,11 @@ class Trainer:
                     signal.signal(sig, handler)
         extra = {}
         if dist.active():
-            extra = {"world_size": dist.world(), "weights_equal": dist.weights_equal(model),
-                     "tokens_all_ranks": int(dist.total(st["tokens"]))}
+            extra = {
+                "world_size": dist.world(),
+                "weights_equal": dist.weights_equal(model),
+                "tokens_all_ranks": int(dist.total(st["tokens"])),
+            }
         summary = self._finish(task, st, n_params, pad, extra) if self.main else {}
         dist.finish()
         return summary
@@ -305,12 +345,27 @@ class Trainer:
             else:
                 ema, ep_tokens, ep_time = None, 0, 0.0
             # on a terminal only: a log file or pipe gets the one line per epoch below and nothing else
-            with Progress(TextColumn("epoch {task.fields[epoch]}/" + str(t.epochs)), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("loss {task.fields[loss]:.4f} · {task.fields[tps]:,.0f} tok/s"),
-                          TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("run {task.fields[eta]}"),
-                          console=console, transient=True, disable=not console.is_terminal) as bar:
-                pid = bar.add_task("train", total=total, completed=skip, epoch=epoch + 1, loss=float("nan"), tps=0,
-                                   eta=_run_eta(st, epoch, t.epochs, total, skip))
+            with Progress(
+                TextColumn("epoch {task.fields[epoch]}/" + str(t.epochs)),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]:.4f} · {task.fields[tps]:,.0f} tok/s"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                TextColumn("run {task.fields[eta]}"),
+                console=console,
+                transient=True,
+                disable=not console.is_terminal,
+            ) as bar:
+                pid = bar.add_task(
+                    "train",
+                    total=total,
+                    completed=skip,
+                    epoch=epoch + 1,
+                    loss=float("nan"),
+                    tps=0,
+                    eta=_run_eta(st, epoch, t.epochs, total, skip),
+                )
                 # resuming mid-epoch: the same batches, in the same order, the first `skip` skipped
                 todo = ((k, idx) for k, idx in enumerate(order) if k >= skip)
                 collate = lambda ki: (ki[0], task.collate("train", ki[1], self.device))  # noqa: E731
@@ -333,8 +388,10 @@ class Trainer:
                     dt = time.perf_counter() - t0
                     lv = float(loss.detach())
                     if not math.isfinite(lv):
-                        raise UserError(f"training diverged at step {st['global_step'] + 1} (loss {lv}); "
-                                        f"lower train.optimizer.lr or set train.clip")
+                        raise UserError(
+                            f"training diverged at step {st['global_step'] + 1} (loss {lv}); "
+                            f"lower train.optimizer.lr or set train.clip"
+                        )
                     ema = lv if ema is None else 0.98 * ema + 0.02 * lv
                     if self.tb is not None:
                         self.tb.add_scalar("train/loss", lv, st["global_step"] + 1)
@@ -345,15 +402,22 @@ class Trainer:
                     ep_tokens += ntok
                     ep_time += dt
                     st["epoch_loss"], st["epoch_tokens"], st["epoch_seconds"] = ema, ep_tokens, ep_time
-                    bar.update(pid, advance=1, loss=ema, tps=ep_tokens / max(ep_time, 1e-9),
-                               eta=_run_eta(st, epoch, t.epochs, total, k + 1))
+                    bar.update(
+                        pid,
+                        advance=1,
+                        loss=ema,
+                        tps=ep_tokens / max(ep_time, 1e-9),
+                        eta=_run_eta(st, epoch, t.epochs, total, k + 1),
+                    )
                     st["wall_seconds"] = time.perf_counter() - wall0
                     if self.on_step:
                         self.on_step(st["global_step"])
                     if dist.any_rank(self.stop_requested):
                         self._checkpoint(st)
-                        raise Interrupted(f"interrupted at step {st['global_step']}; checkpoint written to "
-                                          f"{self.run / 'last.pt'}", self.run)
+                        raise Interrupted(
+                            f"interrupted at step {st['global_step']}; checkpoint written to {self.run / 'last.pt'}",
+                            self.run,
+                        )
                     if t.checkpoint_every and st["global_step"] % t.checkpoint_every == 0 and k + 1 != total:
                         self._checkpoint(st)
                     if dist.any_rank(bool(t.max_minutes and st["wall_seconds"] >= 60 * t.max_minutes)):
@@ -385,15 +449,21 @@ class Trainer:
             if s.decay_after is not None and epoch + 1 >= s.decay_after and self.opt.param_groups[0]["lr"] == lr:
                 for g in self.opt.param_groups:  # a fixed cut per epoch, unless the plateau rule just cut
                     g["lr"] *= s.factor
-        rec = {"epoch": epoch + 1, "step": st["global_step"], "split": "valid",
-               "train_loss": train_loss, "lr": self.opt.param_groups[0]["lr"],
-               "tokens_per_s": ep_tokens / max(ep_time, 1e-9)}
+        rec = {
+            "epoch": epoch + 1,
+            "step": st["global_step"],
+            "split": "valid",
+            "train_loss": train_loss,
+            "lr": self.opt.param_groups[0]["lr"],
+            "tokens_per_s": ep_tokens / max(ep_time, 1e-9),
+        }
         rec.update({k: v for k, v in valid.items() if k != "confusion"})
         if self.tb is not None:
             for k, v in rec.items():
                 if isinstance(v, (int, float)) and k not in ("epoch", "step"):
-                    self.tb.add_scalar(("train/" if k in ("train_loss", "lr", "tokens_per_s") else "valid/") + k, v,
-                                       st["global_step"])
+                    self.tb.add_scalar(
+                        ("train/" if k in ("train_loss", "lr", "tokens_per_s") else "valid/") + k, v, st["global_step"]
+                    )
             self.tb.flush()
         st["history"].append(rec)
         st["epoch"], st["step_in_epoch"] = epoch + 1, 0
@@ -404,8 +474,11 @@ class Trainer:
             plots.curves(st["history"], task.metric, self.run / "curves.png", self.cfg.name, st["best_epoch"])
         shown = " ".join(f"{k} {v:.4f}" for k, v in valid.items() if isinstance(v, float) and k != "examples")
         loss = "n/a" if train_loss is None else f"{train_loss:.4f}"  # None: no step ran in this epoch
-        console.print(f"epoch {epoch + 1:>3}  train loss {loss}  valid {shown}  "
-                      f"{rec['tokens_per_s']:,.0f} tok/s" + ("  [green]★ best[/]" if better else ""), soft_wrap=True)
+        console.print(
+            f"epoch {epoch + 1:>3}  train loss {loss}  valid {shown}  "
+            f"{rec['tokens_per_s']:,.0f} tok/s" + ("  [green]★ best[/]" if better else ""),
+            soft_wrap=True,
+        )
 
     def _finish(self, task: Task, st: dict, n_params: int, pad: float, extra: dict) -> dict:
         model = self.core
@@ -413,12 +486,20 @@ class Trainer:
         summary = {"valid": task.evaluate(model, "valid", self.device)}
         if "test" in task.data:
             summary["test"] = task.evaluate(model, "test", self.device)
-        summary.update({
-            "best_epoch": st["best_epoch"], "epochs": st["epoch"], "steps": st["global_step"],
-            "tokens_per_s": st["tokens"] / max(st["step_seconds"], 1e-9),
-            "train_seconds": st["wall_seconds"], "pad_fraction": pad, "parameters": n_params,
-            "device": str(self.device), "precision": precision.label(self.dtype), **extra,
-        })
+        summary.update(
+            {
+                "best_epoch": st["best_epoch"],
+                "epochs": st["epoch"],
+                "steps": st["global_step"],
+                "tokens_per_s": st["tokens"] / max(st["step_seconds"], 1e-9),
+                "train_seconds": st["wall_seconds"],
+                "pad_fraction": pad,
+                "parameters": n_params,
+                "device": str(self.device),
+                "precision": precision.label(self.dtype),
+                **extra,
+            }
+        )
         for w in report.warnings_at_end(task, summary):
             self._warn(w)
         summary["warnings"] = self.warnings
@@ -431,9 +512,15 @@ class Trainer:
         return summary
 
 
-def run_pipeline(cfg: config.Pipeline, output: Optional[str] = None, resume: bool = False,
-                 device: Optional[str] = None, on_step=None, quiet: bool = False,
-                 overwrite: bool = False) -> tuple[Path, dict]:
+def run_pipeline(
+    cfg: config.Pipeline,
+    output: Optional[str] = None,
+    resume: bool = False,
+    device: Optional[str] = None,
+    on_step=None,
+    quiet: bool = False,
+    overwrite: bool = False,
+) -> tuple[Path, dict]:
     """Train `cfg` into its run directory; `resume` continues the run there, `overwrite` replaces it
     (otherwise an existing run is refused); `quiet` prints nothing (no progress bar, no epoch lines)."""
     run = Path(output or cfg.output or Path("runs") / cfg.name)

@@ -16,8 +16,21 @@ from textrnn.errors import Interrupted, UserError
 
 __all__ = ["app", "main", "resume_command"]
 
-for command in (train.run, train.evaluate, classify.predict, train.info, lm.generate, lm.complete,
-                translate.translate, chat.chat, serve.serve, export.export, tools.bench, tools.inspect, tools.compare):
+for command in (
+    train.run,
+    train.evaluate,
+    classify.predict,
+    train.info,
+    lm.generate,
+    lm.complete,
+    translate.translate,
+    chat.chat,
+    serve.serve,
+    export.export,
+    tools.bench,
+    tools.inspect,
+    tools.compare,
+):
     app.command()(command)
 
 

@@ -9,8 +9,11 @@ import typer
 
 from textrnn.errors import UserError
 
-app = typer.Typer(pretty_exceptions_enable=False, no_args_is_help=True,
-                  help="Train and use recurrent text models from declared YAML pipelines.")
+app = typer.Typer(
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    help="Train and use recurrent text models from declared YAML pipelines.",
+)
 
 
 def _version(value: bool) -> None:
@@ -22,9 +25,13 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: bool = typer.Option(False, "--version", metavar="", callback=_version, is_eager=True,
-                                       help="Print the version and exit.")) -> None:
+def _root(
+    version: bool = typer.Option(
+        False, "--version", metavar="", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     """Train and use recurrent text models from declared YAML pipelines."""
+
 
 SET_HELP = "Override a pipeline value: key.sub=value (value parsed as YAML). Repeatable."
 QUANTIZE_HELP = "CPU inference with int8 weights (dynamic quantization of linear and recurrent layers)."
@@ -32,8 +39,16 @@ PRECISION_HELP = "fp32 | bf16 (autocast; on a CPU only where it is native) | fp1
 DEVICE_HELP = "cpu | cuda | mps | auto."
 
 
-def open_model(run_dir: str, command: str, tasks: Sequence[str] = (), need: str = "", device: str = "cpu",
-               precision: str = "fp32", quantize: bool = False, overrides: Sequence[str] = ()):
+def open_model(
+    run_dir: str,
+    command: str,
+    tasks: Sequence[str] = (),
+    need: str = "",
+    device: str = "cpu",
+    precision: str = "fp32",
+    quantize: bool = False,
+    overrides: Sequence[str] = (),
+):
     """The run as an inference object, after checking (before any weights are read) that its task is
     one of `tasks`: otherwise "RUN: a classify model; COMMAND needs NEED"."""
     from textrnn import inference
@@ -77,8 +92,12 @@ def warn_unknown(counts: list[tuple[int, int]], what: str = "line", shown: int =
     bad = [(i, u, n) for i, (u, n) in enumerate(counts, 1) if n and u * 2 > n]
     for i, u, n in bad[:shown]:
         where = f"{what} {i}" if len(counts) > 1 else f"this {what}"
-        print(f"warning: {where}: {u} of {n} tokens are not in the model's vocabulary; the answer is "
-              f"mostly a guess", file=sys.stderr)
+        print(
+            f"warning: {where}: {u} of {n} tokens are not in the model's vocabulary; the answer is mostly a guess",
+            file=sys.stderr,
+        )
     if len(bad) > shown:
-        print(f"warning: {len(bad) - shown} more {what}s are mostly unknown tokens ({len(bad)} of {len(counts)})",
-              file=sys.stderr)
+        print(
+            f"warning: {len(bad) - shown} more {what}s are mostly unknown tokens ({len(bad)} of {len(counts)})",
+            file=sys.stderr,
+        )

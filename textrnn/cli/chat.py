@@ -16,8 +16,9 @@ def open_session(run_dir: str, device: str = "cpu", quantize: bool = False, prec
     """
     from textrnn import chat as repl
 
-    bot = open_model(run_dir, "chat", ("chat", "translate"), "a chat or translation run directory",
-                     device, precision, quantize)
+    bot = open_model(
+        run_dir, "chat", ("chat", "translate"), "a chat or translation run directory", device, precision, quantize
+    )
     base = bot.settings(**override)
     options = {k: v for k, v in base.model_dump().items() if k in repl.INT_OPTIONS | repl.FLOAT_OPTIONS}
 
@@ -42,6 +43,7 @@ def chat(
     """Chat with a model: each line gets a reply; /help lists the commands."""
     from textrnn import chat as repl
 
-    session, cfg = open_session(run_dir, device, quantize, precision, beam=beam, temperature=temperature,
-                                top_k=top_k, top_p=top_p, seed=seed)
+    session, cfg = open_session(
+        run_dir, device, quantize, precision, beam=beam, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed
+    )
     repl.run(session, f"textrnn chat · {cfg.name}")

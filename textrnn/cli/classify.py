@@ -7,7 +7,15 @@ from typing import List, Optional
 
 import typer
 
-from textrnn.cli.app import DEVICE_HELP, PRECISION_HELP, QUANTIZE_HELP, INPUT_HELP, input_lines, open_model, warn_unknown
+from textrnn.cli.app import (
+    DEVICE_HELP,
+    INPUT_HELP,
+    PRECISION_HELP,
+    QUANTIZE_HELP,
+    input_lines,
+    open_model,
+    warn_unknown,
+)
 
 
 def predict(
@@ -29,9 +37,18 @@ def predict(
     out = []
     for text, p in zip(lines, preds):
         if as_json:
-            out.append(json.dumps({"text": text, "label": p.label,
-                                   "probs": {lab: round(q, 6) for lab, q in p.probs.items()},
-                                   "unknown": p.unknown, "tokens": p.tokens}, ensure_ascii=False))
+            out.append(
+                json.dumps(
+                    {
+                        "text": text,
+                        "label": p.label,
+                        "probs": {lab: round(q, 6) for lab, q in p.probs.items()},
+                        "unknown": p.unknown,
+                        "tokens": p.tokens,
+                    },
+                    ensure_ascii=False,
+                )
+            )
         else:
             out.append(f"{p.label}\t{p.prob:.4f}")
     typer.echo("\n".join(out))

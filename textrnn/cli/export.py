@@ -7,8 +7,9 @@ import typer
 
 def export(
     run_dir: str = typer.Argument(..., metavar="RUN", help="Run directory (any task)."),
-    output: str = typer.Option(..., "--output", "-o", metavar="DIR",
-                               help="Folder to write (created whole or not at all)."),
+    output: str = typer.Option(
+        ..., "--output", "-o", metavar="DIR", help="Folder to write (created whole or not at all)."
+    ),
     fmt: str = typer.Option("onnx", "--format", help="onnx (the only format)."),
     overwrite: bool = typer.Option(False, "--overwrite", metavar="", help="Replace DIR if it is not empty."),
 ):
@@ -19,5 +20,7 @@ def export(
     c = sig["check"]
     shapes = ", ".join(f"{s['batch']}x{s['length']}" for s in c["shapes"])
     typer.echo(f"wrote {output}: {', '.join(sig['files'])}")
-    typer.echo(f"onnxruntime vs PyTorch: max |difference| {c['max_abs_diff']:.2g} (tolerance {c['tolerance']:g}; "
-               f"batch x length {shapes})")
+    typer.echo(
+        f"onnxruntime vs PyTorch: max |difference| {c['max_abs_diff']:.2g} (tolerance {c['tolerance']:g}; "
+        f"batch x length {shapes})"
+    )

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from textrnn.cli.app import DEVICE_HELP, PRECISION_HELP, INPUT_HELP, input_lines, open_model, warn_unknown
+from textrnn.cli.app import DEVICE_HELP, INPUT_HELP, PRECISION_HELP, input_lines, open_model, warn_unknown
 
 NEED = "a language model (task: lm)"
 
@@ -27,8 +27,9 @@ def generate(
 ):
     """Sample continuations of a prompt, one per line (the prompt is included)."""
     lm = open_model(run_dir, "generate", ("lm",), NEED, device, precision)
-    for text in lm.generate(prompt, max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                            seed=seed, num=num):
+    for text in lm.generate(
+        prompt, max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, num=num
+    ):
         typer.echo(json.dumps({"prompt": prompt, "text": text}, ensure_ascii=False) if as_json else text)
 
 
@@ -50,8 +51,17 @@ def complete(
     for text, (unk, n) in zip(lines, counts):
         words = lm.complete(text, k)
         if as_json:
-            blocks.append(json.dumps({"text": text, "next": [{"word": w, "prob": round(p, 6)} for w, p in words],
-                                      "unknown": unk, "tokens": n}, ensure_ascii=False))
+            blocks.append(
+                json.dumps(
+                    {
+                        "text": text,
+                        "next": [{"word": w, "prob": round(p, 6)} for w, p in words],
+                        "unknown": unk,
+                        "tokens": n,
+                    },
+                    ensure_ascii=False,
+                )
+            )
         else:
             blocks.append("\n".join(f"{w}\t{p:.4f}" for w, p in words))
     if blocks:

@@ -45,7 +45,9 @@ def _ids(task, text: str):
 def inspect(
     args: List[str] = typer.Argument(..., metavar="RUN... TEXT", help="One or more run directories, then the text."),
     out_dir: Path = typer.Option(Path("inspect"), "-o", "--output-dir", help="Folder for the PNGs (and JSON)."),
-    as_json: bool = typer.Option(False, "--json", metavar="", help="Also write every number the plots show to inspect.json."),
+    as_json: bool = typer.Option(
+        False, "--json", metavar="", help="Also write every number the plots show to inspect.json."
+    ),
     units: int = typer.Option(8, "--units", min=0, help="Units shown per gate besides the mean (most varying)."),
 ):
     """Gates per layer and direction, saliency (classifiers), gradient decay with distance, attention."""
@@ -76,12 +78,21 @@ def inspect(
                 gates = {"h": gates["h"]}
             else:
                 gates.pop("h")
-            plots.gates(gates, tokens, out_dir / f"{tag}-gates.png",
-                        f"{name}: layer {rec['layer']} {rec['direction']} ({rec['kind']})", units)
-            entry = {"layer": rec["layer"], "direction": rec["direction"], "cell": rec["kind"],
-                     "max_abs_diff_vs_fused": rec.get("max_abs_diff"),
-                     "hidden_norm": rec["h"].norm(dim=-1).tolist(),
-                     "gate_means": {k: v.mean(-1).tolist() for k, v in gates.items() if k != "h"}}
+            plots.gates(
+                gates,
+                tokens,
+                out_dir / f"{tag}-gates.png",
+                f"{name}: layer {rec['layer']} {rec['direction']} ({rec['kind']})",
+                units,
+            )
+            entry = {
+                "layer": rec["layer"],
+                "direction": rec["direction"],
+                "cell": rec["kind"],
+                "max_abs_diff_vs_fused": rec.get("max_abs_diff"),
+                "hidden_norm": rec["h"].norm(dim=-1).tolist(),
+                "gate_means": {k: v.mean(-1).tolist() for k, v in gates.items() if k != "h"},
+            }
             if as_json:
                 entry["gates"] = {k: v.tolist() for k, v in gates.items()}
             r["layers"].append(entry)
@@ -89,8 +100,12 @@ def inspect(
         if cfg.task == "classify":
             s = probe.saliency(model, task, ids)
             r["saliency"] = s
-            plots.saliency(tokens, s["saliency"], out_dir / f"{name}-saliency.png",
-                           f"{name}: {s['predicted']} ({s['probability']:.2f})")
+            plots.saliency(
+                tokens,
+                s["saliency"],
+                out_dir / f"{name}-saliency.png",
+                f"{name}: {s['predicted']} ({s['probability']:.2f})",
+            )
             top = max(abs(v) for v in s["saliency"]) or 1.0
             line = Text(f"{name}: {s['predicted']} {s['probability']:.3f}  ")
             for tok, v in zip(tokens, s["saliency"]):
@@ -109,15 +124,21 @@ def inspect(
 
         write_json(out_dir / "inspect.json", report)
     for name, g in decay.items():
-        con.print(f"{name}: ‖∂h_T/∂x_t‖ at distance 0, {len(g) // 2}, {len(g) - 1}: "
-                  f"{g[0]:.3g}, {g[len(g) // 2]:.3g}, {g[-1]:.3g}")
+        con.print(
+            f"{name}: ‖∂h_T/∂x_t‖ at distance 0, {len(g) // 2}, {len(g) - 1}: "
+            f"{g[0]:.3g}, {g[len(g) // 2]:.3g}, {g[-1]:.3g}"
+        )
     con.print(f"[dim]plots in {out_dir}/[/]")
 
 
 def compare(
     runs: List[str] = typer.Argument(..., metavar="RUN...", help="Two or more run directories."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the Markdown report here "
-                                          "(its learning-curve PNG beside it); default: print it."),
+    output: Optional[Path] = typer.Option(
+        None,
+        "-o",
+        "--output",
+        help="Write the Markdown report here (its learning-curve PNG beside it); default: print it.",
+    ),
 ):
     """A Markdown table of runs: the pipeline keys that differ, size, speed and metrics; learning curves."""
     from textrnn import compare as cmp

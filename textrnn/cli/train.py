@@ -16,11 +16,19 @@ def run(
     pipeline: Path = typer.Argument(..., help="Pipeline YAML file."),
     set_: List[str] = typer.Option([], "--set", help=SET_HELP),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Run directory (default runs/<name>)."),
-    resume: bool = typer.Option(False, "--resume", metavar="", help="Continue from the run directory's last checkpoint."),
-    overwrite: bool = typer.Option(False, "--overwrite", metavar="", help="Replace a run already in the run directory "
-                                   "(without it, an existing run is refused)."),
+    resume: bool = typer.Option(
+        False, "--resume", metavar="", help="Continue from the run directory's last checkpoint."
+    ),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        metavar="",
+        help="Replace a run already in the run directory (without it, an existing run is refused).",
+    ),
     device: str = typer.Option(None, "--device", help="cpu | cuda | mps | auto (default: the pipeline's)."),
-    as_json: bool = typer.Option(False, "--json", metavar="", help="Also print the summary as JSON on stdout (for scripts)."),
+    as_json: bool = typer.Option(
+        False, "--json", metavar="", help="Also print the summary as JSON on stdout (for scripts)."
+    ),
 ):
     """Train a pipeline and write its run directory (a summary and the next commands at the end)."""
     from textrnn import config
@@ -52,10 +60,16 @@ def evaluate(
     typer.echo(json.dumps(m.evaluate()))
 
 
-def info(run_dir: str = typer.Argument(..., metavar="RUN", help="Run directory."),
-         accept_edits: bool = typer.Option(False, "--accept-edits", metavar="",
-                                           help="Accept intended edits of the run's files: write its manifest "
-                                                "(SHA-256 of each file) anew, then show the run.")):
+def info(
+    run_dir: str = typer.Argument(..., metavar="RUN", help="Run directory."),
+    accept_edits: bool = typer.Option(
+        False,
+        "--accept-edits",
+        metavar="",
+        help="Accept intended edits of the run's files: write its manifest "
+        "(SHA-256 of each file) anew, then show the run.",
+    ),
+):
     """Show a run's pipeline, vocabulary sizes, parameter count and metrics."""
     from rich.console import Console
     from rich.syntax import Syntax

@@ -93,8 +93,10 @@ def _check_paths(files: list[str], outs: list[Optional[Path]], output_dir: Optio
         if o.resolve() in inputs:
             raise UserError(f"{o}: the output would overwrite an input; choose another output")
         if o.resolve() in seen:
-            raise UserError(f"{seen[o.resolve()]} and {f} would both be written to {o}; give them different "
-                            f"names or translate them in two runs")
+            raise UserError(
+                f"{seen[o.resolve()]} and {f} would both be written to {o}; give them different "
+                f"names or translate them in two runs"
+            )
         seen[o.resolve()] = f
 
 
@@ -106,17 +108,20 @@ def _format(hyps: list[tuple[str, float]], n_best: int) -> str:
 
 def translate(
     run_dir: str = typer.Argument(..., metavar="RUN", help="Run directory of a translation model."),
-    files: List[str] = typer.Argument(None, metavar="[FILE]...",
-                                      help="Input files, one sentence per line (default: stdin). "
-                                           "With --plot-attention: the text to translate."),
+    files: List[str] = typer.Argument(
+        None,
+        metavar="[FILE]...",
+        help="Input files, one sentence per line (default: stdin). With --plot-attention: the text to translate.",
+    ),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Output file (one input file or stdin)."),
     output_dir: Optional[str] = typer.Option(None, "--output-dir", help="Folder for one output per input file."),
     beam: Optional[int] = typer.Option(None, "--beam", help="Beam size (1 = greedy; default: the pipeline's)."),
     batch_tokens: Optional[int] = typer.Option(None, "--batch-tokens", help="Source tokens × beam per batch."),
     n_best: Optional[int] = typer.Option(None, "--n-best", help="Print the K best translations, tab-separated."),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="Length penalty (0 = none)."),
-    plot_attention: Optional[str] = typer.Option(None, "--plot-attention", metavar="OUT.png",
-                                                 help="Draw the attention matrix of the given text."),
+    plot_attention: Optional[str] = typer.Option(
+        None, "--plot-attention", metavar="OUT.png", help="Draw the attention matrix of the given text."
+    ),
     chunk: int = typer.Option(10000, "--chunk", help="Lines read and translated at a time."),
     quantize: bool = typer.Option(False, "--quantize", metavar="", help=QUANTIZE_HELP),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
@@ -149,15 +154,22 @@ def translate(
         typer.echo(mt.task.detok([mt.task.vocab_tgt.stoi[t] for t in tgt[:-1]]))
         return
 
-    ins = files or [None]
+    ins: list[Optional[str]] = list(files) if files else [None]
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     con = Console(stderr=True)
     t0, done, unknown = time.perf_counter(), 0, []  # unknown: (input, line) of mostly unknown sentences
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[rate]:,.0f} sent/s"), TimeElapsedColumn(),
-                  console=con, transient=True, disable=not con.is_terminal) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:,.0f} sent/s"),
+        TimeElapsedColumn(),
+        console=con,
+        transient=True,
+        disable=not con.is_terminal,
+    ) as bar:
         for src_path, out_path in zip(ins, outs):
             name = src_path or "<stdin>"
             pid = bar.add_task(name, total=_count_lines(src_path) if src_path else None, rate=0.0)
@@ -174,7 +186,10 @@ def translate(
                     bar.update(pid, advance=len(lines), rate=done / max(time.perf_counter() - t0, 1e-9))
     if unknown:
         (name, line), more = unknown[0], len(unknown) - 1
-        con.print(f"warning: {name}:{line}: most of its tokens are not in the model's vocabulary"
-                  + (f" (and {more:,} more such lines of {done:,})" if more else ""), highlight=False)
+        con.print(
+            f"warning: {name}:{line}: most of its tokens are not in the model's vocabulary"
+            + (f" (and {more:,} more such lines of {done:,})" if more else ""),
+            highlight=False,
+        )
     dt = time.perf_counter() - t0
     con.print(f"[dim]{done:,} sentences in {dt:.1f} s ({done / max(dt, 1e-9):,.1f} sentences/s, beam {s.beam})[/]")

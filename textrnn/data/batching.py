@@ -11,8 +11,13 @@ import torch
 from textrnn.errors import UserError
 
 
-def make_batches(lengths: Sequence[int], batch_tokens: Optional[int] = None, batch_size: Optional[int] = None,
-                 shuffle: bool = False, seed: int = 0) -> list[list[int]]:
+def make_batches(
+    lengths: Sequence[int],
+    batch_tokens: Optional[int] = None,
+    batch_size: Optional[int] = None,
+    shuffle: bool = False,
+    seed: int = 0,
+) -> list[list[int]]:
     """Group example indexes into batches of similar length.
 
     Sorted by length (ties broken at random when shuffling), cut so that a batch's padded size
@@ -22,11 +27,14 @@ def make_batches(lengths: Sequence[int], batch_tokens: Optional[int] = None, bat
     rng = random.Random(seed)
     tie = [rng.random() for _ in lengths] if shuffle else range(len(lengths))
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], tie[i]))
-    batches, cur, longest = [], [], 0
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    longest = 0
     for i in order:
         n = max(longest, lengths[i], 1)
         full = (batch_size is not None and len(cur) >= batch_size) or (
-            batch_tokens is not None and batch_size is None and cur and n * (len(cur) + 1) > batch_tokens)
+            batch_tokens is not None and batch_size is None and cur and n * (len(cur) + 1) > batch_tokens
+        )
         if full:
             batches.append(cur)
             cur, n = [], max(lengths[i], 1)

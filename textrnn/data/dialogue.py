@@ -74,7 +74,7 @@ def read_turns_jsonl(path: Path, encoding: str = "utf-8") -> list[list[str]]:
         try:
             turns = json.loads(line)["turns"]
         except (ValueError, KeyError, TypeError):
-            raise UserError(f"{path}:{n}: expected a JSON object with a \"turns\" list") from None
+            raise UserError(f'{path}:{n}: expected a JSON object with a "turns" list') from None
         out.append([str(t).strip() for t in turns if str(t).strip()])
     return out
 
@@ -109,6 +109,6 @@ def make_pairs(dialogues: list[list[str]], history: int) -> tuple[list[list[str]
     contexts, replies = [], []
     for turns in dialogues:
         for i in range(1, len(turns)):
-            contexts.append(turns[max(0, i - history): i])
+            contexts.append(turns[max(0, i - history) : i])
             replies.append(turns[i])
     return contexts, replies

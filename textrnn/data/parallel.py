@@ -47,23 +47,29 @@ def _table_pairs(src: Source) -> tuple[list, list, str]:
         raise UserError(f"{src.path}: a parallel table needs `target:` (the target column; `text:` is the source)")
     origin = src.path if isinstance(src.path, str) else ", ".join(src.path or [])
     ds = sources._table(src, origin)
-    return sources._column(ds, src.text, "source text", origin), sources._column(ds, src.target, "target", origin), origin
+    return (
+        sources._column(ds, src.text, "source text", origin),
+        sources._column(ds, src.target, "target", origin),
+        origin,
+    )
 
 
 def read(src: Source) -> Pairs:
     """Sentence pairs of one split; pairs with an empty side are skipped and counted."""
-    if src.src is not None:
+    if src.src is not None and src.tgt is not None:
         a, b = read_lines(src.src, src.encoding), read_lines(src.tgt, src.encoding)
         if len(a) != len(b):
-            raise UserError(f"parallel files differ in length: {src.src} has {len(a):,} lines, "
-                            f"{src.tgt} has {len(b):,}")
+            raise UserError(
+                f"parallel files differ in length: {src.src} has {len(a):,} lines, {src.tgt} has {len(b):,}"
+            )
         origin = f"{src.src} + {src.tgt}"
     elif src.path is not None:
         a, b, origin = _table_pairs(src)
     else:
         raise UserError("a translation split needs `src:` + `tgt:` files or a table `path:` with `text:` and `target:`")
-    keep = [i for i in range(len(a)) if a[i] is not None and b[i] is not None and str(a[i]).strip()
-            and str(b[i]).strip()]
+    keep = [
+        i for i in range(len(a)) if a[i] is not None and b[i] is not None and str(a[i]).strip() and str(b[i]).strip()
+    ]
     skipped = len(a) - len(keep)
     if src.limit is not None:
         keep = keep[: src.limit]

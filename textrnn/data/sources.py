@@ -193,8 +193,10 @@ def _check_fields(files: list[str], fmt: str, src: Source) -> None:
                     if width is None:
                         width = len(row)
                     elif len(row) != width:
-                        raise UserError(f"{f}:{n}: {len(row)} fields where the first row has {width} "
-                                        f"({'tabs' if fmt == 'tsv' else 'commas'} inside a text? quote it, or use jsonl)")
+                        raise UserError(
+                            f"{f}:{n}: {len(row)} fields where the first row has {width} "
+                            f"({'tabs' if fmt == 'tsv' else 'commas'} inside a text? quote it, or use jsonl)"
+                        )
         except (UnicodeDecodeError, csv.Error, OSError, EOFError):
             return  # the reader below names the line or the problem
 
@@ -254,8 +256,9 @@ class Stream:
         fmt = _format(src, files[0])
         kw = _csv_kwargs(src, fmt) if fmt in ("csv", "tsv") else {}
         builder = {"csv": "csv", "tsv": "csv", "jsonl": "json"}.get(fmt, "text")
-        return _datasets().load_dataset(builder, data_files=files, split="train", encoding=src.encoding,
-                                     streaming=True, **kw)
+        return _datasets().load_dataset(
+            builder, data_files=files, split="train", encoding=src.encoding, streaming=True, **kw
+        )
 
     def rows(self, seed: Optional[int], buffer: int = 10000) -> Iterator[tuple[str, Optional[str]]]:
         src, fmt = self.src, None if self.src.hub else _format(self.src, _files(self.src)[0])
@@ -279,7 +282,9 @@ class Stream:
             col = lambda c: keys[c] if isinstance(c, int) and c < len(keys) else c  # noqa: E731
             tcol = col(src.text)
             if tcol not in row:
-                raise UserError(f"{self.origin}: no column '{src.text}' for the text (columns: {', '.join(map(str, keys))})")
+                raise UserError(
+                    f"{self.origin}: no column '{src.text}' for the text (columns: {', '.join(map(str, keys))})"
+                )
             text = row[tcol]
             if text is None or not str(text).strip():
                 continue
@@ -287,8 +292,9 @@ class Stream:
             if self.labelled:
                 lcol = col(src.label)
                 if lcol not in row:
-                    raise UserError(f"{self.origin}: no column '{src.label}' for the label "
-                                    f"(columns: {', '.join(map(str, keys))})")
+                    raise UserError(
+                        f"{self.origin}: no column '{src.label}' for the label (columns: {', '.join(map(str, keys))})"
+                    )
                 label = str(row[lcol])
                 label = self.label_names.get(label, label)
             yield str(text), label

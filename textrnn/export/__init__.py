@@ -36,7 +36,8 @@ def export(run: str | Path, out_dir: str | Path, format: str = "onnx", overwrite
         import onnxruntime  # noqa: F401
     except ImportError as e:
         raise UserError(f"export needs onnx and onnxruntime ({e.name} is missing): {EXTRA}") from None
-    from textrnn.export import onnx as to_onnx, signature
+    from textrnn.export import onnx as to_onnx
+    from textrnn.export import signature
 
     loaded = inference.load(run_path, device="cpu")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -47,8 +48,16 @@ def export(run: str | Path, out_dir: str | Path, format: str = "onnx", overwrite
         texts = signature.text_files(loaded.task)
         signature.copy_files(run_path, texts, tmp)
         files = [*made["graphs"], *texts, "signature.json"]
-        sig = {"format": "onnx", "opset": to_onnx.OPSET, "textrnn_version": __version__, "task": loaded.task_name,
-               "name": loaded.pipeline.name, "files": files, **made, **signature.task_fields(loaded)}
+        sig = {
+            "format": "onnx",
+            "opset": to_onnx.OPSET,
+            "textrnn_version": __version__,
+            "task": loaded.task_name,
+            "name": loaded.pipeline.name,
+            "files": files,
+            **made,
+            **signature.task_fields(loaded),
+        }
         (tmp / "signature.json").write_text(json.dumps(sig, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         replace(tmp, out)
     except BaseException:

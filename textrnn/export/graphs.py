@@ -129,18 +129,29 @@ def seq2seq_graphs(model, task) -> list[Graph]:
     D = model.encoder.out_dim
     with torch.no_grad():
         K = dec.attn.keys(torch.zeros(1, 1, D)).size(-1)  # the attention's key size (dot: D itself)
-    mem = [Port("memory", ("batch", "src_length", D), "float32"), Port("keys", ("batch", "src_length", K), "float32"),
-           Port("mask", ("batch", "src_length"), "bool")]
+    mem = [
+        Port("memory", ("batch", "src_length", D), "float32"),
+        Port("keys", ("batch", "src_length", K), "float32"),
+        Port("mask", ("batch", "src_length"), "bool"),
+    ]
     state = _state_ports(d.layers, d.hidden, lstm)
-    enc = Graph("encoder.onnx", EncoderGraph(model),
-                [Port("src", ("batch", "src_length"), "int64"), Port("lengths", ("batch",), "int64")],
-                [*state, *feed, *mem])
-    step = Graph("decoder.onnx", DecoderStep(model, lstm, feeding),
-                 [Port("y", ("batch",), "int64"), *state, *feed, *mem],
-                 [Port("log_probs", ("batch", len(task.vocab_tgt)), "float32"),
-                  *_state_ports(d.layers, d.hidden, lstm, "_new"),
-                  *([Port("feed_new", ("batch", dec.out_dim), "float32")] if feeding else []),
-                  Port("attention", ("batch", "src_length"), "float32")])
+    enc = Graph(
+        "encoder.onnx",
+        EncoderGraph(model),
+        [Port("src", ("batch", "src_length"), "int64"), Port("lengths", ("batch",), "int64")],
+        [*state, *feed, *mem],
+    )
+    step = Graph(
+        "decoder.onnx",
+        DecoderStep(model, lstm, feeding),
+        [Port("y", ("batch",), "int64"), *state, *feed, *mem],
+        [
+            Port("log_probs", ("batch", len(task.vocab_tgt)), "float32"),
+            *_state_ports(d.layers, d.hidden, lstm, "_new"),
+            *([Port("feed_new", ("batch", dec.out_dim), "float32")] if feeding else []),
+            Port("attention", ("batch", "src_length"), "float32"),
+        ],
+    )
     return [enc, step]
 
 
@@ -151,10 +162,16 @@ def seq2seq_cases(graphs, task, B: int, T: int, gen) -> dict:
     src, lengths = _padded(len(task.vocab), task.vocab.pad, B, T, gen)
     outs = dict(zip([p.name for p in enc.outputs], enc.module(src, lengths)))
     y = torch.randint(4, len(task.vocab_tgt), (B,), generator=gen)
-    return {"encoder.onnx": {"src": src, "lengths": lengths},
-            "decoder.onnx": {"y": y, **{p.name: outs[p.name] for p in step.inputs[1:]}}}
+    return {
+        "encoder.onnx": {"src": src, "lengths": lengths},
+        "decoder.onnx": {"y": y, **{p.name: outs[p.name] for p in step.inputs[1:]}},
+    }
 
 
 # task -> (graphs, cases)
-BUILDERS = {"classify": (classifier_graphs, classifier_cases), "lm": (lm_graphs, lm_cases),
-            "translate": (seq2seq_graphs, seq2seq_cases), "chat": (seq2seq_graphs, seq2seq_cases)}
+BUILDERS = {
+    "classify": (classifier_graphs, classifier_cases),
+    "lm": (lm_graphs, lm_cases),
+    "translate": (seq2seq_graphs, seq2seq_cases),
+    "chat": (seq2seq_graphs, seq2seq_cases),
+}

@@ -33,9 +33,16 @@ def write_graph(graph: G.Graph, example: dict, path: Path) -> None:
         # "LSTM with a batch size other than 1 ..." and tracer warnings: the check below runs other shapes
         warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        torch.onnx.export(graph.module.eval(), tuple(example[p.name] for p in graph.inputs), str(path), dynamo=False,
-                          opset_version=OPSET, input_names=[p.name for p in graph.inputs],
-                          output_names=[p.name for p in graph.outputs], dynamic_axes=axes)
+        torch.onnx.export(
+            graph.module.eval(),
+            tuple(example[p.name] for p in graph.inputs),
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=[p.name for p in graph.inputs],
+            output_names=[p.name for p in graph.outputs],
+            dynamic_axes=axes,
+        )
     import onnx
 
     model = onnx.load(str(path))
@@ -83,13 +90,22 @@ def write(loaded, folder: Path) -> dict:
         for g in graphs:
             d = difference(g, sessions[g.file], inputs[g.file])
             if not d <= TOLERANCE:  # NaN fails too
-                raise UserError(f"export: {g.file} differs from the PyTorch model by {d:.2g} (over {TOLERANCE:g}) "
-                                f"at batch {B}, length {T}; nothing was written")
+                raise UserError(
+                    f"export: {g.file} differs from the PyTorch model by {d:.2g} (over {TOLERANCE:g}) "
+                    f"at batch {B}, length {T}; nothing was written"
+                )
             worst[g.file] = max(worst[g.file], d)
-    return {"graphs": {g.file: {"inputs": [port(p) for p in g.inputs], "outputs": [port(p) for p in g.outputs]}
-                       for g in graphs},
-            "check": {"max_abs_diff": max(worst.values()), "per_graph": worst, "tolerance": TOLERANCE,
-                      "shapes": [{"batch": B, "length": T} for B, T in CHECKS]}}
+    return {
+        "graphs": {
+            g.file: {"inputs": [port(p) for p in g.inputs], "outputs": [port(p) for p in g.outputs]} for g in graphs
+        },
+        "check": {
+            "max_abs_diff": max(worst.values()),
+            "per_graph": worst,
+            "tolerance": TOLERANCE,
+            "shapes": [{"batch": B, "length": T} for B, T in CHECKS],
+        },
+    }
 
 
 def port(p: G.Port) -> dict:

@@ -28,7 +28,7 @@ def tokenizer(tok, vocab: str, max_length, folder: str = "") -> dict:
     steps.append(SPLIT[c.kind])
     if max_length:
         steps.append(f"tokens = tokens[:{max_length}]")
-    steps.append(f"ids = [stoi.get(t, unk) for t in tokens]  # stoi: {{token: index}} of {vocab}'s \"itos\" list")
+    steps.append(f'ids = [stoi.get(t, unk) for t in tokens]  # stoi: {{token: index}} of {vocab}\'s "itos" list')
     info["steps"] = steps
     return info
 
@@ -37,7 +37,7 @@ JOIN = {  # text of output tokens, as textrnn's tokenizers detokenize
     "whitespace": "text = ' '.join(tokens)",
     "char": "text = ''.join(tokens)",
     "spacy": "text = re.sub(r\" ([.,!?;:%)\\]}]|n't|'s|'re|'ve|'ll|'d|'m)\", r'\\1', "
-             "re.sub(r'([(\\[{]) ', r'\\1', ' '.join(tokens)))",
+    "re.sub(r'([(\\[{]) ', r'\\1', ' '.join(tokens)))",
     "sentencepiece": "text = sentencepiece.SentencePieceProcessor(model_file=model).decode_pieces(tokens)",
 }
 
@@ -79,31 +79,46 @@ def task_fields(loaded) -> dict:
     """The task's part of the signature: tokenization, special ids, labels or decoding."""
     task, name = loaded.task, loaded.task_name
     if name == "classify":
-        return {"tokenizer": tokenizer(task.tok, "vocab.json", task.tok.cfg.max_length),
-                "specials": specials(task.vocab), "labels": list(task.labels),
-                "usage": "probs[i] are the labels' probabilities; a text with no tokens is read as [unk]; "
-                         "pad the batch with pad after each text's length"}
+        return {
+            "tokenizer": tokenizer(task.tok, "vocab.json", task.tok.cfg.max_length),
+            "specials": specials(task.vocab),
+            "labels": list(task.labels),
+            "usage": "probs[i] are the labels' probabilities; a text with no tokens is read as [unk]; "
+            "pad the batch with pad after each text's length",
+        }
     if name == "lm":
         start = task.vocab.bos if task.m.mode == "sentences" else task.vocab.eos
-        return {"tokenizer": tokenizer(task.tok, "vocab.json", task.tok.cfg.max_length),
-                "specials": specials(task.vocab), "mode": task.m.mode, "start_id": start,
-                "usage": "h (and c) start as zeros; feed [start_id] + the text's ids (all rows of a batch the same "
-                         "length, or one token at a time), then each chosen id with the returned h_new (c_new); "
-                         "log_probs is over the next token"}
+        return {
+            "tokenizer": tokenizer(task.tok, "vocab.json", task.tok.cfg.max_length),
+            "specials": specials(task.vocab),
+            "mode": task.m.mode,
+            "start_id": start,
+            "usage": "h (and c) start as zeros; feed [start_id] + the text's ids (all rows of a batch the same "
+            "length, or one token at a time), then each chosen id with the returned h_new (c_new); "
+            "log_probs is over the next token",
+        }
     src = tokenizer(task.tok, "vocab.json", None if name == "chat" else task.max_src)  # chat: see context
     tgt_folder = "" if task.tok_tgt is task.tok else "target/"
     tgt_vocab = "vocab.json" if task.vocab_tgt is task.vocab else "vocab_tgt.json"
-    out = {"tokenizer": src, "specials": specials(task.vocab),
-           "target": {"detokenizer": detokenizer(task.tok_tgt, tgt_vocab, tgt_folder),
-                      "specials": specials(task.vocab_tgt)},
-           "generate": task.search.model_dump(),  # the pipeline's search settings, as textrnn decodes
-           "usage": "encoder.onnx once per source batch (a text with no tokens is read as [unk]); then "
-                    "decoder.onnx per step from y = target bos, feeding back h/c/feed (the *_new outputs) with "
-                    "memory, keys and mask, until target eos; for a beam, repeat the encoder's rows per "
-                    "hypothesis; log_probs is over the target vocabulary"}
+    out = {
+        "tokenizer": src,
+        "specials": specials(task.vocab),
+        "target": {
+            "detokenizer": detokenizer(task.tok_tgt, tgt_vocab, tgt_folder),
+            "specials": specials(task.vocab_tgt),
+        },
+        "generate": task.search.model_dump(),  # the pipeline's search settings, as textrnn decodes
+        "usage": "encoder.onnx once per source batch (a text with no tokens is read as [unk]); then "
+        "decoder.onnx per step from y = target bos, feeding back h/c/feed (the *_new outputs) with "
+        "memory, keys and mask, until target eos; for a beam, repeat the encoder's rows per "
+        "hypothesis; log_probs is over the target vocabulary",
+    }
     if name == "chat":
         sep = task.vocab.stoi["<sep>"]
-        out["context"] = {"history": task.cfg.model.history, "sep_id": sep,
-                          "how": f"the last {task.cfg.model.history} turns, each tokenized alone (no truncation), "
-                                 f"joined with sep_id, then the last {task.max_src} ids kept"}
+        out["context"] = {
+            "history": task.cfg.model.history,
+            "sep_id": sep,
+            "how": f"the last {task.cfg.model.history} turns, each tokenized alone (no truncation), "
+            f"joined with sep_id, then the last {task.max_src} ids kept",
+        }
     return out

@@ -24,12 +24,33 @@ from textrnn.inference.translator import Chatbot, Translator
 
 CLASSES: dict[str, type[TaskModel]] = {c.task_name: c for c in (Classifier, LanguageModel, Translator, Chatbot)}
 
-__all__ = ["load", "train", "evaluate", "Run", "TaskModel", "Classifier", "Prediction", "LanguageModel",
-           "Translator", "Chatbot", "ChatSession", "WrongTask", "UserError", "read_pipeline", "accept_edits"]
+__all__ = [
+    "load",
+    "train",
+    "evaluate",
+    "Run",
+    "TaskModel",
+    "Classifier",
+    "Prediction",
+    "LanguageModel",
+    "Translator",
+    "Chatbot",
+    "ChatSession",
+    "WrongTask",
+    "UserError",
+    "read_pipeline",
+    "accept_edits",
+]
 
 
-def load(run: str | Path, device: str = "auto", precision: str = "fp32", quantize: bool = False,
-         overrides: Sequence[str] = (), verify: bool = True) -> TaskModel:
+def load(
+    run: str | Path,
+    device: str = "auto",
+    precision: str = "fp32",
+    quantize: bool = False,
+    overrides: Sequence[str] = (),
+    verify: bool = True,
+) -> TaskModel:
     """Open a trained run directory as a Classifier, LanguageModel, Translator or Chatbot.
 
     device: auto (cuda, then mps, then cpu) | cpu | cuda | mps; precision: fp32 | bf16 | fp16 | auto

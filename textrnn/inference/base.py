@@ -74,8 +74,10 @@ class TaskModel:
             if isinstance(s.get(split, {}).get(metric), (int, float)):
                 score = f", {split} {metric}={s[split][metric]:.4f}"
                 break
-        return (f"{type(self).__name__}(run='{self.run}', task={self.task_name}, "
-                f"parameters={self.parameters:,}{score}, device={self.device}, precision={self.precision})")
+        return (
+            f"{type(self).__name__}(run='{self.run}', task={self.task_name}, "
+            f"parameters={self.parameters:,}{score}, device={self.device}, precision={self.precision})"
+        )
 
     def __getattr__(self, name: str):
         # called only when normal lookup fails: name the task and its methods if another task has `name`
@@ -102,11 +104,16 @@ class TaskModel:
             if declared is None:
                 raise UserError(f"{self.run}: the pipeline declares no test split; give one with test=FILE")
             return declared
-        keep = {k: v for k, v in (declared.model_dump() if declared else {}).items()
-                if k not in ("path", "files", "hub", "src", "tgt")}
+        keep = {
+            k: v
+            for k, v in (declared.model_dump() if declared else {}).items()
+            if k not in ("path", "files", "hub", "src", "tgt")
+        }
         if isinstance(test, (str, os.PathLike)):
             raw = keep | {"path": str(Path(test).resolve())}
-        elif isinstance(test, (tuple, list)) and len(test) == 2 and all(isinstance(t, (str, os.PathLike)) for t in test):
+        elif (
+            isinstance(test, (tuple, list)) and len(test) == 2 and all(isinstance(t, (str, os.PathLike)) for t in test)
+        ):
             raw = keep | {"src": str(Path(test[0]).resolve()), "tgt": str(Path(test[1]).resolve())}
         elif isinstance(test, dict):
             raw = dict(test)
@@ -114,8 +121,9 @@ class TaskModel:
                 if isinstance(raw.get(k), (str, os.PathLike)):
                     raw[k] = str(Path(raw[k]).resolve())
         else:
-            raise UserError(f"evaluate: test must be a file path, (source, target) paths or a mapping, "
-                            f"not {type(test).__name__}")
+            raise UserError(
+                f"evaluate: test must be a file path, (source, target) paths or a mapping, not {type(test).__name__}"
+            )
         try:
             return Source.model_validate(raw)
         except ValidationError as err:
@@ -140,8 +148,9 @@ class TaskModel:
         from textrnn import plots, rundir
 
         if what == "curves":
-            return plots.curves_figure(rundir.read_metrics(self.run), self.task.metric, self.pipeline.name,
-                                       self.summary.get("best_epoch"))
+            return plots.curves_figure(
+                rundir.read_metrics(self.run), self.task.metric, self.pipeline.name, self.summary.get("best_epoch")
+            )
         if what == "confusion" and self.task_name == "classify":
             s = self.summary
             split = "test" if "confusion" in s.get("test", {}) else "valid"
@@ -149,8 +158,9 @@ class TaskModel:
                 raise UserError(f"{self.run}: no confusion matrix in summary.json (the run has not finished)")
             import numpy as np
 
-            return plots.confusion_figure(np.array(s[split]["confusion"]), self.task.labels,
-                                          f"{self.pipeline.name}: {split}")
+            return plots.confusion_figure(
+                np.array(s[split]["confusion"]), self.task.labels, f"{self.pipeline.name}: {split}"
+            )
         kinds = "curves, confusion" if self.task_name == "classify" else "curves"
         raise UserError(f"plot {what!r}: {self.run} is {self.kind}; it draws {kinds}")
 

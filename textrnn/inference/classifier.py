@@ -43,7 +43,7 @@ class Classifier(TaskModel):
             return self.task.predict_proba(self.model, items, self.device)
 
     @overload
-    def predict(self, texts: str) -> Prediction: ...
+    def predict(self, texts: str) -> Prediction: ...  # type: ignore[overload-overlap]  # a str is one text
     @overload
     def predict(self, texts: Sequence[str]) -> list[Prediction]: ...
 

@@ -30,9 +30,16 @@ class LanguageModel(TaskModel):
         except ValidationError as err:
             raise UserError(explain(err, LMGenerate, "pipeline.yaml", prefix=("generate",))) from None
 
-    def generate(self, prompt: str = "", max_tokens: Optional[int] = None, temperature: Optional[float] = None,
-                 top_k: Optional[int] = None, top_p: Optional[float] = None, seed: Optional[int] = None,
-                 num: int = 1) -> list[str]:
+    def generate(
+        self,
+        prompt: str = "",
+        max_tokens: Optional[int] = None,
+        temperature: Optional[float] = None,
+        top_k: Optional[int] = None,
+        top_p: Optional[float] = None,
+        seed: Optional[int] = None,
+        num: int = 1,
+    ) -> list[str]:
         """`num` sampled texts, each the prompt followed by its continuation (until the end of a line or
         `max_tokens` tokens). Settings left as None take the pipeline's `generate:` values; temperature 0
         is greedy; the same seed gives the same texts."""
@@ -40,15 +47,22 @@ class LanguageModel(TaskModel):
             raise UserError(f"generate: the prompt is a str, not {type(prompt).__name__}")
         d = self.generation_defaults()
         with self._lock, self.task.amp():
-            texts = generation.generate(self.task, self.model, prompt, self.device,
-                                        max_tokens=default(max_tokens, d.max_tokens),
-                                        temperature=default(temperature, d.temperature),
-                                        top_k=default(top_k, d.top_k), top_p=default(top_p, d.top_p),
-                                        seed=seed, num=num)
+            texts = generation.generate(
+                self.task,
+                self.model,
+                prompt,
+                self.device,
+                max_tokens=default(max_tokens, d.max_tokens),
+                temperature=default(temperature, d.temperature),
+                top_k=default(top_k, d.top_k),
+                top_p=default(top_p, d.top_p),
+                seed=seed,
+                num=num,
+            )
         return [f"{prompt.rstrip()} {t}".strip() if prompt.strip() else t for t in texts]
 
     @overload
-    def complete(self, texts: str, k: int = 5) -> Words: ...
+    def complete(self, texts: str, k: int = 5) -> Words: ...  # type: ignore[overload-overlap]  # a str is one text
     @overload
     def complete(self, texts: Sequence[str], k: int = 5) -> list[Words]: ...
 

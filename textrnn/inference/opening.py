@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import nn
@@ -20,7 +20,7 @@ class Opened:
 
     run: Path
     cfg: config.Pipeline
-    task: "object"  # textrnn.tasks.base.Task
+    task: Any  # a textrnn.tasks.base.Task subclass: each front end uses its own task's methods
     model: nn.Module
     device: torch.device
     precision: str
@@ -47,8 +47,14 @@ def accept_edits(run_dir: str | Path) -> Path:
     return run
 
 
-def open_run(run_dir: str | Path, overrides: Sequence[str] = (), device: str = "auto", precision: str = "fp32",
-             quantize: bool = False, verify: bool = True) -> Opened:
+def open_run(
+    run_dir: str | Path,
+    overrides: Sequence[str] = (),
+    device: str = "auto",
+    precision: str = "fp32",
+    quantize: bool = False,
+    verify: bool = True,
+) -> Opened:
     """Load a run directory's task and best model, ready for inference (eval mode).
 
     `precision` (fp32 | bf16 | fp16 | auto) sets the autocast the task's `amp()` runs inference under;

@@ -37,7 +37,7 @@ class ChatSession:
     def context(self, message: str) -> list[str]:
         """The turns a reply to `message` sees: the last `history` turns with it, oldest first."""
         message = message[: self.max_chars]
-        return (self.turns + [message])[-self.history_turns:] if self.history_turns > 0 else [message]
+        return (self.turns + [message])[-self.history_turns :] if self.history_turns > 0 else [message]
 
     def add(self, message: str, answer: str) -> None:
         """Record one exchange (for callers that compute the reply themselves, e.g. batched)."""

@@ -26,13 +26,23 @@ class Run:
         return load(self.path, **kw)
 
     def __repr__(self) -> str:
-        metrics = {k: round(v, 4) for k, v in self.summary.get("test", self.summary.get("valid", {})).items()
-                   if isinstance(v, float)}
+        metrics = {
+            k: round(v, 4)
+            for k, v in self.summary.get("test", self.summary.get("valid", {})).items()
+            if isinstance(v, float)
+        }
         return f"Run(path='{self.path}', metrics={metrics})"
 
 
-def train(pipeline: Union[str, os.PathLike], overrides: Overrides = None, output: Optional[Union[str, os.PathLike]] = None,
-          resume: bool = False, overwrite: bool = False, device: Optional[str] = None, progress: bool = True) -> Run:
+def train(
+    pipeline: Union[str, os.PathLike],
+    overrides: Overrides = None,
+    output: Optional[Union[str, os.PathLike]] = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    device: Optional[str] = None,
+    progress: bool = True,
+) -> Run:
     """Train a pipeline YAML (with `overrides` applied, as `--set` does) into `output` (default:
     the pipeline's `output:` or runs/<name>); `resume` continues from the last checkpoint,
     `overwrite` replaces a run already there (otherwise it is refused). Shows the progress bar
@@ -46,8 +56,9 @@ def train(pipeline: Union[str, os.PathLike], overrides: Overrides = None, output
         cfg = config.load(Path(pipeline), list(overrides or ()))
     else:
         raise UserError("overrides: a mapping {'train.epochs': 3} or a list of 'key.sub=value' strings")
-    path, summary = run_pipeline(cfg, None if output is None else str(output), resume, device, quiet=not progress,
-                                 overwrite=overwrite)
+    path, summary = run_pipeline(
+        cfg, None if output is None else str(output), resume, device, quiet=not progress, overwrite=overwrite
+    )
     return Run(Path(path), summary)
 
 
@@ -56,4 +67,4 @@ def evaluate(run: Union[str, os.PathLike], test=None, device: str = "auto", prec
     source mapping); the same numbers `textrnn evaluate` prints."""
     from textrnn.inference import load
 
-    return load(run, device=device, precision=precision).evaluate(test)
+    return load(os.fspath(run), device=device, precision=precision).evaluate(test)

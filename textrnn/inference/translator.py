@@ -19,8 +19,17 @@ class Translator(TaskModel):
 
     task_name = "translate"
     kind = "a translation model"
-    methods = ("translate", "translate_nbest", "translate_counted", "attention", "session", "respond_to", "respond_many", "evaluate",
-               "plot")
+    methods = (
+        "translate",
+        "translate_nbest",
+        "translate_counted",
+        "attention",
+        "session",
+        "respond_to",
+        "respond_many",
+        "evaluate",
+        "plot",
+    )
 
     def settings(self, **override) -> search.SearchCfg:
         """The pipeline's `generate:` settings with `override` (None = keep), validated."""
@@ -42,8 +51,14 @@ class Translator(TaskModel):
         with self._lock, self.task.amp():
             return self.task.translate_counted(self.model, items, self.device, s)
 
-    def translate(self, texts: Union[str, Sequence[str]], beam: Optional[int] = None, n_best: Optional[int] = None,
-                  alpha: Optional[float] = None, **settings) -> Union[str, list]:
+    def translate(
+        self,
+        texts: Union[str, Sequence[str]],
+        beam: Optional[int] = None,
+        n_best: Optional[int] = None,
+        alpha: Optional[float] = None,
+        **settings,
+    ) -> Union[str, list]:
         """Translate a text (→ str) or a list of texts (→ list, input order kept, empty stays empty).
 
         beam (1 = greedy), n_best (> 1: a list of the n best translations per text), alpha (length
@@ -94,7 +109,7 @@ class Chatbot(Translator):
 
     task_name = "chat"
     kind = "a chatbot"
-    methods = ("reply", "session", "respond_to", "respond_many", "evaluate", "plot")
+    methods = ("reply", "session", "respond_to", "respond_many", "evaluate", "plot")  # type: ignore[assignment]
 
     @property
     def history(self) -> int:

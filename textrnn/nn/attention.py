@@ -34,8 +34,10 @@ class Dot(Attention):
     def __init__(self, query_dim: int, memory_dim: int, attn_dim: int = 0):
         super().__init__()
         if query_dim != memory_dim:
-            raise ValueError(f"dot attention needs decoder hidden ({query_dim}) == encoder output size ({memory_dim}); "
-                             f"use attention: general")
+            raise ValueError(
+                f"dot attention needs decoder hidden ({query_dim}) == encoder output size ({memory_dim}); "
+                f"use attention: general"
+            )
 
     def scores(self, query, keys):
         return torch.bmm(query, keys.transpose(1, 2))  # [B, T, H] x [B, H, S] -> [B, T, S]

@@ -24,15 +24,16 @@ def select_state(state, idx: torch.Tensor):
 
 
 class Decoder(nn.Module):
-    def __init__(self, embed: nn.Module, emb_dim: int, memory_dim: int, enc_state_dim: int, cfg, vocab_size: int):
+    def __init__(self, embed: nn.Embedding, emb_dim: int, memory_dim: int, enc_state_dim: int, cfg, vocab_size: int):
         """cfg: cell, hidden, layers, dropout, attention, attn_dim, input_feeding, bridge, tie_output."""
         super().__init__()
         self.cfg, self.embed = cfg, embed
         H, L = cfg.hidden, cfg.layers
         self.out_dim = emb_dim if cfg.tie_output else H  # size of the attentional vector h~
         in_dim = emb_dim + (self.out_dim if cfg.input_feeding else 0)
-        self.rnn = get("cell", cfg.cell)(in_dim, H, num_layers=L, dropout=cfg.dropout if L > 1 else 0.0,
-                                         batch_first=True)
+        self.rnn = get("cell", cfg.cell)(
+            in_dim, H, num_layers=L, dropout=cfg.dropout if L > 1 else 0.0, batch_first=True
+        )
         self.attn = attention.build(cfg.attention, H, memory_dim, cfg.attn_dim)
         self.combine = nn.Linear(H + memory_dim, self.out_dim)
         self.drop = Dropout(cfg.dropout)
@@ -49,8 +50,11 @@ class Decoder(nn.Module):
         B, H, L = enc_h.size(0), self.cfg.hidden, self.cfg.layers
         if self.cfg.bridge:
             h = torch.tanh(self.bridge_h(enc_h)).view(B, L, H).transpose(0, 1).contiguous()  # [L, B, H]
-            c = self.bridge_c(enc_c if enc_c is not None else enc_h).view(B, L, H).transpose(0, 1).contiguous() \
-                if self.is_lstm else None
+            c = (
+                self.bridge_c(enc_c if enc_c is not None else enc_h)  # type: ignore[misc]  # set when is_lstm.view(B, L, H).transpose(0, 1).contiguous()
+                if self.is_lstm
+                else None
+            )
         else:
             h = enc_h.new_zeros(L, B, H)
             c = torch.zeros_like(h) if self.is_lstm else None
@@ -72,7 +76,7 @@ class Decoder(nn.Module):
         rnn, feed = state
         hs, ws = [], []
         for t in range(x.size(1)):
-            out, rnn = self.rnn(torch.cat([x[:, t: t + 1], feed[:, None]], -1), rnn)  # [B, 1, H]
+            out, rnn = self.rnn(torch.cat([x[:, t : t + 1], feed[:, None]], -1), rnn)  # [B, 1, H]
             hh, w = self._attend(self.drop(out), mem)  # [B, 1, O], [B, 1, S]
             feed = hh[:, 0]
             hs.append(hh)

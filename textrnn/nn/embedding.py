@@ -40,8 +40,9 @@ def load_vectors(emb: nn.Embedding, vocab: Vocab, path: str, freeze: bool = Fals
             if n == 1 and len(parts) == 2 and all(x.isdigit() for x in parts):
                 continue  # word2vec header "count dim"
             if len(parts) != dim + 1:
-                raise UserError(f"{path}:{n}: expected a word and {dim} numbers (model.embedding.dim), "
-                                f"got {len(parts) - 1} numbers")
+                raise UserError(
+                    f"{path}:{n}: expected a word and {dim} numbers (model.embedding.dim), got {len(parts) - 1} numbers"
+                )
             i = vocab.stoi.get(parts[0])
             if i is not None:
                 emb.weight[i] = torch.tensor([float(x) for x in parts[1:]])

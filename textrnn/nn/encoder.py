@@ -20,8 +20,13 @@ class Encoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.rnn = get("cell", cfg.cell)(
-            input_dim, cfg.hidden, num_layers=cfg.layers, bidirectional=cfg.bidirectional,
-            dropout=cfg.dropout if cfg.layers > 1 else 0.0, batch_first=True)
+            input_dim,
+            cfg.hidden,
+            num_layers=cfg.layers,
+            bidirectional=cfg.bidirectional,
+            dropout=cfg.dropout if cfg.layers > 1 else 0.0,
+            batch_first=True,
+        )
         self.drop = Dropout(cfg.dropout)
         self.out_dim = cfg.hidden * (2 if cfg.bidirectional else 1)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from textrnn.registry import register
 from textrnn.nn.dropout import Dropout
+from textrnn.registry import register
 
 
 @register("pooling", "mean")

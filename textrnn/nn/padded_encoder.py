@@ -14,14 +14,15 @@ Both give the same outputs and final states, so a model trained on a GPU runs on
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from textrnn.config import Encoder as EncCfg
-from textrnn.nn.dropout import Dropout
 from textrnn.nn import encoder as _cells  # noqa: F401  (registers the cells)
+from textrnn.nn.dropout import Dropout
 from textrnn.registry import get
 
 
@@ -73,9 +74,12 @@ class PaddedEncoder(nn.Module):
 
     def _flat_weights(self) -> list[torch.Tensor]:
         """nn.LSTM's weight order: per layer, forward then backward, each [w_ih, w_hh, b_ih, b_hh]."""
-        mods = [m for i in range(len(self.fwd)) for m in ([self.fwd[i], self.bwd[i]] if self.bwd is not None
-                                                           else [self.fwd[i]])]
-        return [w for m in mods for w in m._flat_weights]
+        mods = [
+            m
+            for i in range(len(self.fwd))
+            for m in ([self.fwd[i], self.bwd[i]] if self.bwd is not None else [self.fwd[i]])
+        ]
+        return [w for m in mods for w in m._flat_weights]  # type: ignore[union-attr]
 
     def _packed(self, x: torch.Tensor, lengths: torch.Tensor):
         """One fused call (cuDNN on a GPU) over all layers and directions of a PackedSequence."""
@@ -84,7 +88,7 @@ class PaddedEncoder(nn.Module):
         p = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         h0 = x.new_zeros(L * D, B, H)
         hx = (h0, h0) if self.cfg.cell == "lstm" else h0
-        op = {"lstm": torch.lstm, "gru": torch.gru, "rnn": torch.rnn_tanh}[self.cfg.cell]
+        op: Any = {"lstm": torch.lstm, "gru": torch.gru, "rnn": torch.rnn_tanh}[self.cfg.cell]
         drop = self.cfg.dropout if self.training and L > 1 else 0.0
         with warnings.catch_warnings():  # the per-layer modules' weights are compacted for cuDNN on each call
             warnings.filterwarnings("ignore", message="RNN module weights are not part")

@@ -29,11 +29,10 @@ from textrnn.errors import UserError
 from textrnn.inference.base import TaskModel
 from textrnn.serve.batcher import Batcher, Busy
 from textrnn.serve.limits import BodyLimit
-from textrnn.serve.schemas import (Body, ChatBody, CompleteBody, GenerateBody, Limits, PredictBody, TranslateBody)
+from textrnn.serve.schemas import Body, ChatBody, CompleteBody, GenerateBody, Limits, PredictBody, TranslateBody
 from textrnn.serve.sessions import Sessions
 
-ENDPOINTS = {"classify": ("predict",), "lm": ("complete", "generate"), "translate": ("translate",),
-             "chat": ("chat",)}
+ENDPOINTS = {"classify": ("predict",), "lm": ("complete", "generate"), "translate": ("translate",), "chat": ("chat",)}
 
 
 @dataclass(frozen=True)
@@ -58,8 +57,14 @@ class ApiError(Exception):
 def create_app(models: dict[str, TaskModel], settings: Settings = Settings()) -> FastAPI:
     """The server for `models` (name -> loaded model)."""
     batchers = {n: Batcher(n, settings.max_batch, settings.max_wait_ms, settings.max_queue) for n in models}
-    sessions = {n: Sessions(lambda m=m: m.session(max_chars=settings.limits.max_chars), settings.sessions,
-                            settings.session_ttl) for n, m in models.items() if m.task_name == "chat"}
+    def conversation(m: TaskModel):
+        return lambda: m.session(max_chars=settings.limits.max_chars)
+
+    sessions = {
+        n: Sessions(conversation(m), settings.sessions, settings.session_ttl)
+        for n, m in models.items()
+        if m.task_name == "chat"
+    }
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -69,8 +74,13 @@ def create_app(models: dict[str, TaskModel], settings: Settings = Settings()) ->
         for b in batchers.values():
             await b.stop()
 
-    app = FastAPI(title="textrnn", version=_version(), lifespan=lifespan, **_no_telemetry(),
-                  description="Recurrent text models served by `textrnn serve`.")
+    app = FastAPI(
+        title="textrnn",
+        version=_version(),
+        lifespan=lifespan,
+        **_no_telemetry(),
+        description="Recurrent text models served by `textrnn serve`.",
+    )
     app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body)
     app.state.batchers, app.state.sessions = batchers, sessions
     _errors(app)
@@ -122,16 +132,21 @@ def create_app(models: dict[str, TaskModel], settings: Settings = Settings()) ->
     async def generate(name: str, body: GenerateBody) -> dict:
         m = accept(name, "generate", body)
         opts = body.model_dump(exclude={"texts"})
-        out = await batchers[name].submit(("generate", *sorted(opts.items())), body.texts,
-                                          lambda prompts: [m.generate(p, **opts) for p in prompts])
+        out = await batchers[name].submit(
+            ("generate", *sorted(opts.items())), body.texts, lambda prompts: [m.generate(p, **opts) for p in prompts]
+        )
         return {"model": name, "results": out}
 
     @app.post("/v1/models/{name}/translate", dependencies=[Depends(auth)])
     async def translate(name: str, body: TranslateBody) -> dict:
         m = accept(name, "translate", body)
         opts, s = _search(m, body)
-        out = await batchers[name].submit(("translate", *sorted(opts.items())), body.texts,
-                                          lambda texts: m.translate(texts, **opts), mergeable=s.temperature == 0)
+        out = await batchers[name].submit(
+            ("translate", *sorted(opts.items())),
+            body.texts,
+            lambda texts: m.translate(texts, **opts),
+            mergeable=s.temperature == 0,
+        )
         return {"model": name, "results": out}
 
     @app.post("/v1/models/{name}/chat", dependencies=[Depends(auth)])
@@ -143,9 +158,14 @@ def create_app(models: dict[str, TaskModel], settings: Settings = Settings()) ->
         sid, entry = sessions[name].get(body.session)
         async with entry.lock:
             context = entry.session.context(body.message)
-            reply = (await batchers[name].submit(("chat", *sorted(opts.items())), [context],
-                                                 lambda cs: m.respond_many(cs, opts),
-                                                 mergeable=s.temperature == 0))[0]
+            reply = (
+                await batchers[name].submit(
+                    ("chat", *sorted(opts.items())),
+                    [context],
+                    lambda cs: m.respond_many(cs, opts),
+                    mergeable=s.temperature == 0,
+                )
+            )[0]
             entry.session.add(body.message, reply)
         return {"model": name, "session": sid, "reply": reply, "turns": len(entry.session.history)}
 
@@ -170,8 +190,15 @@ def _search(m, body):
 
 def _describe(name: str, m: TaskModel) -> dict:
     s = m.summary or {}
-    out: dict[str, Any] = {"name": name, "task": m.task_name, "kind": m.kind, "endpoints": list(ENDPOINTS[m.task_name]),
-                           "run": str(m.run), "parameters": m.parameters, "test": s.get("test")}
+    out: dict[str, Any] = {
+        "name": name,
+        "task": m.task_name,
+        "kind": m.kind,
+        "endpoints": list(ENDPOINTS[m.task_name]),
+        "run": str(m.run),
+        "parameters": m.parameters,
+        "test": s.get("test"),
+    }
     if m.task_name == "classify":
         out["labels"] = m.labels
     if m.task_name in ("translate", "chat"):

@@ -133,7 +133,7 @@ class Batcher:
             return
         k = 0
         for job in group:
-            _settle(job, list(results[k: k + len(job.items)]))
+            _settle(job, list(results[k : k + len(job.items)]))
             k += len(job.items)
 
 

@@ -38,8 +38,16 @@ def loopback(host: str) -> bool:
         return False
 
 
-def serve(specs: Sequence[str], host: str = "127.0.0.1", port: int = 8000, device: str = "cpu",
-          quantize: bool = False, log_level: str = "info", threads: Optional[int] = None, **settings) -> int:
+def serve(
+    specs: Sequence[str],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    device: str = "cpu",
+    quantize: bool = False,
+    log_level: str = "info",
+    threads: Optional[int] = None,
+    **settings,
+) -> int:
     """Open every run first (a bad one stops before anything listens), then serve; returns 0."""
     try:
         import uvicorn
@@ -53,8 +61,11 @@ def serve(specs: Sequence[str], host: str = "127.0.0.1", port: int = 8000, devic
         raise UserError(f"--log-level {log_level}: one of critical, error, warning, info, debug, trace")
     cfg = Settings(**settings)
     if not loopback(host) and not cfg.api_key:
-        print(f"warning: serving on {host} without an API key: anyone who reaches this address can use the "
-              "models (set --api-key or TEXTRNN_API_KEY)", file=sys.stderr)
+        print(
+            f"warning: serving on {host} without an API key: anyone who reaches this address can use the "
+            "models (set --api-key or TEXTRNN_API_KEY)",
+            file=sys.stderr,
+        )
     import torch
 
     # The event loop (HTTP, JSON) needs a core of its own: a model that spreads over every core makes

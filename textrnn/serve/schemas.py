@@ -70,7 +70,8 @@ class TranslateBody(Search):
 class ChatBody(Search):
     message: str = Field(description="The user's message.")
     session: Optional[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]] = Field(
-        None, description="Conversation id (keeps the history on the server); omitted: a new conversation.")
+        None, description="Conversation id (keeps the history on the server); omitted: a new conversation."
+    )
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,12 @@ class Limits:
         message = getattr(body, "message", None)
         if message is not None and len(message) > self.max_chars:
             raise UserError(f"message: {len(message)} characters, at most {self.max_chars}")
-        for name, cap in (("beam", self.max_beam), ("n_best", self.max_beam), ("max_tokens", self.max_tokens),
-                          ("max_extra", self.max_tokens)):
+        for name, cap in (
+            ("beam", self.max_beam),
+            ("n_best", self.max_beam),
+            ("max_tokens", self.max_tokens),
+            ("max_extra", self.max_tokens),
+        ):
             value = getattr(body, name, None)
             if value is not None and value > cap:
                 raise UserError(f"{name}: {value}, at most {cap} on this server")

@@ -26,8 +26,13 @@ class Sessions:
     """Conversations of one model. A session idle for `ttl` seconds is forgotten; beyond `cap`
     sessions the least recently used one is dropped. Ids are the client's or new random ones."""
 
-    def __init__(self, make: Callable[[], ChatSession], cap: int = 1000, ttl: float = 1800.0,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        make: Callable[[], ChatSession],
+        cap: int = 1000,
+        ttl: float = 1800.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.make, self.cap, self.ttl, self.clock = make, cap, ttl, clock
         self.items: OrderedDict[str, Entry] = OrderedDict()
 

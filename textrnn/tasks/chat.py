@@ -16,8 +16,7 @@ import numpy as np
 import torch
 
 from textrnn.config import Data, Size, Source
-from textrnn.data import dialogue
-from textrnn.data import parallel
+from textrnn.data import dialogue, parallel
 from textrnn.data.parallel import Pairs
 from textrnn.errors import UserError
 from textrnn.registry import register
@@ -58,7 +57,7 @@ def read_splits(data: Data, history: int, seed: int) -> dict[str, Pairs]:
 
 def distinct(replies: list[list[str]], n: int) -> float:
     """Distinct n-grams over all n-grams of all replies."""
-    grams = [tuple(r[i:i + n]) for r in replies for i in range(len(r) - n + 1)]
+    grams = [tuple(r[i : i + n]) for r in replies for i in range(len(r) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
@@ -88,12 +87,12 @@ class Chat(Translate):
         flat = tokenized.tokenize(self.tok, [t for ts in turns for t in ts], use_cache=cache).numericalize(self.vocab)
         sep, out, cut, k = self.vocab.stoi[SEP], [], 0, 0
         for ts in turns:
-            parts = flat[k: k + len(ts)]
+            parts = flat[k : k + len(ts)]
             k += len(ts)
             ids = np.concatenate([np.concatenate([p, [sep]]) for p in parts])[:-1]  # turn <sep> turn ...
             if len(ids) > self.max_src:
                 cut += 1
-                ids = ids[-self.max_src:]
+                ids = ids[-self.max_src :]
             out.append(ids)
         return out, cut
 
@@ -103,7 +102,7 @@ class Chat(Translate):
 
     def replies(self, model, contexts: list[list[str]], device, s) -> list[str]:
         """The reply to each conversation, in one batched search."""
-        texts = [TURN_BREAK.join(t.replace(TURN_BREAK, " ") for t in c[-self.cfg.model.history:]) for c in contexts]
+        texts = [TURN_BREAK.join(t.replace(TURN_BREAK, " ") for t in c[-self.cfg.model.history :]) for c in contexts]
         return [h[0][0] for h in self.translate(model, texts, device, s)]
 
     @torch.no_grad()
@@ -115,7 +114,12 @@ class Chat(Translate):
         hyps = [self.detok(h[0][0]) for h in self.decode_ids(model, self.data[split], device, s)]
         toks = [h.split() for h in hyps]
         top = Counter(hyps).most_common(1)[0][1] / max(len(hyps), 1)
-        return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)),
-                "bleu": sacrebleu.corpus_bleu(hyps, [self.refs[split]], force=True).score,  # corpora may be pre-tokenized
-                "distinct_1": distinct(toks, 1), "distinct_2": distinct(toks, 2), "top_reply_share": top,
-                "sentences": len(hyps)}
+        return {
+            "loss": loss,
+            "perplexity": math.exp(min(loss, 50.0)),
+            "bleu": sacrebleu.corpus_bleu(hyps, [self.refs[split]], force=True).score,  # corpora may be pre-tokenized
+            "distinct_1": distinct(toks, 1),
+            "distinct_2": distinct(toks, 2),
+            "top_reply_share": top,
+            "sentences": len(hyps),
+        }

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from typing import Literal
-
-from textrnn.config import Embedding as EmbCfg, Encoder as EncCfg, Rate, Size, Strict
+from textrnn.config import Embedding as EmbCfg
+from textrnn.config import Encoder as EncCfg
+from textrnn.config import Rate, Size, Strict
 from textrnn.data import batching, sources
 from textrnn.errors import UserError
 from textrnn.nn.embedding import Embedding, load_vectors
 from textrnn.nn.encoder import last_hidden
-from textrnn.nn.padded_encoder import PaddedEncoder as Encoder  # = packed sequences, on fused kernels
 from textrnn.nn.heads import MLP
+from textrnn.nn.padded_encoder import PaddedEncoder as Encoder  # = packed sequences, on fused kernels
 from textrnn.registry import get, register
 from textrnn.rundir import write_json
 from textrnn.tasks.base import Task, read_json
@@ -82,8 +83,10 @@ class Classify(Task):
                 self.fit_text(train.texts)
                 self.labels = sorted(set(train.labels))
             if len(self.labels) < 2:
-                raise UserError(f"{train.origin}: the label column has one class only ({self.labels[0]!r}); "
-                                f"a classifier needs two or more")
+                raise UserError(
+                    f"{train.origin}: the label column has one class only ({self.labels[0]!r}); "
+                    f"a classifier needs two or more"
+                )
         self.targets = {}
         for name, ex in splits.items():
             self.add_split(name, ex)
@@ -92,8 +95,10 @@ class Classify(Task):
         index = {lab: i for i, lab in enumerate(self.labels)}
         unknown = sorted(set(ex.labels) - set(index))
         if unknown:
-            raise UserError(f"{ex.origin}: label {unknown[0]!r} does not occur in the train split "
-                            f"(train labels: {', '.join(self.labels)})")
+            raise UserError(
+                f"{ex.origin}: label {unknown[0]!r} does not occur in the train split "
+                f"(train labels: {', '.join(self.labels)})"
+            )
         self.data[name] = self.encode_texts(ex.texts)
         self.targets[name] = np.array([index[lab] for lab in ex.labels])
 
@@ -107,8 +112,10 @@ class Classify(Task):
         index = {lab: i for i, lab in enumerate(self.labels)}
         unknown = sorted(set(labels) - set(index))
         if unknown:
-            raise UserError(f"{self.train_stream.origin}: label {unknown[0]!r} was not seen when the vocabulary "
-                            f"was built (labels: {', '.join(self.labels)})")
+            raise UserError(
+                f"{self.train_stream.origin}: label {unknown[0]!r} was not seen when the vocabulary "
+                f"was built (labels: {', '.join(self.labels)})"
+            )
         self.data["train"] = self.encode_texts(texts, cache=False)
         self.targets["train"] = np.array([index[lab] for lab in labels])
 
@@ -122,8 +129,12 @@ class Classify(Task):
     def collate(self, split: str, idx: list[int], device) -> dict:
         ids, lengths = batching.pad([self.data[split][i] for i in idx], self.vocab.pad)
         y = torch.as_tensor(self.targets[split][idx], dtype=torch.long)
-        return {"ids": batching.to_device(ids, device), "lengths": lengths,
-                "y": batching.to_device(y, device), "tokens": int(lengths.sum())}
+        return {
+            "ids": batching.to_device(ids, device),
+            "lengths": lengths,
+            "y": batching.to_device(y, device),
+            "tokens": int(lengths.sum()),
+        }
 
     def loss(self, model, batch):
         logits = model(batch["ids"], batch["lengths"])
@@ -169,8 +180,12 @@ class Classify(Task):
         if not path.is_file():
             raise UserError(f"{path}: missing (the run directory is incomplete)")
         labels = read_json(path)
-        if not (isinstance(labels, list) and len(labels) >= 2 and all(isinstance(x, str) for x in labels)
-                and len(set(labels)) == len(labels)):
+        if not (
+            isinstance(labels, list)
+            and len(labels) >= 2
+            and all(isinstance(x, str) for x in labels)
+            and len(set(labels)) == len(labels)
+        ):
             raise UserError(f"{path}: not a list of two or more distinct labels")
         self.labels = labels
 

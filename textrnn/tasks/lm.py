@@ -1,4 +1,5 @@
-"""Next-word language modelling: embedding → RNN → dropout → (tied) softmax; perplexity (generation: textrnn.generation).
+"""Next-word language modelling: embedding → RNN → dropout → (tied) softmax; perplexity
+(generation: textrnn.generation).
 
 Two data modes:
 * `stream`: each split is one token stream (an <eos> after every line, one <eos> in front as the
@@ -26,8 +27,8 @@ from textrnn.config import Count, NonNegative, Positive, Rate, Share, Size, Stri
 from textrnn.config import Embedding as EmbCfg
 from textrnn.data import batching, sources
 from textrnn.errors import UserError
-from textrnn.nn.dropout import Dropout
 from textrnn.nn import encoder as _cells  # noqa: F401  (registers the cells)
+from textrnn.nn.dropout import Dropout
 from textrnn.nn.embedding import Embedding, load_vectors
 from textrnn.registry import get, register
 from textrnn.tasks.base import Task
@@ -66,8 +67,9 @@ class LanguageModel(nn.Module):
         super().__init__()
         E, H = cfg.embedding.dim, cfg.hidden
         self.embed = Embedding(vocab_size, E, pad_id, cfg.embedding.dropout)
-        self.rnn = get("cell", cfg.cell)(E, H, num_layers=cfg.layers, batch_first=True,
-                                         dropout=cfg.dropout if cfg.layers > 1 else 0.0)
+        self.rnn = get("cell", cfg.cell)(
+            E, H, num_layers=cfg.layers, batch_first=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0
+        )
         self.drop = Dropout(cfg.output_dropout)
         self.proj = nn.Linear(H, E) if cfg.tie_weights and H != E else None
         F_ = E if cfg.tie_weights else H
@@ -102,8 +104,9 @@ class LanguageModel(nn.Module):
     def nll(self, h: torch.Tensor, y: torch.Tensor, pad: int, reduction: str) -> torch.Tensor:
         """Negative log-likelihood of targets y [B, T] (pad excluded) given features h [B, T, F]."""
         if self.asm is None:
-            return F.cross_entropy(self.out(h).flatten(0, 1).float(), y.flatten(), ignore_index=pad,
-                                   reduction=reduction)
+            return F.cross_entropy(
+                self.out(h).flatten(0, 1).float(), y.flatten(), ignore_index=pad, reduction=reduction
+            )
         mask = y != pad
         lp = self.asm(h[mask].float(), y[mask]).output  # [N]: log P(target), the real targets only
         return -lp.sum() if reduction == "sum" else -lp.mean()
@@ -205,8 +208,10 @@ class LM(Task):
             X, Y = columns(self.streams[split], B, self.vocab.pad)
             if split == "train" and dist.world() > 1:  # each process reads its own columns
                 if B < dist.world():
-                    raise UserError(f"train.batch_size: {B} stream columns cannot be shared by {dist.world()} processes")
-                X, Y = X[dist.rank():: dist.world()], Y[dist.rank():: dist.world()]
+                    raise UserError(
+                        f"train.batch_size: {B} stream columns cannot be shared by {dist.world()} processes"
+                    )
+                X, Y = X[dist.rank() :: dist.world()], Y[dist.rank() :: dist.world()]
             self._cols[(split, B)] = X, Y
         return self._cols[(split, B)]
 
@@ -217,7 +222,7 @@ class LM(Task):
     def _window(self, split: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         X, Y = self._columns(split)
         s = k * self.m.bptt
-        return X[:, s: s + self.m.bptt], Y[:, s: s + self.m.bptt]  # [B, T] each
+        return X[:, s : s + self.m.bptt], Y[:, s : s + self.m.bptt]  # [B, T] each
 
     def lengths(self, split: str) -> list[int]:
         """Target tokens per batch unit: per BPTT window (stream) or per line (sentences)."""
@@ -236,23 +241,34 @@ class LM(Task):
         pad = self.vocab.pad
         if self.m.mode == "stream":
             x, y = self._window(split, idx[0])
-            return {"x": batching.to_device(torch.as_tensor(x), device),
-                    "y": batching.to_device(torch.as_tensor(y), device), "lengths": None,
-                    "reset": idx[0] == 0, "tokens": int((y != pad).sum())}
+            return {
+                "x": batching.to_device(torch.as_tensor(x), device),
+                "y": batching.to_device(torch.as_tensor(y), device),
+                "lengths": None,
+                "reset": idx[0] == 0,
+                "tokens": int((y != pad).sum()),
+            }
         seqs = [self.data[split][i] for i in idx]
         bos, eos = np.array([self.vocab.bos]), np.array([self.vocab.eos])
         x, lengths = batching.pad([np.concatenate([bos, a]) for a in seqs], pad)  # [B, T]
         y, _ = batching.pad([np.concatenate([a, eos]) for a in seqs], pad)  # [B, T]
-        return {"x": batching.to_device(x, device), "y": batching.to_device(y, device), "lengths": lengths,
-                "reset": True, "tokens": int(lengths.sum())}
+        return {
+            "x": batching.to_device(x, device),
+            "y": batching.to_device(y, device),
+            "lengths": lengths,
+            "reset": True,
+            "tokens": int(lengths.sum()),
+        }
 
     # -- model
     def build_model(self) -> nn.Module:
         if self.m.softmax == "adaptive" and self.m.tie_weights:
             raise UserError("model.tie_weights: not with model.softmax: adaptive (its clusters have their own weights)")
         if self.m.softmax == "adaptive" and not [c for c in self.m.cutoffs if 0 < c < len(self.vocab) - 1]:
-            raise UserError(f"model.cutoffs {self.m.cutoffs}: none is below the vocabulary size ({len(self.vocab):,}); "
-                            f"give smaller cutoffs or use softmax: full")
+            raise UserError(
+                f"model.cutoffs {self.m.cutoffs}: none is below the vocabulary size ({len(self.vocab):,}); "
+                f"give smaller cutoffs or use softmax: full"
+            )
         model = LanguageModel(self.m, len(self.vocab), self.vocab.pad)
         if self.m.embedding.pretrained:
             load_vectors(model.embed.emb, self.vocab, self.m.embedding.pretrained, self.m.embedding.freeze)
@@ -291,8 +307,12 @@ class LM(Task):
             total += float(nll)
             n += b["tokens"]
         loss = total / max(n, 1)
-        return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "bits_per_token": loss / math.log(2),
-                "tokens": n}
+        return {
+            "loss": loss,
+            "perplexity": math.exp(min(loss, 700.0)),
+            "bits_per_token": loss / math.log(2),
+            "tokens": n,
+        }
 
     def save(self, run: Path) -> None:
         self.save_text(run)

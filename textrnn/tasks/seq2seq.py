@@ -20,7 +20,9 @@ from torch import nn
 
 from textrnn import config, dist, search
 from textrnn.config import Count, Rate, Size, Strict
-from textrnn.config import Embedding as EmbCfg, Encoder as EncCfg, Tokenizer as TokCfg
+from textrnn.config import Embedding as EmbCfg
+from textrnn.config import Encoder as EncCfg
+from textrnn.config import Tokenizer as TokCfg
 from textrnn.data import batching, parallel
 from textrnn.errors import UserError
 from textrnn.nn.decoder import Decoder, select_state
@@ -180,8 +182,10 @@ class Translate(Task):
         self.data[name] = [a if len(a) else np.array([self.vocab.unk]) for a in src]
         self.tgt[name], self.refs[name], self.first[name] = tgt, list(ex.tgt), ex.src[0]
         if cut_s or cut_t:
-            console.print(f"[dim]{name}: {cut_s:,} source / {cut_t:,} target sentences truncated to "
-                          f"{self.max_src} / {self.max_tgt} tokens[/]")
+            console.print(
+                f"[dim]{name}: {cut_s:,} source / {cut_t:,} target sentences truncated to "
+                f"{self.max_src} / {self.max_tgt} tokens[/]"
+            )
 
     # -- model
     def build_model(self) -> nn.Module:
@@ -206,9 +210,13 @@ class Translate(Task):
         ys = [self.tgt[split][i] for i in idx]
         tgt_in, _ = batching.pad([np.concatenate([[v.bos], y]) for y in ys], v.pad)  # [B, T]
         tgt_out, tlen = batching.pad([np.concatenate([y, [v.eos]]) for y in ys], v.pad)  # [B, T]
-        return {"src": batching.to_device(src, device), "src_len": src_len,
-                "tgt_in": batching.to_device(tgt_in, device), "tgt_out": batching.to_device(tgt_out, device),
-                "tokens": int(tlen.sum())}
+        return {
+            "src": batching.to_device(src, device),
+            "src_len": src_len,
+            "tgt_in": batching.to_device(tgt_in, device),
+            "tgt_out": batching.to_device(tgt_out, device),
+            "tokens": int(tlen.sum()),
+        }
 
     def _logits(self, model, b: dict):
         hh, _ = model(b["src"], b["src_len"], b["tgt_in"])  # [B, T, O]
@@ -275,9 +283,13 @@ class Translate(Task):
         s = self.search.model_copy(update={"beam": 1, "n_best": 1})  # greedy for the per-epoch score
         hyps = [self.detok(h[0][0]) for h in self.decode_ids(model, self.data[split], device, s)]
         refs = [self.refs[split]]
-        return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)),
-                "bleu": sacrebleu.corpus_bleu(hyps, refs).score, "chrf": sacrebleu.corpus_chrf(hyps, refs).score,
-                "sentences": len(hyps)}
+        return {
+            "loss": loss,
+            "perplexity": math.exp(min(loss, 50.0)),
+            "bleu": sacrebleu.corpus_bleu(hyps, refs).score,
+            "chrf": sacrebleu.corpus_chrf(hyps, refs).score,
+            "sentences": len(hyps),
+        }
 
     # -- run directory
     def save(self, run: Path) -> None:
@@ -314,6 +326,7 @@ class Translate(Task):
         s, t, w = self.attention(model, self.first[split], device, self.search.model_copy(update={"beam": 1}))
         plot_attention(w, s, t, run / "attention.png", f"{self.cfg.name}: {split} sentence 1")
 
+
 def plot_attention(w: np.ndarray, src: list[str], tgt: list[str], path: Path, title: str) -> None:
     """Heat map of attention weights [T, S]: target tokens down, source tokens across."""
     from textrnn.plots import _save, subplots
@@ -326,4 +339,3 @@ def plot_attention(w: np.ndarray, src: list[str], tgt: list[str], path: Path, ti
     fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02, label="attention weight")
     ax.set_title(title)
     _save(fig, path)
-

@@ -33,7 +33,7 @@ class Tokenized:
         return Counter({t: int(n) for t, n in zip(self.types, c) if n})
 
     def tokens(self, i: int) -> list[str]:
-        return [self.types[j] for j in self.flat[self.offsets[i]: self.offsets[i + 1]]]
+        return [self.types[j] for j in self.flat[self.offsets[i] : self.offsets[i + 1]]]
 
     def numericalize(self, vocab: Vocab) -> list[np.ndarray]:
         """Per-text arrays of vocabulary ids (int64)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
 
 from textrnn.errors import UserError
 
@@ -20,12 +20,14 @@ class Vocab:
         self.pad, self.unk, self.bos, self.eos = (self.stoi[s] for s in SPECIALS)
 
     @classmethod
-    def build(cls, counts: Counter, min_freq: int = 1, max_size: Optional[int] = None,
-              extra: list[str] = ()) -> "Vocab":
+    def build(
+        cls, counts: Counter, min_freq: int = 1, max_size: Optional[int] = None, extra: Sequence[str] = ()
+    ) -> "Vocab":
         """Keep tokens counted >= min_freq, most frequent first (ties alphabetical), after the specials."""
         specials = SPECIALS + [e for e in extra if e not in SPECIALS]
-        words = sorted((w for w, c in counts.items() if c >= min_freq and w not in specials),
-                       key=lambda w: (-counts[w], w))
+        words = sorted(
+            (w for w, c in counts.items() if c >= min_freq and w not in specials), key=lambda w: (-counts[w], w)
+        )
         if max_size is not None:
             words = words[: max(0, max_size - len(specials))]
         return cls(specials + words)
