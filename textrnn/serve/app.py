@@ -57,6 +57,7 @@ class ApiError(Exception):
 def create_app(models: dict[str, TaskModel], settings: Settings = Settings()) -> FastAPI:
     """The server for `models` (name -> loaded model)."""
     batchers = {n: Batcher(n, settings.max_batch, settings.max_wait_ms, settings.max_queue) for n in models}
+
     def conversation(m: TaskModel):
         return lambda: m.session(max_chars=settings.limits.max_chars)
 
