@@ -145,6 +145,7 @@ def test_concurrent_requests_are_batched_and_equal_one_by_one(server, models, en
     url, app = server
     batcher = app.state.batchers[model]
     before = batcher.calls
+    batcher.executor.submit(time.sleep, 0.5)  # the model is busy: the requests queue up and merge
     out = concurrently(12, lambda i: post(url, f"/v1/models/{model}/{endpoint}", {"texts": [make(i)], **body}))
     assert all(r.status_code == 200 for r in out)
     assert batcher.calls - before < 12  # requests were merged
@@ -159,6 +160,7 @@ def test_concurrent_requests_are_batched_and_equal_one_by_one(server, models, en
 def test_concurrent_chat_sessions_are_batched_and_each_keeps_its_history(server, models):
     url, app = server
     before = app.state.batchers["chat"].calls
+    app.state.batchers["chat"].executor.submit(time.sleep, 0.5)
     msgs = ["hello", "how are you", "good bye"]
     out = concurrently(9, lambda i: post(url, "/v1/models/chat/chat", {"message": msgs[i % 3], "session": f"s{i}"}))
     assert app.state.batchers["chat"].calls - before < 9

@@ -63,6 +63,21 @@ class TaskModel:
         """summary.json: the final valid / test metrics, speed and training time ({} for an unfinished run)."""
         return summary(self.run) or {}
 
+    def describe(self) -> dict:
+        """What a front end shows about the model: task, kind, run, parameters, test metrics and the
+        task's own settings (labels, decoding defaults)."""
+        return {
+            "task": self.task_name,
+            "kind": self.kind,
+            "run": str(self.run),
+            "parameters": self.parameters,
+            "test": self.summary.get("test"),
+            **self._details(),
+        }
+
+    def _details(self) -> dict:
+        return {}
+
     @property
     def vocab_size(self) -> int:
         return len(self.task.vocab)

@@ -34,6 +34,9 @@ class Classifier(TaskModel):
         """The class names, in the order of predict_proba's columns."""
         return list(self.task.labels)
 
+    def _details(self) -> dict:
+        return {"labels": self.labels}
+
     def predict_proba(self, texts: Union[str, Sequence[str]]) -> np.ndarray:
         """Class probabilities [N, C] (columns in `labels` order), rows in input order."""
         items, _ = texts_arg(texts, "predict_proba")

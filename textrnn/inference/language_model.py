@@ -30,6 +30,9 @@ class LanguageModel(TaskModel):
         except ValidationError as err:
             raise UserError(explain(err, LMGenerate, "pipeline.yaml", prefix=("generate",))) from None
 
+    def _details(self) -> dict:
+        return {"generate": self.generation_defaults().model_dump()}
+
     def generate(
         self,
         prompt: str = "",

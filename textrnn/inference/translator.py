@@ -37,6 +37,9 @@ class Translator(TaskModel):
 
         return search_cfg(self.pipeline, **override)
 
+    def _details(self) -> dict:
+        return {"generate": self.settings().model_dump(exclude={"batch_tokens"})}
+
     def translate_nbest(self, texts: Sequence[str], s: Optional[search.SearchCfg] = None) -> list[Hyps]:
         """The n-best (text, score) of each text in input order, under settings `s` (default: the
         pipeline's). Batched by length internally; an empty (blank) text gives [("", 0.0)]."""

@@ -50,11 +50,9 @@ class Decoder(nn.Module):
         B, H, L = enc_h.size(0), self.cfg.hidden, self.cfg.layers
         if self.cfg.bridge:
             h = torch.tanh(self.bridge_h(enc_h)).view(B, L, H).transpose(0, 1).contiguous()  # [L, B, H]
-            c = (
-                self.bridge_c(enc_c if enc_c is not None else enc_h)  # type: ignore[misc]  # set when is_lstm.view(B, L, H).transpose(0, 1).contiguous()
-                if self.is_lstm
-                else None
-            )
+            c = None
+            if self.bridge_c is not None:  # an LSTM decoder
+                c = self.bridge_c(enc_c if enc_c is not None else enc_h).view(B, L, H).transpose(0, 1).contiguous()
         else:
             h = enc_h.new_zeros(L, B, H)
             c = torch.zeros_like(h) if self.is_lstm else None

@@ -17,7 +17,7 @@ import contextlib
 import secrets
 from dataclasses import asdict, dataclass
 from importlib import resources
-from typing import Any, Optional
+from typing import Optional
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException
 
 from textrnn.errors import UserError
 from textrnn.inference.base import TaskModel
+from textrnn.inference.translator import Chatbot
 from textrnn.serve.batcher import Batcher, Busy
 from textrnn.serve.limits import BodyLimit
 from textrnn.serve.schemas import Body, ChatBody, CompleteBody, GenerateBody, Limits, PredictBody, TranslateBody
@@ -64,7 +65,7 @@ def create_app(models: dict[str, TaskModel], settings: Settings = Settings()) ->
     sessions = {
         n: Sessions(conversation(m), settings.sessions, settings.session_ttl)
         for n, m in models.items()
-        if m.task_name == "chat"
+        if isinstance(m, Chatbot)
     }
 
     @contextlib.asynccontextmanager
@@ -190,23 +191,7 @@ def _search(m, body):
 
 
 def _describe(name: str, m: TaskModel) -> dict:
-    s = m.summary or {}
-    out: dict[str, Any] = {
-        "name": name,
-        "task": m.task_name,
-        "kind": m.kind,
-        "endpoints": list(ENDPOINTS[m.task_name]),
-        "run": str(m.run),
-        "parameters": m.parameters,
-        "test": s.get("test"),
-    }
-    if m.task_name == "classify":
-        out["labels"] = m.labels
-    if m.task_name in ("translate", "chat"):
-        out["generate"] = m.settings().model_dump(exclude={"batch_tokens"})
-    if m.task_name == "lm":
-        out["generate"] = m.generation_defaults().model_dump()
-    return out
+    return {"name": name, "endpoints": list(ENDPOINTS[m.task_name]), **m.describe()}
 
 
 def _auth(key: Optional[str]):
