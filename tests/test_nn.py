@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from textrnn.config import Encoder as EncCfg
-from textrnn.nn.encoder import Encoder
 from textrnn.nn.heads import AttentionPool, MaxPool, MeanPool
+from textrnn.nn.padded_encoder import PaddedEncoder
 from textrnn.tasks.classify import Classifier, ClassifyModel
 
 
@@ -28,10 +28,10 @@ def test_attention_weights_sum_to_one_and_zero_on_padding():
     assert torch.allclose(w.sum(-1), torch.ones(1)) and w[0, 2] == 0
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_packed_encoder_matches_unpadded(cell):
+@pytest.mark.parametrize("cell,impl", [("lstm", "padded"), ("gru", "padded"), ("rnn", "padded"), ("lstm", "packed")])
+def test_encoder_padded_batch_equals_each_sequence_alone(cell, impl):
     torch.manual_seed(0)
-    enc = Encoder(6, EncCfg(cell=cell, hidden=5, layers=2, bidirectional=True)).eval()
+    enc = PaddedEncoder(6, EncCfg(cell=cell, hidden=5, layers=2, bidirectional=True, impl=impl)).eval()
     x = torch.randn(2, 7, 6)
     out, _ = enc(x, torch.tensor([4, 7]))
     alone, _ = enc(x[:1, :4], torch.tensor([4]))

@@ -46,15 +46,23 @@ def test_attention_sums_to_one_and_ignores_padding(kind):
 @pytest.mark.parametrize("cell,layers", [("lstm", 2), ("gru", 1), ("rnn", 2)])
 def test_padded_encoder_equals_packed(cell, layers):
     """Both paths of the encoder (padded: oneDNN on CPU; packed: cuDNN on GPU) compute nn.LSTM's packed result."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
     from textrnn.config import Encoder as EncCfg
-    from textrnn.nn.encoder import Encoder
+    from textrnn.nn.cells import CELLS
     from textrnn.nn.padded_encoder import PaddedEncoder
 
     torch.manual_seed(0)
     cfg = EncCfg(cell=cell, hidden=6, layers=layers, bidirectional=True)
-    packed, padded = Encoder(5, cfg).eval(), PaddedEncoder(5, cfg).eval()
+    rnn = CELLS[cell](5, 6, num_layers=layers, bidirectional=True, batch_first=True).eval()
+    padded = PaddedEncoder(5, cfg).eval()
+
+    def packed(x, lengths):  # torch's own multi-layer bidirectional RNN on a PackedSequence
+        out, st = rnn(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+        return pad_packed_sequence(out, batch_first=True, total_length=x.size(1))[0], st
+
     with torch.no_grad():
-        for name, w in packed.rnn.named_parameters():  # e.g. weight_ih_l1_reverse
+        for name, w in rnn.named_parameters():  # e.g. weight_ih_l1_reverse
             layer, rev = int(name.split("_l")[1].split("_")[0]), name.endswith("_reverse")
             mod = (padded.bwd if rev else padded.fwd)[layer]
             getattr(mod, name.split("_l")[0] + "_l0").copy_(w)

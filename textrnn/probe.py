@@ -131,7 +131,7 @@ def saliency(model, task, ids: torch.Tensor) -> dict:
     e = model.embed.emb(ids[None]).detach().requires_grad_(True)  # [1, T, E]
     out, state = model.encoder(e, torch.tensor([len(ids)]))
     mask = torch.ones(1, len(ids), dtype=torch.bool)
-    from textrnn.nn.encoder import last_hidden
+    from textrnn.nn.padded_encoder import last_hidden
 
     pooled, weights = model.pool(out, mask, last_hidden(state, model.cfg.encoder))
     logits = model.head(pooled)[0]

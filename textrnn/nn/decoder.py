@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from textrnn.nn import attention
+from textrnn.nn.cells import CELLS
 from textrnn.nn.dropout import Dropout
-from textrnn.registry import get
 
 
 def select_state(state, idx: torch.Tensor):
@@ -31,9 +31,7 @@ class Decoder(nn.Module):
         H, L = cfg.hidden, cfg.layers
         self.out_dim = emb_dim if cfg.tie_output else H  # size of the attentional vector h~
         in_dim = emb_dim + (self.out_dim if cfg.input_feeding else 0)
-        self.rnn = get("cell", cfg.cell)(
-            in_dim, H, num_layers=L, dropout=cfg.dropout if L > 1 else 0.0, batch_first=True
-        )
+        self.rnn = CELLS[cfg.cell](in_dim, H, num_layers=L, dropout=cfg.dropout if L > 1 else 0.0, batch_first=True)
         self.attn = attention.build(cfg.attention, H, memory_dim, cfg.attn_dim)
         self.combine = nn.Linear(H + memory_dim, self.out_dim)
         self.drop = Dropout(cfg.dropout)

@@ -21,9 +21,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from textrnn.config import Encoder as EncCfg
-from textrnn.nn import encoder as _cells  # noqa: F401  (registers the cells)
+from textrnn.nn.cells import CELLS
 from textrnn.nn.dropout import Dropout
-from textrnn.registry import get
 
 
 def reverse_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -40,7 +39,7 @@ class PaddedEncoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         D = 2 if cfg.bidirectional else 1
-        cell = get("cell", cfg.cell)
+        cell = CELLS[cfg.cell]
         dims = [input_dim] + [cfg.hidden * D] * (cfg.layers - 1)
         self.fwd = nn.ModuleList(cell(d, cfg.hidden, batch_first=True) for d in dims)
         self.bwd = nn.ModuleList(cell(d, cfg.hidden, batch_first=True) for d in dims) if cfg.bidirectional else None
@@ -96,3 +95,10 @@ class PaddedEncoder(nn.Module):
         out, _ = pad_packed_sequence(p._replace(data=res[0]), batch_first=True, total_length=T)  # [B, T, D*H]
         h_n = res[1].index_select(1, p.unsorted_indices)  # [L*D, B, H], back in batch order
         return self.drop(out), h_n
+
+
+def last_hidden(h_n: torch.Tensor, cfg: EncCfg) -> torch.Tensor:
+    """The top layer's final hidden state, both directions concatenated: h_n [L*D, B, H] -> [B, D*H]."""
+    if cfg.bidirectional:
+        return torch.cat([h_n[-2], h_n[-1]], dim=-1)
+    return h_n[-1]

@@ -16,9 +16,8 @@ from textrnn.config import Rate, Size, Strict
 from textrnn.data import batching, sources
 from textrnn.errors import UserError
 from textrnn.nn.embedding import Embedding, load_vectors
-from textrnn.nn.encoder import last_hidden
 from textrnn.nn.heads import MLP
-from textrnn.nn.padded_encoder import PaddedEncoder as Encoder  # = packed sequences, on fused kernels
+from textrnn.nn.padded_encoder import PaddedEncoder, last_hidden
 from textrnn.registry import get, register
 from textrnn.rundir import write_json
 from textrnn.tasks.base import Task, read_json
@@ -42,7 +41,7 @@ class Classifier(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed = Embedding(vocab_size, cfg.embedding.dim, pad_id, cfg.embedding.dropout)
-        self.encoder = Encoder(cfg.embedding.dim, cfg.encoder)
+        self.encoder = PaddedEncoder(cfg.embedding.dim, cfg.encoder)
         d = self.encoder.out_dim
         self.pool = get("pooling", cfg.pooling)(d) if cfg.pooling == "attention" else get("pooling", cfg.pooling)()
         self.head = MLP(d, cfg.head.hidden, n_classes, cfg.head.dropout)

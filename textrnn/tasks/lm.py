@@ -27,10 +27,10 @@ from textrnn.config import Count, NonNegative, Positive, Rate, Share, Size, Stri
 from textrnn.config import Embedding as EmbCfg
 from textrnn.data import batching, sources
 from textrnn.errors import UserError
-from textrnn.nn import encoder as _cells  # noqa: F401  (registers the cells)
+from textrnn.nn.cells import CELLS
 from textrnn.nn.dropout import Dropout
 from textrnn.nn.embedding import Embedding, load_vectors
-from textrnn.registry import get, register
+from textrnn.registry import register
 from textrnn.tasks.base import Task
 
 
@@ -67,7 +67,7 @@ class LanguageModel(nn.Module):
         super().__init__()
         E, H = cfg.embedding.dim, cfg.hidden
         self.embed = Embedding(vocab_size, E, pad_id, cfg.embedding.dropout)
-        self.rnn = get("cell", cfg.cell)(
+        self.rnn = CELLS[cfg.cell](
             E, H, num_layers=cfg.layers, batch_first=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0
         )
         self.drop = Dropout(cfg.output_dropout)

@@ -66,7 +66,7 @@ class Seq2Seq(nn.Module):
         self.bidirectional = enc.bidirectional
         self.src_embed = Embedding(src_vocab, E, pad_id, cfg.embedding.dropout)
         self.tgt_embed = self.src_embed if shared else Embedding(tgt_vocab, E, pad_id, cfg.embedding.dropout)
-        self.encoder = PaddedEncoder(E, enc)  # = packed sequences, on fused kernels
+        self.encoder = PaddedEncoder(E, enc)  # padded, on fused kernels; equals the packed result
         self.decoder = Decoder(self.tgt_embed, E, self.encoder.out_dim, self.encoder.out_dim, cfg.decoder, tgt_vocab)
 
     def _top(self, s: torch.Tensor) -> torch.Tensor:
