@@ -1,10 +1,11 @@
+"""Fixtures: a private tokenization cache, the in-process CLI runner, one tiny trained run per task."""
+
 import os
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import LM_TEXTS, NEG, PAIRS, POS, TINY_TRAIN, write
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -32,61 +33,6 @@ def cli(monkeypatch, capsys):
         return code, out, err
 
     return run
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-# -- tiny data and one trained run per task
-POS = [
-    "a wonderful film",
-    "great acting and a great story",
-    "I loved it",
-    "superb and moving",
-    "a delight",
-    "truly great fun",
-    "wonderful music",
-    "I loved the cast",
-    "a superb story",
-    "great, just great",
-]
-NEG = [
-    "a dull film",
-    "boring and far too long",
-    "I hated it",
-    "awful acting",
-    "a mess",
-    "dull, dull, dull",
-    "a boring story",
-    "I hated the cast",
-    "awful music",
-    "truly awful",
-]
-LM_TEXTS = [
-    "the cat sat on the mat",
-    "the dog sat on the log",
-    "a cat and a dog",
-    "the mat is red",
-    "I'll be there in five minutes",
-    "I'll be there in ten minutes",
-    "see you soon",
-] * 6
-PAIRS = [
-    ("ein hund", "a dog"),
-    ("eine katze", "a cat"),
-    ("der hund läuft", "the dog runs"),
-    ("die katze läuft", "the cat runs"),
-    ("der hund schläft", "the dog sleeps"),
-    ("die katze schläft", "the cat sleeps"),
-    ("ein roter hund", "a red dog"),
-    ("eine rote katze", "a red cat"),
-]
-TINY_TRAIN = (
-    "train: {epochs: %d, batch_tokens: 60, optimizer: {lr: 0.02}, threads: 1, patience: 50, checkpoint_every: 0}\n"
-)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import torch
 import textrnn
 from textrnn.errors import UserError
 
-from conftest import LM_TEXTS, NEG, PAIRS, POS, ROOT, write
+from helpers import LM_TEXTS, NEG, PAIRS, POS, ROOT, write
 
 
 def test_train_returns_the_run_and_load_gives_the_task_object(runs):

@@ -17,7 +17,7 @@ from textrnn import config, rundir
 from textrnn.errors import UserError
 from textrnn.registry import get
 
-from conftest import write
+from helpers import write
 
 TRAIN = "train: {epochs: 2, batch_tokens: 60, optimizer: {lr: 0.02}, threads: 1, checkpoint_every: 0}\n"
 PIPES = {

@@ -9,7 +9,7 @@ from torch import nn
 from textrnn import flops, precision
 from textrnn.errors import UserError
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def test_flops_of_linear_and_bidirectional_lstm():

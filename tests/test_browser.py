@@ -10,7 +10,7 @@ webdriver = pytest.importorskip("selenium.webdriver")
 import textrnn  # noqa: E402
 from textrnn.serve.app import Settings  # noqa: E402
 
-from conftest import PAIRS  # noqa: E402
+from helpers import PAIRS  # noqa: E402
 from test_serve import live  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

@@ -8,7 +8,7 @@ from textrnn.chat import Session, run_pipe
 from textrnn.data import dialogue
 from textrnn.errors import UserError
 
-from conftest import write
+from helpers import write
 
 
 def test_pairs_with_history_window():
@@ -165,7 +165,7 @@ def test_chat_refuses_a_classifier_and_empty_dialogues(tmp_path, cli):
     p = write(tmp_path / "p.yaml", "name: c\ntask: chat\ndata:\n  train: {path: one.jsonl, format: turns}\n")
     code, _, err = cli("run", p, "--output", tmp_path / "r")
     assert code == 2 and "no dialogue with two turns" in err
-    from conftest import ROOT
+    from helpers import ROOT
 
     code, _, _ = cli(
         "run",

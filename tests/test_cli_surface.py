@@ -3,7 +3,7 @@
 
 import json
 
-from conftest import write
+from helpers import write
 
 TSV = "text\tlabel\n" + "good film\tpos\nbad film\tneg\ngreat fun\tpos\ndull mess\tneg\n" * 5
 

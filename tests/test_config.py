@@ -1,9 +1,11 @@
+"""The pipeline schema: unknown keys and bad values named with their path, env interpolation, --set, dumps."""
+
 import pytest
 
 from textrnn import config
 from textrnn.errors import UserError
 
-from conftest import write
+from helpers import write
 
 BASE = "name: t\ndata:\n  train: {path: train.tsv}\n"
 

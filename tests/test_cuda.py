@@ -12,7 +12,7 @@ from test_seq2seq import sources, tiny_model
 from textrnn import config, search
 from textrnn.trainer import run_pipeline
 
-from conftest import ROOT
+from helpers import ROOT
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 FAST = ["train.epochs=2", "model.embedding.dim=16", "model.encoder.hidden=16", "train.device=cuda"]

@@ -10,7 +10,7 @@ import pytest
 
 from textrnn.data.batching import make_batches, shard
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 @pytest.mark.parametrize("n_batches", [1, 2, 5, 7, 8])

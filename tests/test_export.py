@@ -17,7 +17,7 @@ import textrnn
 from textrnn.errors import UserError
 from textrnn.export import export
 
-from conftest import PAIRS, ROOT
+from helpers import PAIRS, ROOT
 
 TOL = 1e-4
 SHAPES = [(1, 4), (1, 11), (3, 4), (3, 11)]  # (batch, length)

@@ -10,7 +10,7 @@ from textrnn.data.sources import Examples
 from textrnn.tasks.base import build_task
 from textrnn.trainer import run_pipeline
 
-from conftest import ROOT
+from helpers import ROOT
 
 FAST = [
     "train.epochs=2",

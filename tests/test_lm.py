@@ -14,7 +14,7 @@ from textrnn.tasks.base import build_task
 from textrnn.tasks.lm import columns
 from textrnn.trainer import run_pipeline
 
-from conftest import ROOT, write
+from helpers import ROOT, write
 
 TINY = [
     "model.embedding.dim=16",

@@ -1,3 +1,5 @@
+"""Network parts: pooling and attention ignore padding, the encoder's padded batch equals each sequence alone."""
+
 import pytest
 import torch
 

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from textrnn import config
 from textrnn.trainer import run_pipeline
 
-from conftest import ROOT, write
+from helpers import ROOT, write
 
 FAST = ["train.epochs=3", "model.embedding.dim=16", "model.encoder.hidden=16", "train.checkpoint_every=5"]
 

@@ -8,7 +8,7 @@ import pytest
 from textrnn import config, rundir
 from textrnn.errors import Interrupted
 
-from conftest import write
+from helpers import write
 
 ROWS = "".join(f"{t}\tpos\n" for t in ["good film", "great fun", "loved it", "superb"]) + "".join(
     f"{t}\tneg\n" for t in ["bad film", "dull mess", "hated it", "awful"]

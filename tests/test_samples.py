@@ -2,7 +2,7 @@
 
 import csv
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def _rows(path):

@@ -13,7 +13,7 @@ from textrnn.nn import attention
 from textrnn.tasks.seq2seq import Seq2Seq, Seq2SeqModel
 from textrnn.trainer import run_pipeline
 
-from conftest import ROOT, write
+from helpers import ROOT, write
 
 FAST = [
     "train.epochs=2",

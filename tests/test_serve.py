@@ -27,7 +27,7 @@ from textrnn.serve.run import named_runs  # noqa: E402
 from textrnn.serve.schemas import Limits  # noqa: E402
 from textrnn.serve.sessions import Sessions  # noqa: E402
 
-from conftest import NEG, PAIRS, POS, ROOT  # noqa: E402
+from helpers import NEG, PAIRS, POS, ROOT  # noqa: E402
 
 
 def free_port() -> int:

@@ -1,3 +1,5 @@
+"""Data sources: tsv / csv / jsonl / per-label files / the hub (a local dataset dir), carved valid, named errors."""
+
 import gzip
 import json
 
@@ -7,7 +9,7 @@ from textrnn.config import Data, Source
 from textrnn.data.sources import read, read_splits
 from textrnn.errors import UserError
 
-from conftest import write
+from helpers import write
 
 
 def test_tsv_with_header(tmp_path):

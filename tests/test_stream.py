@@ -11,7 +11,7 @@ from textrnn.data import sources
 from textrnn.tasks.base import build_task
 from textrnn.trainer import run_pipeline
 
-from conftest import ROOT, write
+from helpers import ROOT, write
 
 FAST = [
     "train.epochs=2",

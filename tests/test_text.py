@@ -1,3 +1,5 @@
+"""Tokenizers (spaCy, whitespace, char, sentencepiece), the vocabulary, the tokenization cache."""
+
 from collections import Counter
 
 import numpy as np
