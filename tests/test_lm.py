@@ -14,7 +14,7 @@ from textrnn.tasks.base import build_task
 from textrnn.tasks.lm import columns
 from textrnn.trainer import run_pipeline
 
-from helpers import ROOT, write
+from helpers import LM_TEXTS, ROOT, write
 
 TINY = [
     "model.embedding.dim=16",
@@ -38,15 +38,7 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-TEXTS = [
-    "the cat sat on the mat",
-    "the dog sat on the log",
-    "a cat and a dog",
-    "the mat is red",
-    "I'll be there in five minutes",
-    "I'll be there in ten minutes",
-    "see you soon",
-] * 3
+TEXTS = LM_TEXTS[: 7 * 3]  # the seven sentences three times
 
 
 def lm_cfg(*extra):
