@@ -55,6 +55,7 @@ def inspect(
     from rich.text import Text
 
     from textrnn import plots, probe
+    from textrnn.inference import Classifier, Translator
     from textrnn.tasks.seq2seq import plot_attention
 
     if len(args) < 2:
@@ -97,7 +98,7 @@ def inspect(
                 entry["gates"] = {k: v.tolist() for k, v in gates.items()}
             r["layers"].append(entry)
         decay[name] = r["gradient_by_distance"] = probe.gradient_by_distance(model, task, ids)
-        if cfg.task == "classify":
+        if isinstance(m, Classifier):
             s = probe.saliency(model, task, ids)
             r["saliency"] = s
             plots.saliency(
@@ -113,7 +114,7 @@ def inspect(
                 colour = f"rgb({int(40 + 200 * a)},60,60)" if v < 0 else f"rgb(60,{int(40 + 200 * a)},60)"
                 line.append(tok + " ", style=f"bold {colour}" if a > 0.3 else colour)
             con.print(line)
-        if cfg.task in ("translate", "chat"):
+        if isinstance(m, Translator):  # and Chatbot
             src, tgt, w = m.attention(text, beam=1, n_best=1)
             plot_attention(w, src, tgt, out_dir / f"{name}-attention.png", f"{name}: {text}")
             r["attention"] = {"source": src, "target": tgt, "weights": w.tolist()}

@@ -166,18 +166,15 @@ class TaskModel:
             return plots.curves_figure(
                 rundir.read_metrics(self.run), self.task.metric, self.pipeline.name, self.summary.get("best_epoch")
             )
-        if what == "confusion" and self.task_name == "classify":
-            s = self.summary
-            split = "test" if "confusion" in s.get("test", {}) else "valid"
-            if "confusion" not in s.get(split, {}):
-                raise UserError(f"{self.run}: no confusion matrix in summary.json (the run has not finished)")
-            import numpy as np
+        if what in self.figures:
+            return self._figure(what)
+        raise UserError(f"plot {what!r}: {self.run} is {self.kind}; it draws {', '.join(self.figures)}")
 
-            return plots.confusion_figure(
-                np.array(s[split]["confusion"]), self.task.labels, f"{self.pipeline.name}: {split}"
-            )
-        kinds = "curves, confusion" if self.task_name == "classify" else "curves"
-        raise UserError(f"plot {what!r}: {self.run} is {self.kind}; it draws {kinds}")
+    figures: ClassVar[tuple[str, ...]] = ("curves",)  # what plot() draws
+
+    def _figure(self, what: str):
+        """A task's own figure (one of `figures` besides the curves)."""
+        raise NotImplementedError(what)
 
 
 def _all_methods() -> set[str]:

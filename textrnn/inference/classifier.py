@@ -7,6 +7,7 @@ from typing import Sequence, Union, overload
 
 import numpy as np
 
+from textrnn.errors import UserError
 from textrnn.inference.base import TaskModel, texts_arg
 
 
@@ -33,6 +34,18 @@ class Classifier(TaskModel):
     def labels(self) -> list[str]:
         """The class names, in the order of predict_proba's columns."""
         return list(self.task.labels)
+
+    figures = ("curves", "confusion")
+
+    def _figure(self, what: str):
+        """The confusion matrix of the test split (else valid) from summary.json."""
+        from textrnn import plots
+
+        s = self.summary
+        split = "test" if "confusion" in s.get("test", {}) else "valid"
+        if "confusion" not in s.get(split, {}):
+            raise UserError(f"{self.run}: no confusion matrix in summary.json (the run has not finished)")
+        return plots.confusion_figure(np.array(s[split]["confusion"]), self.labels, f"{self.pipeline.name}: {split}")
 
     def _details(self) -> dict:
         return {"labels": self.labels}
