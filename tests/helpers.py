@@ -1,5 +1,9 @@
 """What the tests share besides fixtures: the repository root, a file writer, tiny data sets."""
 
+import socket
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,3 +62,34 @@ PAIRS = [
 TINY_TRAIN = (
     "train: {epochs: %d, batch_tokens: 60, optimizer: {lr: 0.02}, threads: 1, patience: 50, checkpoint_every: 0}\n"
 )
+
+
+# -- a live server (the serve extra)
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def live(models, settings=None):
+    """A uvicorn server on a free loopback port in a thread; yields (base URL, app)."""
+    import uvicorn
+
+    from textrnn.serve.app import Settings, create_app
+
+    app = create_app(models, settings or Settings())
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    t = threading.Thread(target=server.run, daemon=True)
+    t.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.02)
+    assert server.started, "the server did not start"
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        t.join(10)

@@ -4,14 +4,14 @@ import shutil
 
 import pytest
 
+import textrnn
+
+from helpers import PAIRS, live
+
 pytest.importorskip("fastapi")
 webdriver = pytest.importorskip("selenium.webdriver")
 
-import textrnn  # noqa: E402
 from textrnn.serve.app import Settings  # noqa: E402
-
-from helpers import PAIRS  # noqa: E402
-from test_serve import live  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 DRIVER = shutil.which("chromedriver")

@@ -5,55 +5,25 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import pytest
 
 pytest.importorskip("fastapi")
 import httpx  # noqa: E402
-import uvicorn  # noqa: E402
 
 import textrnn  # noqa: E402
 from textrnn.errors import UserError  # noqa: E402
-from textrnn.serve.app import Settings, create_app  # noqa: E402
+from textrnn.serve.app import Settings  # noqa: E402
 from textrnn.serve.batcher import Batcher, Busy  # noqa: E402
 from textrnn.serve.run import named_runs  # noqa: E402
 from textrnn.serve.schemas import Limits  # noqa: E402
 from textrnn.serve.sessions import Sessions  # noqa: E402
 
-from helpers import NEG, PAIRS, POS, ROOT  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def live(models, settings=Settings()):
-    """A uvicorn server on a free loopback port in a thread; yields (base URL, app)."""
-    app = create_app(models, settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.02)
-    assert server.started, "the server did not start"
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        t.join(10)
+from helpers import NEG, PAIRS, POS, ROOT, free_port, live  # noqa: E402
 
 
 @pytest.fixture(scope="module")

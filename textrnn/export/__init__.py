@@ -8,9 +8,7 @@ signature.json (`textrnn export RUN -o DIR`; see docs/export.md).
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -26,7 +24,7 @@ def export(run: str | Path, out_dir: str | Path, format: str = "onnx", overwrite
     against PyTorch; returns the signature (also OUT_DIR/signature.json). Bad input raises UserError."""
     if format not in FORMATS:
         raise UserError(f"--format {format}: the export formats are {', '.join(FORMATS)}")
-    from textrnn import __version__, inference
+    from textrnn import __version__, inference, rundir
 
     run_path, _ = inference.read_pipeline(run)
     out = Path(out_dir)
@@ -41,8 +39,7 @@ def export(run: str | Path, out_dir: str | Path, format: str = "onnx", overwrite
 
     loaded = inference.load(run_path, device="cpu")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"  # beside OUT_DIR: one file system
-    tmp.mkdir()
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))  # beside OUT_DIR: one file system
     try:
         made = to_onnx.write(loaded, tmp)
         texts = signature.text_files(loaded.task)
@@ -58,7 +55,7 @@ def export(run: str | Path, out_dir: str | Path, format: str = "onnx", overwrite
             **made,
             **signature.task_fields(loaded),
         }
-        (tmp / "signature.json").write_text(json.dumps(sig, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        rundir.write_json(tmp / "signature.json", sig)
         replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -14,15 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from textrnn.errors import UserError
 
-Text = Annotated[str, Field()]
-
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class Texts(Body):
-    texts: list[Text] = Field(description="The input texts; results come back in this order.")
+    texts: list[str] = Field(description="The input texts; results come back in this order.")
 
 
 class PredictBody(Texts):
@@ -34,7 +32,7 @@ class CompleteBody(Texts):
 
 
 class GenerateBody(Texts):
-    texts: list[Text] = Field(description="Prompts ('' = from the start); each gets `num` continuations.")
+    texts: list[str] = Field(description="Prompts ('' = from the start); each gets `num` continuations.")
     max_tokens: Optional[Annotated[int, Field(ge=0)]] = None
     temperature: Optional[Annotated[float, Field(ge=0, allow_inf_nan=False)]] = None
     top_k: Optional[Annotated[int, Field(ge=0)]] = None
@@ -64,7 +62,7 @@ class Search(Body):
 
 
 class TranslateBody(Search):
-    texts: list[Text] = Field(description="Source texts; an empty text gives an empty translation.")
+    texts: list[str] = Field(description="Source texts; an empty text gives an empty translation.")
 
 
 class ChatBody(Search):
