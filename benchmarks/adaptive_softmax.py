@@ -2,22 +2,25 @@
 
     python benchmarks/adaptive_softmax.py pipelines/wikitext2.yaml [--steps 40] [--rounds 3]
 
-Both models share the pipeline's data, sizes and optimizer; only `model.softmax` differs. Prints
-JSON: training tokens/s of each and their ratio (the perplexity cost needs equal-budget training
-runs: see benchmarks/README.md).
+Both models share the pipeline's data, sizes and optimizer; only `model.softmax` differs. Each
+variant is its own task (the same train split, read once) with its own model and the trainer's
+step (textrnn.step), so each carries its own hidden state from window to window. Prints JSON:
+training tokens/s of each and their ratio (the perplexity cost needs equal-budget training runs:
+see benchmarks/README.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
+from functools import partial
 
 import torch
 
-from textrnn import config
+from textrnn import bench, config
+from textrnn.step import Step
 from textrnn.tasks.base import build_task
-from textrnn.trainer import make_optimizer, seed_everything
+from textrnn.trainer import seed_everything
 
 
 def main():
@@ -30,47 +33,29 @@ def main():
     base = config.load(a.pipeline, a.set)
     torch.set_num_threads(base.train.threads or torch.get_num_threads())
     seed_everything(base.train.seed)
-    variants = {}
-    task = build_task(base)
-    task.prepare({"train": task.read_splits()["train"]}, None, resume=False)
+    train = {"train": build_task(base).read_splits()["train"]}
+    variants = {}  # name -> (task, step, windows)
     for name in ("full", "adaptive"):
-        m = base.model.model_copy(update={"softmax": name})
-        task.m = m
-        model = task.build_model()
-        variants[name] = (model, make_optimizer(model.parameters(), base.train.optimizer), m)
-    windows = task.batches("train", shuffle=False)
+        task = build_task(config.load(a.pipeline, a.set + [f"model.softmax={name}"]))
+        task.prepare(train, None, resume=False)
+        windows = task.batches("train", shuffle=False)
+        step = Step.build(task.build_model(), task.loss, base.train, torch.device("cpu"), task.higher_is_better)
+        variants[name] = (task, step, windows)
 
     def run(name, start, n):
-        model, opt, m = variants[name]
-        task.m = m
-        model.train()
-        task._state, tokens, t0 = None, 0, time.perf_counter()
-        for k in range(start, start + n):
-            b = task.collate("train", windows[k % len(windows)], "cpu")
-            loss, ntok = task.loss(model, b)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), base.train.clip)
-            opt.step()
-            tokens += ntok
-        return tokens, time.perf_counter() - t0
+        task, step, windows = variants[name]
+        return bench.run_steps(step, lambda idx: task.collate("train", idx, "cpu"), windows, start, n)
 
     for name in variants:
         run(name, 0, 3)  # warm-up
-    tot = {n: [0, 0.0] for n in variants}
-    for r in range(a.rounds):
-        for name in variants:
-            n, dt = run(name, 3 + r * a.steps, a.steps)
-            tot[name][0] += n
-            tot[name][1] += dt
-    tps = {k: n / dt for k, (n, dt) in tot.items()}
+    tps = bench.alternating({name: partial(run, name) for name in variants}, 3, a.steps, a.rounds)
     print(
         json.dumps(
             {
                 "pipeline": base.name,
                 "threads": torch.get_num_threads(),
-                "vocabulary": len(task.vocab),
-                "parameters": {k: sum(p.numel() for p in v[0].parameters()) for k, v in variants.items()},
+                "vocabulary": len(variants["full"][0].vocab),
+                "parameters": {k: sum(p.numel() for p in v[1].model.parameters()) for k, v in variants.items()},
                 "tokens_per_s": tps,
                 "speedup": tps["adaptive"] / tps["full"],
             },

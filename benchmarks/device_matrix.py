@@ -5,9 +5,10 @@
 
 For each variant (encoder path packed | padded, precision fp32 | bf16 | fp16, and on CUDA the
 first path's bf16 run again without the prefetch thread, with and without pinned host memory)
-it times the trainer's step (forward, backward, clip, optimizer) on the pipeline's own bucketed
-batches, as `textrnn bench` does, after preparing the data once. Prints JSON: every variant's real
-tokens/s, and the ratios packed / padded per precision and each precision / fp32 per path.
+it times the trainer's step (textrnn.step: forward, backward, clip, optimizer) on the pipeline's
+own bucketed batches, as `textrnn bench` does, after preparing the data once per encoder path.
+Prints JSON: every variant's real tokens/s, and the ratios packed / padded per precision and each
+precision / fp32 per path.
 """
 
 from __future__ import annotations
@@ -19,12 +20,20 @@ import sys
 import torch
 
 from textrnn import bench, config
-from textrnn.data import batching
 from textrnn.device import pick_device
 
 
-def unpinned(t: torch.Tensor, device) -> torch.Tensor:
-    return t.to(device, non_blocking=True)
+def unpinned(task, device: torch.device):
+    """A collate without pinned memory: the task's own on the host, then plain non-blocking copies of
+    the tensors that its collate puts on `device` (lengths stay on the host)."""
+    probe = task.collate("train", task.batches("train", shuffle=False)[0], device)
+    moved = {k for k, v in probe.items() if torch.is_tensor(v) and v.device.type == device.type}
+
+    def collate(idx: list[int]) -> dict:
+        b = task.collate("train", idx, "cpu")
+        return {k: v.to(device, non_blocking=True) if k in moved else v for k, v in b.items()}
+
+    return collate
 
 
 def main() -> None:
@@ -41,22 +50,19 @@ def main() -> None:
         torch.set_num_threads(a.threads)
     dev = pick_device(a.device)
     base = config.load(a.pipeline, a.set)
-    task = bench.prepared_task(base)
     has_encoder = getattr(base.model, "encoder", None) is not None
     impls = a.impls.split(",") if has_encoder else ["-"]
     variants = [(i, p, True, None) for i in impls for p in a.precisions.split(",")]
     if dev.type == "cuda":  # the best path's bf16 run without the background thread, with and without pinning
         variants += [(impls[0], "bf16", True, False), (impls[0], "bf16", False, False)]
-    rows = []
+    rows, tasks = [], {}  # tasks: encoder path -> the task prepared with it (the same data)
     for impl, prec, pin, ahead in variants:
         sets = a.set + [f"train.precision={prec}"] + ([f"model.encoder.impl={impl}"] if has_encoder else [])
         cfg = config.load(a.pipeline, sets)
-        task.cfg = cfg  # the same prepared data, this variant's model and precision
-        batching.to_device, saved = (batching.to_device if pin else unpinned), batching.to_device
-        try:
-            r = bench.training(cfg, a.steps, dev, task=task, prefetch=ahead)
-        finally:
-            batching.to_device = saved
+        if impl not in tasks:
+            tasks[impl] = bench.prepared_task(cfg)
+        task = tasks[impl]
+        r = bench.training(cfg, a.steps, dev, task=task, prefetch=ahead, collate=None if pin else unpinned(task, dev))
         ahead = dev.type == "cuda" if ahead is None else ahead
         row = {
             "impl": impl,

@@ -9,21 +9,24 @@ is one fused LSTM call), tanh combine to 256, tied output layer, cross-entropy o
 padded [B*T, V] logits with ignore_index, Adam, clipping. Both models train on textrnn's batches
 (the same data, vocabulary and token budget), alternating in rounds so that machine noise hits
 both; prints JSON with target tokens/s of each and their ratio.
+
+The two time different steps on purpose: textrnn's model runs the trainer's step (textrnn.step:
+fused Adam, `train.precision`, the gradient scaler where fp16), the reference its own
+hand-written step (plain `torch.optim.Adam`, float32, no scaler), as a 150-line script would.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from textrnn import config
-from textrnn.tasks.base import build_task
-from textrnn.trainer import make_optimizer, seed_everything
+from textrnn import bench, config
+from textrnn.step import Step
 
 
 class Reference(nn.Module):
@@ -48,13 +51,6 @@ class Reference(nn.Module):
         return self.out(self.drop(h))  # [B, T, V]
 
 
-def run_steps(step, batches, start: int, n: int) -> tuple[int, float]:
-    tokens, t0 = 0, time.perf_counter()
-    for k in range(start, start + n):
-        tokens += step(batches[k % len(batches)])
-    return tokens, time.perf_counter() - t0
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("pipeline")
@@ -64,46 +60,33 @@ def main():
     a = ap.parse_args()
     cfg = config.load(a.pipeline, a.set)
     torch.set_num_threads(cfg.train.threads or torch.get_num_threads())
-    seed_everything(cfg.train.seed)
-    task = build_task(cfg)
-    task.prepare({"train": task.read_splits()["train"]}, None, resume=False)
-    ours = task.build_model()
-    ref = Reference(len(task.vocab_tgt), pad=task.vocab.pad)
-    opt_ours = make_optimizer(ours.parameters(), cfg.train.optimizer)
-    opt_ref = torch.optim.Adam(ref.parameters(), lr=cfg.train.optimizer.lr)
+    task = bench.prepared_task(cfg)
     batches = task.batches("train", shuffle=True, seed=1)
+    cpu, total = torch.device("cpu"), cfg.train.epochs * len(batches)
+    ours = Step.build(task.build_model(), task.loss, cfg.train, cpu, task.higher_is_better, total)
+    ref = Reference(len(task.vocab_tgt), pad=task.vocab.pad)
+    opt_ref = torch.optim.Adam(ref.parameters(), lr=cfg.train.optimizer.lr)
     pad, clip = task.vocab_tgt.pad, cfg.train.clip
 
-    def step_ours(idx):
-        ours.train()
-        b = task.collate("train", idx, "cpu")
-        loss, n = task.loss(ours, b)
-        opt_ours.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(ours.parameters(), clip)
-        opt_ours.step()
-        return n
-
-    def step_ref(idx):
+    def step_ref(b: dict) -> tuple[torch.Tensor, int]:
+        """The reference's own step: not textrnn's (see the module's docstring)."""
         ref.train()
-        b = task.collate("train", idx, "cpu")
         logits = ref(b["src"], b["src_len"], b["tgt_in"])
         loss = F.cross_entropy(logits.flatten(0, 1), b["tgt_out"].flatten(), ignore_index=pad, label_smoothing=0.1)
         opt_ref.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(ref.parameters(), clip)
         opt_ref.step()
-        return b["tokens"]
+        return loss.detach(), b["tokens"]
 
-    run_steps(step_ours, batches, 0, 5)  # warm-up
-    run_steps(step_ref, batches, 0, 5)
-    tot = {"textrnn": [0, 0.0], "reference": [0, 0.0]}
-    for r in range(a.rounds):
-        for name, fn in (("textrnn", step_ours), ("reference", step_ref)):
-            n, dt = run_steps(fn, batches, 5 + r * a.steps, a.steps)
-            tot[name][0] += n
-            tot[name][1] += dt
-    tps = {k: n / dt for k, (n, dt) in tot.items()}
+    def collate(idx: list[int]) -> dict:
+        return task.collate("train", idx, "cpu")
+
+    runs = {"textrnn": partial(bench.run_steps, ours, collate, batches)}
+    runs["reference"] = partial(bench.run_steps, step_ref, collate, batches)
+    for run in runs.values():
+        run(0, 5)  # warm-up
+    tps = bench.alternating(runs, 5, a.steps, a.rounds)
     print(
         json.dumps(
             {
@@ -111,7 +94,7 @@ def main():
                 "threads": torch.get_num_threads(),
                 "steps": a.steps * a.rounds,
                 "parameters": {
-                    "textrnn": sum(p.numel() for p in ours.parameters()),
+                    "textrnn": sum(p.numel() for p in ours.model.parameters()),
                     "reference": sum(p.numel() for p in ref.parameters()),
                 },
                 "target_tokens_per_s": tps,

@@ -3,10 +3,11 @@
     python benchmarks/translate_speed.py pipelines/multi30k-de-en.yaml [--steps 300] [--run RUN]
         [--test SRC_FILE] [--set key=value ...]
 
-Trains `--steps` steps of the pipeline's model (the trainer's loop body: clip, Adam) and
-reports target tokens/s; then decodes the test source file (default: the pipeline's test
-split) greedily, with beam 5, and with a plain hand-written greedy loop over the same weights
-(the in-process baseline), with that model or with a trained run directory (`--run`).
+Trains `--steps` steps of the pipeline's model (the trainer's step, textrnn.step: clipping,
+optimizer, `train.precision`) and reports target tokens/s; then decodes the test source file
+(default: the pipeline's test split) greedily, with beam 5, and with a plain hand-written greedy
+loop over the same weights (the in-process baseline), with that model or with a trained run
+directory (`--run`).
 Add `--quantize` to decode with int8 weights. Prints JSON.
 """
 
@@ -18,29 +19,23 @@ import time
 
 import torch
 
-from textrnn import config, rundir
+from textrnn import bench, config, rundir
 from textrnn.data import parallel
+from textrnn.step import Step
 from textrnn.tasks.base import build_task
 from textrnn.tasks.seq2seq import search_cfg
-from textrnn.trainer import make_optimizer, seed_everything
+from textrnn.trainer import seed_everything
 
 
 def train_steps(task, model, cfg, steps: int) -> float:
-    opt = make_optimizer(model.parameters(), cfg.train.optimizer)
+    """Target tokens/s over `steps` training steps, after 5 untimed ones."""
     batches = task.batches("train", shuffle=True, seed=1)
-    model.train()
-    tokens, t0 = 0, None
-    for k in range(steps + 5):
-        if k == 5:  # warm-up steps are not timed
-            tokens, t0 = 0, time.perf_counter()
-        b = task.collate("train", batches[k % len(batches)], "cpu")
-        loss, n = task.loss(model, b)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip)
-        opt.step()
-        tokens += n
-    return tokens / (time.perf_counter() - t0)
+    total = cfg.train.epochs * len(batches)
+    step = Step.build(model, task.loss, cfg.train, torch.device("cpu"), task.higher_is_better, total)
+    collate = lambda idx: task.collate("train", idx, "cpu")  # noqa: E731
+    bench.run_steps(step, collate, batches, 0, 5)
+    tokens, seconds = bench.run_steps(step, collate, batches, 5, steps)
+    return tokens / seconds
 
 
 def decode(task, model, texts, cfg, beam: int) -> dict:

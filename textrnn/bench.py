@@ -1,7 +1,8 @@
 """`textrnn bench`: training speed against the machine's own GEMM rate, inference speed, peak memory.
 
 All figures come from one process, so their ratios hold on a noisy machine:
-* training: real (non-pad) tokens/s over `steps` trainer steps on the pipeline's own batches,
+* training: real (non-pad) tokens/s over `steps` of the trainer's step (textrnn.step) on the
+  pipeline's own batches,
   pad fraction, model FLOPs per token (3 x the forward pass's matrix products), the float32
   GEMM rate of the same shapes, and achieved / GEMM = the roofline fraction;
 * inference (with a trained run directory): predict sentences/s, translate sentences/s greedy
@@ -15,7 +16,7 @@ import resource
 import statistics
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -23,8 +24,9 @@ from textrnn import config, flops, precision, rundir
 from textrnn.data import batching
 from textrnn.data.prefetch import prefetch as data_prefetch
 from textrnn.device import pick_device
-from textrnn.tasks.base import build_model, build_task
-from textrnn.trainer import make_optimizer, seed_everything
+from textrnn.step import Step
+from textrnn.tasks.base import Task, build_model, build_task
+from textrnn.trainer import seed_everything
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -32,67 +34,59 @@ def _pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, max(0, round(q * len(xs)) - 1))]
 
 
-def prepared_task(cfg: config.Pipeline):
+def prepared_task(cfg: config.Pipeline) -> Task:
     """The pipeline's task with its train split read, tokenized and its vocabulary built."""
     seed_everything(cfg.train.seed)
     task = build_task(cfg)
-    task.prepare({"train": task.read_splits()["train"]}, None, resume=False)
+    task.prepare({"train": task.read_splits()["train"]}, None, resume=False)  # type: ignore[arg-type]  # no run dir
     return task
 
 
 def training(
-    cfg: config.Pipeline, steps: int, device: torch.device, warmup: int = 5, task=None, prefetch: Optional[bool] = None
+    cfg: config.Pipeline,
+    steps: int,
+    device: torch.device,
+    warmup: int = 5,
+    task: Optional[Task] = None,
+    prefetch: Optional[bool] = None,
+    collate: Optional[Callable[[list[int]], dict]] = None,
 ) -> dict:
-    """Trainer steps (forward, backward, clip, optimizer) on the train split's bucketed batches.
+    """The trainer's step (forward, backward, clip, optimizer, schedule) on the train split's
+    bucketed batches; `task` (prepared with `cfg`) saves preparing it again.
 
     Batches are collated a few steps ahead in a thread on CUDA, as in the trainer (`prefetch`
-    overrides that)."""
+    overrides that); `collate` (batch indexes -> batch on `device`) replaces the task's own."""
     task = task or prepared_task(cfg)
     seed_everything(cfg.train.seed)
     model = build_model(task).to(device)
-    opt = make_optimizer(model.parameters(), cfg.train.optimizer)
-    dtype = precision.resolve(cfg.train.precision, cfg.train.amp, device)
-    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)  # as the trainer does
     batches = task.batches("train", shuffle=True, seed=1)
+    step = Step.build(model, task.loss, cfg.train, device, task.higher_is_better, cfg.train.epochs * len(batches))
     rec = flops.Recorder(model)
-
-    def step(b: dict) -> int:
-        model.train()
-        with precision.autocast(device, dtype):
-            loss, n = task.loss(model, b)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if cfg.train.clip > 0:
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip)
-        scaler.step(opt)
-        scaler.update()
-        return n
-
+    collate = collate or (lambda idx: task.collate("train", idx, device))
     for k in range(warmup):
-        step(task.collate("train", batches[k % len(batches)], device))
+        step(collate(batches[k % len(batches)]))
     rec.clear()
     timed = [batches[(warmup + k) % len(batches)] for k in range(steps)]
     if device.type == "cuda":
         torch.cuda.synchronize()
     tokens, t0 = 0, time.perf_counter()
     ahead = device.type == "cuda" if prefetch is None else prefetch  # as the trainer does
-    for b in data_prefetch(timed, lambda idx: task.collate("train", idx, device), enabled=ahead):
-        tokens += step(b)
+    for b in data_prefetch(timed, collate, enabled=ahead):
+        tokens += step(b)[1]
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
     rec.close()
     fwd = rec.forward_flops()
     train_flops = 3 * fwd
-    out = {
+    out: dict[str, Any] = {
         "steps": steps,
         "real_tokens": tokens,
         "seconds": seconds,
         "tokens_per_s": tokens / seconds,
         "pad_fraction": batching.pad_fraction(task.lengths("train"), timed),
         "parameters": sum(p.numel() for p in model.parameters()),
-        "precision": precision.label(dtype),
+        "precision": precision.label(step.dtype),
         "model_flops_per_token": train_flops / max(tokens, 1),
         "achieved_gflops": train_flops / seconds / 1e9,
     }
@@ -103,6 +97,34 @@ def training(
     return out
 
 
+def run_steps(
+    step: Callable[[dict], tuple[Any, int]],
+    collate: Callable[[list[int]], dict],
+    batches: list[list[int]],
+    start: int,
+    n: int,
+) -> tuple[int, float]:
+    """Steps start .. start + n - 1 over `batches` (cycled), collation included: (tokens, seconds)."""
+    tokens, t0 = 0, time.perf_counter()
+    for k in range(start, start + n):
+        tokens += step(collate(batches[k % len(batches)]))[1]
+    return tokens, time.perf_counter() - t0
+
+
+def alternating(
+    runs: dict[str, Callable[[int, int], tuple[int, float]]], start: int, steps: int, rounds: int
+) -> dict[str, float]:
+    """Tokens/s of each run(first step, steps) over `rounds` rounds of `steps` steps from `start`,
+    taking turns so that the machine's noise hits them all alike."""
+    tot = {name: [0, 0.0] for name in runs}
+    for r in range(rounds):
+        for name, run in runs.items():
+            n, dt = run(start + r * steps, steps)
+            tot[name][0] += n
+            tot[name][1] += dt
+    return {name: n / dt for name, (n, dt) in tot.items()}
+
+
 def inference(run: Path, device: torch.device, n: int = 100, prec: str = "fp32") -> dict:
     """Speed of the run's commands on its valid split (never the test split), under `--precision`,
     through the inference layer the commands use."""
@@ -110,7 +132,7 @@ def inference(run: Path, device: torch.device, n: int = 100, prec: str = "fp32")
 
     m = api.load(run, device=str(device), precision=prec)
     splits = m.task.read_splits()
-    out: dict = {}
+    out: dict[str, Any] = {}
     if isinstance(m, api.Classifier):
         texts = splits["valid"].texts
         t0 = time.perf_counter()
@@ -154,7 +176,7 @@ def bench(
     dev = pick_device(device)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    out = {
+    out: dict[str, Any] = {
         "pipeline": cfg.name,
         "device": str(dev),
         "threads": torch.get_num_threads(),

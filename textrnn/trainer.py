@@ -9,8 +9,10 @@ import random
 import shutil
 import signal
 import time
+from collections.abc import Sized
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 import torch
@@ -22,6 +24,7 @@ from textrnn.data import batching
 from textrnn.data.prefetch import prefetch
 from textrnn.device import pick_device
 from textrnn.errors import Interrupted, UserError
+from textrnn.step import Step
 from textrnn.tasks.base import Task, build_model, build_task
 
 console = Console(stderr=True, soft_wrap=True)
@@ -33,42 +36,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(params, o: config.Optimizer) -> torch.optim.Optimizer:
-    """SGD / Adam / AdamW, fused (one vectorized kernel per tensor) where PyTorch has it: on CPU
-    the default per-tensor Adam took 28 ms a step for 5 M parameters, the fused one 3.6 ms."""
-    params = [p for p in params if p.requires_grad]
-    devices = {p.device.type for p in params}
-    fast = {"fused": True} if len(devices) == 1 and devices <= {"cpu", "cuda"} else {}
-
-    def build(**kw) -> torch.optim.Optimizer:
-        if o.name == "sgd":
-            return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, **kw)
-        cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
-        return cls(params, lr=o.lr, weight_decay=o.weight_decay, **kw)
-
-    try:
-        return build(**fast)
-    except (RuntimeError, ValueError, TypeError):  # an older torch or a device without fused kernels
-        return build()
-
-
-def make_schedule(opt, s: config.Schedule, higher_is_better: bool, total_steps: int):
-    """Returns (scheduler, stepped_per_batch)."""
-    if s.kind == "plateau":
-        mode = "max" if higher_is_better else "min"
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode=mode, factor=s.factor, patience=s.patience), False
-    if s.kind == "linear":
-        warm = max(s.warmup_steps, 0)
-
-        def f(step):
-            if step < warm:
-                return (step + 1) / warm
-            return max(0.0, (total_steps - step) / max(1, total_steps - warm))
-
-        return torch.optim.lr_scheduler.LambdaLR(opt, f), True
-    return None, False
-
-
 def _comparable(cfg: config.Pipeline) -> dict:
     """The parts of a pipeline that must not change between a run and its resume."""
     d = cfg.model_dump(mode="json")
@@ -78,12 +45,53 @@ def _comparable(cfg: config.Pipeline) -> dict:
     }
 
 
-def _run_eta(st: dict, epoch: int, epochs: int, per_epoch: Optional[int], done_in_epoch: int) -> str:
+@dataclass
+class TrainState:
+    """Where a run stands: what `last.pt` keeps besides the model, the step's optimizer and the RNGs."""
+
+    epoch: int = 0  # epochs finished
+    step_in_epoch: int = 0  # steps of the current epoch done (a resume skips as many batches)
+    global_step: int = 0
+    best: Optional[float] = None  # the best valid metric so far, reached at epoch best_epoch
+    best_epoch: Optional[int] = None
+    bad_epochs: int = 0  # epochs since the best (early stopping)
+    history: list[dict] = field(default_factory=list)  # one record per epoch (metrics.jsonl)
+    step_seconds: float = 0.0  # time in training steps
+    tokens: int = 0  # real (non-pad) tokens trained on
+    wall_seconds: float = 0.0  # time of the run, evaluations included
+    epoch_loss: Optional[float] = None  # the epoch so far: running loss, tokens, step time (a resume goes on)
+    epoch_tokens: int = 0
+    epoch_seconds: float = 0.0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        """Keys a checkpoint lacks keep their defaults (checkpoints before epoch_*: a new tally)."""
+        for f in fields(self):
+            if f.name in d:
+                setattr(self, f.name, d[f.name])
+
+    def new_epoch(self) -> None:
+        self.epoch_loss, self.epoch_tokens, self.epoch_seconds = None, 0, 0.0
+
+    def add_step(self, k: int, loss: float, tokens: int, seconds: float) -> None:
+        """Step k of the epoch is done; the epoch's running loss is a moving average (0.98)."""
+        self.global_step += 1
+        self.step_in_epoch = k + 1
+        self.tokens += tokens
+        self.step_seconds += seconds
+        self.epoch_loss = loss if self.epoch_loss is None else 0.98 * self.epoch_loss + 0.02 * loss
+        self.epoch_tokens += tokens
+        self.epoch_seconds += seconds
+
+
+def _run_eta(st: TrainState, epoch: int, epochs: int, per_epoch: Optional[int], done_in_epoch: int) -> str:
     """Time left for the whole run at the pace so far (evaluations included), e.g. "~12 min left"."""
-    if not per_epoch or not st["global_step"] or not st["wall_seconds"]:
+    if not per_epoch or not st.global_step or not st.wall_seconds:
         return "…"
     left = (per_epoch - done_in_epoch) + per_epoch * (epochs - epoch - 1)  # steps (early stopping may cut it)
-    seconds = st["wall_seconds"] / st["global_step"] * left
+    seconds = st.wall_seconds / st.global_step * left
     return f"~{seconds / 60:.0f} min left" if seconds >= 90 else f"~{seconds:.0f} s left"
 
 
@@ -145,7 +153,7 @@ class Trainer:
             size = f"{len(ex):,} examples" if hasattr(ex, "__len__") else "streamed"
             console.print(f"[dim]{name}: {size} from {ex.origin}{note}[/]")
         valid = splits.get("valid")
-        self._warn(report.small_valid(len(valid) if hasattr(valid, "__len__") else None))
+        self._warn(report.small_valid(len(valid) if isinstance(valid, Sized) else None))
         follower = dist.active() and not self.main
         if follower:
             dist.barrier()  # rank 0 fits the tokenizer and vocabulary and writes them; the others load them
@@ -178,25 +186,21 @@ class Trainer:
             rundir.write_manifest(run)
         if dist.active() and self.main:
             dist.barrier()
-        console.print(f"[dim]vocabulary {len(task.vocab):,} · device {self.device}[/]")
-
-    def _autocast(self):
-        return precision.autocast(self.device, self.dtype)
+        console.print(f"[dim]vocabulary {len(task.vocab or ()):,} · device {self.device}[/]")
 
     # ------------------------------------------------------------------ checkpoints
-    def _checkpoint(self, state: dict) -> None:
+    def _checkpoint(self) -> None:
+        """last.pt: one flat dict, the state's keys beside model, optim, sched, scaler, task and the RNGs."""
         if not self.main:
             return
-        ck = dict(
-            state,
-            model=self.core.state_dict(),
-            optim=self.opt.state_dict(),
-            sched=self.sched.state_dict() if self.sched else None,
-            scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            torch_rng=torch.get_rng_state(),
-            task=self.task.train_state(),
-            cuda_rng=torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
-        )
+        ck = {
+            **self.state.state_dict(),
+            "model": self.core.state_dict(),
+            **self.step.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "task": self.task.train_state(),
+            "cuda_rng": torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
+        }
         rundir.save_torch(self.run / "last.pt", ck)
 
     def _write_metrics(self, history: list[dict]) -> None:
@@ -208,30 +212,32 @@ class Trainer:
         dist.init(self.device)
         self._check_dir()
         task = self._prepare()
-        built = self._build(task)
+        self._build(task)
         if not self.main:
-            return self._train(task, *built)
+            return self._train(task)
         with rundir.locked(self.run):
-            return self._train(task, *built)
+            return self._train(task)
 
-    def _build(self, task: Task) -> tuple:
-        """Model, optimizer, schedule, precision and (resume) the checkpoint's state: no writes."""
+    def _build(self, task: Task) -> None:
+        """Model, training step (optimizer, schedule, precision) and state, from the checkpoint on
+        resume: no writes."""
         t = self.cfg.train
         model = build_model(task).to(self.device)
-        self.core, self.task = model, task  # core: the model itself; self.model: what trains (DDP-wrapped)
-        n_params = sum(p.numel() for p in model.parameters())
+        self.core, self.task = model, task  # core: the model itself; self.step.model: what trains (DDP-wrapped)
+        self.n_params = sum(p.numel() for p in model.parameters())
+        self.steps_per_epoch: Optional[int] = None
+        self.pad: Optional[float] = None  # of the seed-0 epoch
         if task.streaming:
             if t.schedule.kind == "linear":
                 raise UserError("train.schedule.kind linear: needs the epoch's length, unknown when streaming")
-            steps_per_epoch = None
         else:
-            steps_per_epoch = len(task.shard(task.batches("train", shuffle=True, seed=0), dist.rank(), dist.world()))
-        self.opt = make_optimizer(model.parameters(), t.optimizer)
-        self.sched, per_batch = make_schedule(
-            self.opt, t.schedule, task.higher_is_better, t.epochs * (steps_per_epoch or 0)
+            first = task.batches("train", shuffle=True, seed=0)
+            self.steps_per_epoch = len(task.shard(first, dist.rank(), dist.world()))
+            self.pad = batching.pad_fraction(task.lengths("train"), first)
+        self.step = Step.build(
+            model, task.loss, t, self.device, task.higher_is_better, t.epochs * (self.steps_per_epoch or 0)
         )
-        self.dtype = precision.resolve(t.precision, t.amp, self.device)  # autocast dtype, None = float32
-        self.tb = None
+        self.tb: Any = None  # a SummaryWriter under train.tensorboard
         if t.tensorboard and self.main:
             try:
                 from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (needs the tensorboard package)
@@ -239,62 +245,41 @@ class Trainer:
                 raise UserError(
                     "train.tensorboard: needs the tensorboard package (pip install 'textrnn[tensorboard]')"
                 ) from None
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
-        st = {
-            "epoch": 0,
-            "step_in_epoch": 0,
-            "global_step": 0,
-            "best": None,
-            "best_epoch": None,
-            "bad_epochs": 0,
-            "history": [],
-            "step_seconds": 0.0,
-            "tokens": 0,
-            "wall_seconds": 0.0,
-            "epoch_loss": None,
-            "epoch_tokens": 0,
-            "epoch_seconds": 0.0,
-        }  # the epoch so far: a resume goes on with it
+        self.state = TrainState()
         if self.resume:
             ck = rundir.load_torch(self.run / "last.pt")
             try:
                 model.load_state_dict(ck["model"])
-                self.opt.load_state_dict(ck["optim"])
-                if self.sched and ck.get("sched"):
-                    self.sched.load_state_dict(ck["sched"])
-                if self.scaler.is_enabled() and ck.get("scaler"):
-                    self.scaler.load_state_dict(ck["scaler"])
+                self.step.load_state_dict(ck)
                 torch.set_rng_state(ck["torch_rng"])
                 if ck.get("cuda_rng") is not None and self.device.type == "cuda":
                     torch.cuda.set_rng_state(ck["cuda_rng"])
                 task.load_train_state(ck.get("task") or {}, self.device)
-                st = {k: ck.get(k, v) for k, v in st.items()}  # checkpoints before epoch_* keys: a new tally
+                self.state.load_state_dict(ck)
             except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
                 raise UserError(
                     f"{self.run / 'last.pt'}: not a checkpoint of this run "
                     f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
                 ) from None
-            console.print(f"resuming at epoch {st['epoch'] + 1}, step {st['global_step']}")
-        return model, st, n_params, steps_per_epoch, per_batch
+            console.print(f"resuming at epoch {self.state.epoch + 1}, step {self.state.global_step}")
 
-    def _train(self, task: Task, model, st: dict, n_params: int, steps_per_epoch, per_batch: bool) -> dict:
-        t = self.cfg.train
+    def _train(self, task: Task) -> dict:
+        t, st, model = self.cfg.train, self.state, self.core
         self._claim(task)  # everything is validated: from here on the run directory changes
         if self.cfg.train.tensorboard and self.main:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(self.run / rundir.TENSORBOARD), purge_step=st["global_step"] or None)
+            self.tb = SummaryWriter(str(self.run / rundir.TENSORBOARD), purge_step=st.global_step or None)
         if dist.world() > 1:
-            torch.manual_seed(t.seed + 7919 * dist.rank() + st["global_step"])  # each rank its own dropout
+            torch.manual_seed(t.seed + 7919 * dist.rank() + st.global_step)  # each rank its own dropout
             console.print(f"[dim]{dist.world()} processes (torchrun), {dist.backend()} backend[/]")
-        self.model = dist.wrap(model, self.device)
-        prec = precision.label(self.dtype)
-        if task.streaming:
-            pad, shape = None, "streamed batches"
+        self.step.model = dist.wrap(model, self.device)
+        prec = precision.label(self.step.dtype)
+        if self.pad is None:
+            shape = "streamed batches"
         else:
-            pad = batching.pad_fraction(task.lengths("train"), task.batches("train", shuffle=True, seed=0))
-            shape = f"{steps_per_epoch} batches per epoch · {pad:.1%} padding"
-        console.print(f"[dim]{n_params:,} parameters · {shape} · {prec}[/]")
+            shape = f"{self.steps_per_epoch} batches per epoch · {self.pad:.1%} padding"
+        console.print(f"[dim]{self.n_params:,} parameters · {shape} · {prec}[/]")
 
         def on_signal(signum, frame):
             if self.stop_requested:
@@ -309,7 +294,7 @@ class Trainer:
             for sig in old_handlers:
                 signal.signal(sig, on_signal)
         try:
-            self._loop(task, st, steps_per_epoch, per_batch)
+            self._loop(task)
         finally:
             if self.tb is not None:
                 self.tb.close()
@@ -321,29 +306,29 @@ class Trainer:
             extra = {
                 "world_size": dist.world(),
                 "weights_equal": dist.weights_equal(model),
-                "tokens_all_ranks": int(dist.total(st["tokens"])),
+                "tokens_all_ranks": int(dist.total(st.tokens)),
             }
-        summary = self._finish(task, st, n_params, pad, extra) if self.main else {}
+        summary = self._finish(task, extra) if self.main else {}
         dist.finish()
         return summary
 
-    def _loop(self, task: Task, st: dict, steps_per_epoch: int, per_batch: bool) -> None:
-        t, model = self.cfg.train, self.model
-        wall0 = time.perf_counter() - st["wall_seconds"]
-        for epoch in range(st["epoch"], t.epochs):
-            if st["bad_epochs"] >= t.patience:
+    def _loop(self, task: Task) -> None:
+        t, st = self.cfg.train, self.state
+        wall0 = time.perf_counter() - st.wall_seconds
+        for epoch in range(st.epoch, t.epochs):
+            if st.bad_epochs >= t.patience:
                 break
             seed = t.seed * 100_003 + epoch
+            order: Iterable[list[int]]
+            total: Optional[int]
             if task.streaming:  # batches come buffer by buffer; their number is known at the epoch's end
                 order, total = task.stream_batches(seed, dist.rank(), dist.world()), None
             else:
-                order = task.shard(task.batches("train", shuffle=True, seed=seed), dist.rank(), dist.world())
-                total = len(order)
-            skip = st["step_in_epoch"]
-            if skip:  # resuming mid-epoch: the running loss and speed of the steps before the interruption
-                ema, ep_tokens, ep_time = st["epoch_loss"], st["epoch_tokens"], st["epoch_seconds"]
-            else:
-                ema, ep_tokens, ep_time = None, 0, 0.0
+                batches = task.shard(task.batches("train", shuffle=True, seed=seed), dist.rank(), dist.world())
+                order, total = batches, len(batches)
+            skip = st.step_in_epoch
+            if not skip:  # a new epoch (resuming mid-epoch goes on with the running loss and speed so far)
+                st.new_epoch()
             # on a terminal only: a log file or pipe gets the one line per epoch below and nothing else
             with Progress(
                 TextColumn("epoch {task.fields[epoch]}/" + str(t.epochs)),
@@ -371,132 +356,116 @@ class Trainer:
                 collate = lambda ki: (ki[0], task.collate("train", ki[1], self.device))  # noqa: E731
                 for k, batch in prefetch(todo, collate, enabled=self.device.type == "cuda"):
                     t0 = time.perf_counter()
-                    model.train()
-                    with self._autocast():
-                        loss, ntok = task.loss(model, batch)
-                    self.opt.zero_grad(set_to_none=True)
-                    self.scaler.scale(loss).backward()
-                    if t.clip > 0:
-                        self.scaler.unscale_(self.opt)
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip)
-                    self.scaler.step(self.opt)
-                    self.scaler.update()
-                    if per_batch:
-                        self.sched.step()
+                    loss, ntok = self.step(batch)
                     if self.device.type == "cuda":
                         torch.cuda.synchronize()
                     dt = time.perf_counter() - t0
-                    lv = float(loss.detach())
+                    lv = float(loss)
                     if not math.isfinite(lv):
                         raise UserError(
-                            f"training diverged at step {st['global_step'] + 1} (loss {lv}); "
+                            f"training diverged at step {st.global_step + 1} (loss {lv}); "
                             f"lower train.optimizer.lr or set train.clip"
                         )
-                    ema = lv if ema is None else 0.98 * ema + 0.02 * lv
                     if self.tb is not None:
-                        self.tb.add_scalar("train/loss", lv, st["global_step"] + 1)
-                    st["global_step"] += 1
-                    st["step_in_epoch"] = k + 1
-                    st["tokens"] += ntok
-                    st["step_seconds"] += dt
-                    ep_tokens += ntok
-                    ep_time += dt
-                    st["epoch_loss"], st["epoch_tokens"], st["epoch_seconds"] = ema, ep_tokens, ep_time
+                        self.tb.add_scalar("train/loss", lv, st.global_step + 1)
+                    st.add_step(k, lv, ntok, dt)
                     bar.update(
                         pid,
                         advance=1,
-                        loss=ema,
-                        tps=ep_tokens / max(ep_time, 1e-9),
+                        loss=st.epoch_loss,
+                        tps=st.epoch_tokens / max(st.epoch_seconds, 1e-9),
                         eta=_run_eta(st, epoch, t.epochs, total, k + 1),
                     )
-                    st["wall_seconds"] = time.perf_counter() - wall0
+                    st.wall_seconds = time.perf_counter() - wall0
                     if self.on_step:
-                        self.on_step(st["global_step"])
+                        self.on_step(st.global_step)
                     if dist.any_rank(self.stop_requested):
-                        self._checkpoint(st)
+                        self._checkpoint()
                         raise Interrupted(
-                            f"interrupted at step {st['global_step']}; checkpoint written to {self.run / 'last.pt'}",
+                            f"interrupted at step {st.global_step}; checkpoint written to {self.run / 'last.pt'}",
                             self.run,
                         )
-                    if t.checkpoint_every and st["global_step"] % t.checkpoint_every == 0 and k + 1 != total:
-                        self._checkpoint(st)
-                    if dist.any_rank(bool(t.max_minutes and st["wall_seconds"] >= 60 * t.max_minutes)):
+                    if t.checkpoint_every and st.global_step % t.checkpoint_every == 0 and k + 1 != total:
+                        self._checkpoint()
+                    if dist.any_rank(bool(t.max_minutes and st.wall_seconds >= 60 * t.max_minutes)):
                         break
-            out_of_time = dist.any_rank(bool(t.max_minutes and st["wall_seconds"] >= 60 * t.max_minutes))
-            self._end_epoch(task, st, epoch, ema, ep_tokens, ep_time)
-            st["wall_seconds"] = time.perf_counter() - wall0
-            self._checkpoint(st)
+            out_of_time = dist.any_rank(bool(t.max_minutes and st.wall_seconds >= 60 * t.max_minutes))
+            self._end_epoch(task, epoch)
+            st.wall_seconds = time.perf_counter() - wall0
+            self._checkpoint()
             if out_of_time:
                 console.print(f"stopping: train.max_minutes ({t.max_minutes:g}) reached")
                 break
 
-    def _end_epoch(self, task: Task, st: dict, epoch: int, train_loss, ep_tokens: int, ep_time: float) -> None:
+    def _end_epoch(self, task: Task, epoch: int) -> None:
+        st, opt, sched = self.state, self.step.opt, self.step.sched
         valid = dist.broadcast(task.evaluate(self.core, "valid", self.device) if self.main else None)
         score = valid[task.metric]
-        best = st["best"]
+        best = st.best
         better = best is None or (score > best if task.higher_is_better else score < best)
         if better:
-            st["best"], st["best_epoch"], st["bad_epochs"] = score, epoch + 1, 0
+            st.best, st.best_epoch, st.bad_epochs = score, epoch + 1, 0
             if self.main:
                 rundir.save_weights(self.core, self.run / "model.safetensors")
                 rundir.write_manifest(self.run)
         else:
-            st["bad_epochs"] += 1
-        if self.sched is not None and isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            lr = self.opt.param_groups[0]["lr"]
-            self.sched.step(score)
+            st.bad_epochs += 1
+        if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            lr = opt.param_groups[0]["lr"]
+            sched.step(score)
             s = self.cfg.train.schedule
-            if s.decay_after is not None and epoch + 1 >= s.decay_after and self.opt.param_groups[0]["lr"] == lr:
-                for g in self.opt.param_groups:  # a fixed cut per epoch, unless the plateau rule just cut
+            if s.decay_after is not None and epoch + 1 >= s.decay_after and opt.param_groups[0]["lr"] == lr:
+                for g in opt.param_groups:  # a fixed cut per epoch, unless the plateau rule just cut
                     g["lr"] *= s.factor
+        train_loss = st.epoch_loss  # None: no step ran in this epoch
         rec = {
             "epoch": epoch + 1,
-            "step": st["global_step"],
+            "step": st.global_step,
             "split": "valid",
             "train_loss": train_loss,
-            "lr": self.opt.param_groups[0]["lr"],
-            "tokens_per_s": ep_tokens / max(ep_time, 1e-9),
+            "lr": opt.param_groups[0]["lr"],
+            "tokens_per_s": st.epoch_tokens / max(st.epoch_seconds, 1e-9),
         }
         rec.update({k: v for k, v in valid.items() if k != "confusion"})
         if self.tb is not None:
             for k, v in rec.items():
                 if isinstance(v, (int, float)) and k not in ("epoch", "step"):
                     self.tb.add_scalar(
-                        ("train/" if k in ("train_loss", "lr", "tokens_per_s") else "valid/") + k, v, st["global_step"]
+                        ("train/" if k in ("train_loss", "lr", "tokens_per_s") else "valid/") + k, v, st.global_step
                     )
             self.tb.flush()
-        st["history"].append(rec)
-        st["epoch"], st["step_in_epoch"] = epoch + 1, 0
-        self._write_metrics(st["history"])
+        st.history.append(rec)
+        st.epoch, st.step_in_epoch = epoch + 1, 0
+        self._write_metrics(st.history)
         if self.main:  # the learning curves so far, to look at while training goes on
             from textrnn import plots
 
-            plots.curves(st["history"], task.metric, self.run / "curves.png", self.cfg.name, st["best_epoch"])
+            plots.curves(st.history, task.metric, self.run / "curves.png", self.cfg.name, st.best_epoch)
         shown = " ".join(f"{k} {v:.4f}" for k, v in valid.items() if isinstance(v, float) and k != "examples")
-        loss = "n/a" if train_loss is None else f"{train_loss:.4f}"  # None: no step ran in this epoch
+        loss = "n/a" if train_loss is None else f"{train_loss:.4f}"
         console.print(
             f"epoch {epoch + 1:>3}  train loss {loss}  valid {shown}  "
             f"{rec['tokens_per_s']:,.0f} tok/s" + ("  [green]★ best[/]" if better else ""),
             soft_wrap=True,
         )
 
-    def _finish(self, task: Task, st: dict, n_params: int, pad: float, extra: dict) -> dict:
-        model = self.core
+    def _finish(self, task: Task, extra: dict) -> dict:
+        model, st = self.core, self.state
         rundir.load_weights(model, self.run / "model.safetensors", str(self.device))
-        summary = {"valid": task.evaluate(model, "valid", self.device)}
+        summary: dict[str, Any] = {"valid": task.evaluate(model, "valid", self.device)}
         if "test" in task.data:
             summary["test"] = task.evaluate(model, "test", self.device)
         summary.update(
             {
-                "best_epoch": st["best_epoch"],
-                "epochs": st["epoch"],
-                "steps": st["global_step"],
-                "tokens_per_s": st["tokens"] / max(st["step_seconds"], 1e-9),
-                "train_seconds": st["wall_seconds"],
-                "pad_fraction": pad,
-                "parameters": n_params,
+                "best_epoch": st.best_epoch,
+                "epochs": st.epoch,
+                "steps": st.global_step,
+                "tokens_per_s": st.tokens / max(st.step_seconds, 1e-9),
+                "train_seconds": st.wall_seconds,
+                "pad_fraction": self.pad,
+                "parameters": self.n_params,
                 "device": str(self.device),
-                "precision": precision.label(self.dtype),
+                "precision": precision.label(self.step.dtype),
                 **extra,
             }
         )
@@ -506,7 +475,7 @@ class Trainer:
         rundir.write_json(self.run / "summary.json", summary)
         from textrnn import plots
 
-        plots.curves(st["history"], task.metric, self.run / "curves.png", self.cfg.name, st["best_epoch"])
+        plots.curves(st.history, task.metric, self.run / "curves.png", self.cfg.name, st.best_epoch)
         task.plots(model, self.run, self.device)
         rundir.write_manifest(self.run)
         return summary
