@@ -102,13 +102,23 @@ class Embedding(Strict):
     freeze: bool = False
 
 
+# lstm / gru / rnn: PyTorch's fused cells; mingru / minlstm: parallel-scan cells (nn/mincells.py)
+Cell = Literal["lstm", "gru", "rnn", "mingru", "minlstm"]
+
+
 class Encoder(Strict):
-    cell: Literal["lstm", "gru", "rnn"] = "lstm"
+    cell: Cell = "lstm"
     hidden: Size = 256
     layers: Size = 1
     bidirectional: bool = True
     dropout: Rate = 0.0  # between layers and on the encoder output
     impl: Literal["padded", "packed"] = "padded"  # same results; packed: one cuDNN call over PackedSequences
+
+    @model_validator(mode="after")
+    def _packed_needs_fused(self):
+        if self.impl == "packed" and self.cell in ("mingru", "minlstm"):
+            raise ValueError(f"impl: packed runs cuDNN's fused cells (lstm, gru, rnn), not cell: {self.cell}")
+        return self
 
 
 class Optimizer(Strict):

@@ -2,7 +2,8 @@
 
 `layers(model, task, ids)` re-runs a text through the model's recurrent layers cell by cell,
 from the trained weights, and returns every gate activation (LSTM: input, forget, output and
-the candidate; GRU: reset, update; plain RNN: the hidden state) with the hidden states, which
+the candidate; GRU: reset, update; plain RNN: the hidden state; minGRU: update and the candidate;
+minLSTM: forget, input and the candidate) with the hidden states, which
 are checked against the fused layer's own output (`max_abs_diff`). One text, batch of one.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from textrnn.nn.mincells import MinRNN
 
 GATE_NAMES = {"LSTM": ["input", "forget", "candidate", "output"], "GRU": ["reset", "update", "new"], "RNN": []}
 
@@ -26,6 +29,8 @@ def step_layer(rnn: nn.RNNBase, layer: int, reverse: bool, x: torch.Tensor) -> d
 
     Returns {"h": [T, H], gate name: [T, H] ...} in reading order.
     """
+    if isinstance(rnn, MinRNN):  # its own trace: the plain recurrence, one token at a time
+        return {k: v for k, v in rnn.trace(x)[layer].items() if k != "output"}
     w_ih, w_hh, b_ih, b_hh = _weights(rnn, layer, reverse)
     kind, H = type(rnn).__name__, rnn.hidden_size
     b_ih = torch.zeros(w_ih.size(0)) if b_ih is None else b_ih
@@ -86,6 +91,14 @@ def layers(model, task, ids: torch.Tensor) -> list[dict]:
     recs = []
     if how == "stacked":
         fused, _ = mods[0][0](x[None])  # [1, T, H]: the top layer's outputs
+        top = mods[0][0]
+        if isinstance(top, MinRNN):  # residual layers: the trace feeds each layer what the stack does
+            trace = top.trace(x)
+            for i, r in enumerate(trace):
+                h = {k: v for k, v in r.items() if k != "output"}
+                recs.append({"layer": i + 1, "direction": "forward", "kind": type(top).__name__, **h})
+            recs[-1]["max_abs_diff"] = float((fused[0] - trace[-1]["output"]).abs().max())
+            return recs
         for rnn, layer, _ in mods:
             r = step_layer(rnn, layer, False, x)
             recs.append({"layer": layer + 1, "direction": "forward", "kind": type(rnn).__name__, **r})
@@ -121,7 +134,7 @@ def layers(model, task, ids: torch.Tensor) -> list[dict]:
                 }
             )
             outs.append(rb["h"])
-        inp = torch.cat(outs, -1)
+        inp = torch.cat(outs, -1) + (inp if enc.residual and i else 0)
     return recs
 
 

@@ -38,6 +38,7 @@ def export(run: str | Path, out_dir: str | Path, format: str = "onnx", overwrite
     from textrnn.export import signature
 
     loaded = inference.load(run_path, device="cpu")
+    refuse_scan_cells(loaded.model)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))  # beside OUT_DIR: one file system
     try:
@@ -61,6 +62,15 @@ def export(run: str | Path, out_dir: str | Path, format: str = "onnx", overwrite
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return sig
+
+
+def refuse_scan_cells(model) -> None:
+    """minGRU / minLSTM have no ONNX graph yet: their scan has no ONNX operator (a trace would fix T)."""
+    from textrnn.nn.mincells import MinRNN
+
+    for m in model.modules():
+        if isinstance(m, MinRNN):
+            raise UserError(f"export: cell {m.kind} has no ONNX graph yet (lstm, gru and rnn runs export)")
 
 
 def check_target(out: Path, run: Path, overwrite: bool) -> None:

@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from textrnn.config import Encoder as EncCfg
-from textrnn.nn.cells import CELLS
+from textrnn.nn.cells import CELLS, PARALLEL
 from textrnn.nn.dropout import Dropout
 
 
@@ -41,8 +41,14 @@ class PaddedEncoder(nn.Module):
         D = 2 if cfg.bidirectional else 1
         cell = CELLS[cfg.cell]
         dims = [input_dim] + [cfg.hidden * D] * (cfg.layers - 1)
-        self.fwd = nn.ModuleList(cell(d, cfg.hidden, batch_first=True) for d in dims)
-        self.bwd = nn.ModuleList(cell(d, cfg.hidden, batch_first=True) for d in dims) if cfg.bidirectional else None
+        # parallel-scan cells stack as residual blocks: layer i > 0 reads LayerNorm(x), adds x to its output
+        self.residual = cfg.cell in PARALLEL
+
+        def layer(i: int, d: int) -> nn.Module:
+            return cell(d, cfg.hidden, batch_first=True, **({"norm_input": True} if self.residual and i else {}))
+
+        self.fwd = nn.ModuleList(layer(i, d) for i, d in enumerate(dims))
+        self.bwd = nn.ModuleList(layer(i, d) for i, d in enumerate(dims)) if cfg.bidirectional else None
         self.drop = Dropout(cfg.dropout)
         self.out_dim = cfg.hidden * D
 
@@ -68,7 +74,8 @@ class PaddedEncoder(nn.Module):
                 out_b, _ = self.bwd[i](reverse_within(x, lengths))
                 finals.append(out_b.gather(1, last)[:, 0])
                 outs.append(reverse_within(out_b, lengths))
-            x = torch.cat(outs, -1) * mask  # [B, T, D*H]
+            y = torch.cat(outs, -1)  # [B, T, D*H]
+            x = (y + x if self.residual and i else y) * mask
         return self.drop(x), torch.stack(finals)
 
     def _flat_weights(self) -> list[torch.Tensor]:

@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from textrnn import dist
-from textrnn.config import Count, NonNegative, Positive, Rate, Share, Size, Strict
+from textrnn.config import Cell, Count, NonNegative, Positive, Rate, Share, Size, Strict
 from textrnn.config import Embedding as EmbCfg
 from textrnn.data import batching, sources
 from textrnn.errors import UserError
@@ -37,7 +37,7 @@ from textrnn.tasks.base import Task
 @register("model_schema", "lm")
 class LMModel(Strict):
     embedding: EmbCfg = EmbCfg(dim=200)  # its dropout applies to the embeddings (the RNN's input)
-    cell: Literal["lstm", "gru", "rnn"] = "lstm"
+    cell: Cell = "lstm"
     hidden: Size = 200
     layers: Size = 2
     dropout: Rate = 0.0  # between RNN layers
@@ -83,6 +83,9 @@ class LanguageModel(nn.Module):
         if cfg.init_range:
             for p in self.parameters():
                 nn.init.uniform_(p, -cfg.init_range, cfg.init_range)
+            for m in self.modules():  # a min cell's LayerNorms keep their unit scale and zero shift
+                if isinstance(m, nn.LayerNorm):
+                    m.reset_parameters()
         if cfg.tie_weights:
             self.out.weight = self.embed.emb.weight  # [V, E], one tensor
 

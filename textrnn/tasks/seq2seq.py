@@ -38,7 +38,7 @@ DEFAULT_MAX_LENGTH = 200  # tokens kept per side when tokenizer.max_length is no
 
 
 class DecCfg(Strict):
-    cell: Literal["lstm", "gru"] = "lstm"
+    cell: Literal["lstm", "gru", "mingru", "minlstm"] = "lstm"
     hidden: Size = 512
     layers: Size = 1
     dropout: Rate = 0.2  # on RNN outputs, attentional vectors and between layers

@@ -1,0 +1,108 @@
+"""Training speed of the recurrent cells on a pipeline's own data: LSTM beside minGRU / minLSTM.
+
+    python benchmarks/cells_speed.py pipelines/imdb.yaml [--cells lstm mingru minlstm] [--steps 20]
+        [--rounds 3] [--equal-params] [--set key=value ...]
+
+Every cell trains with the trainer's step (textrnn.step: forward, loss, backward, clip,
+optimizer) on the same bucketed train batches at the pipeline's sizes, in this one process;
+the cells take turns for `--rounds` rounds and each reports its median round, so the ratios
+hold on a shared, noisy machine. `--equal-params` also runs each min cell with the hidden size
+that gives it the LSTM model's parameter count. Prints JSON: real (non-pad) tokens/s per cell
+and its ratio to the first cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+
+import torch
+
+from textrnn import bench, config
+from textrnn.step import Step
+from textrnn.tasks.base import Task, build_model
+
+
+def cell_key(cfg: config.Pipeline) -> str:
+    """Where the pipeline names its cell: model.encoder.cell (classify, translate, chat) or model.cell (lm)."""
+    return "model.encoder.cell" if hasattr(cfg.model, "encoder") else "model.cell"
+
+
+def hidden_key(cfg: config.Pipeline) -> str:
+    return "model.encoder.hidden" if hasattr(cfg.model, "encoder") else "model.hidden"
+
+
+def variant(task: Task, pipeline: str, sets: list[str]):
+    """The task's model and step for the pipeline with `sets` applied (the data stays the task's)."""
+    cfg = config.load(pipeline, sets)
+    task.cfg = cfg
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(task)
+    return model, Step.build(model, task.loss, cfg.train, torch.device("cpu"), task.higher_is_better, 10**6)
+
+
+def params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def equal_hidden(task: Task, pipeline: str, sets: list[str], cell: str, target: int) -> int:
+    """The hidden size at which `cell`'s model has about `target` parameters (bisection)."""
+    lo, hi = 1, 8192
+    while lo < hi:
+        mid = (lo + hi) // 2
+        model, _ = variant(task, pipeline, sets + [f"{cell_key(task.cfg)}={cell}", f"{hidden_key(task.cfg)}={mid}"])
+        lo, hi = (mid + 1, hi) if params(model) < target else (lo, mid)
+    return lo
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("pipeline")
+    ap.add_argument("--cells", nargs="+", default=["lstm", "mingru", "minlstm"])
+    ap.add_argument("--steps", type=int, default=20, help="timed steps per cell per round")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--equal-params", action="store_true")
+    ap.add_argument("--set", action="append", default=[])
+    a = ap.parse_args()
+    cfg = config.load(a.pipeline, a.set)
+    task = bench.prepared_task(cfg)
+    batches = task.batches("train", shuffle=True, seed=1)
+    key = cell_key(cfg)
+    runs: dict[str, list[str]] = {c: a.set + [f"{key}={c}"] for c in a.cells}
+    if a.equal_params:
+        base, _ = variant(task, a.pipeline, runs[a.cells[0]])
+        for c in a.cells[1:]:
+            h = equal_hidden(task, a.pipeline, a.set, c, params(base))
+            runs[f"{c} (hidden {h}, equal parameters)"] = a.set + [f"{key}={c}", f"{hidden_key(cfg)}={h}"]
+    built = {name: variant(task, a.pipeline, sets) for name, sets in runs.items()}
+    collate = lambda idx: task.collate("train", idx, "cpu")  # noqa: E731
+    speeds: dict[str, list[float]] = {name: [] for name in built}
+    for r in range(a.rounds):
+        for name, (model, step) in built.items():
+            task.cfg = config.load(a.pipeline, runs[name])  # a task reads its model settings from cfg
+            if r == 0:
+                bench.run_steps(step, collate, batches, 0, 3)  # warm-up
+            tokens, seconds = bench.run_steps(step, collate, batches, 3 + r * a.steps, a.steps)
+            speeds[name].append(tokens / seconds)
+    first = statistics.median(speeds[a.cells[0]])
+    out = {
+        "pipeline": cfg.name,
+        "threads": torch.get_num_threads(),
+        "steps_per_round": a.steps,
+        "rounds": a.rounds,
+        "cells": {
+            name: {
+                "parameters": params(built[name][0]),
+                "tokens_per_s": round(statistics.median(s)),
+                "rounds_tokens_per_s": [round(x) for x in s],
+                f"vs_{a.cells[0]}": round(statistics.median(s) / first, 2),
+            }
+            for name, s in speeds.items()
+        },
+    }
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

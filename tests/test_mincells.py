@@ -1,0 +1,189 @@
+"""minGRU / minLSTM: the scan equals the recurrence, padding never leaks, state carries, runs round-trip."""
+
+import json
+
+import pytest
+import torch
+
+import textrnn
+from textrnn.config import Encoder
+from textrnn.errors import UserError
+from textrnn.nn.mincells import MinGRU, MinLSTM, lerp_scan, use_path
+from textrnn.nn.padded_encoder import PaddedEncoder
+
+from helpers import LM_TEXTS, NEG, PAIRS, POS, TINY_TRAIN, write
+
+CELLS = [MinGRU, MinLSTM]
+
+
+def stack_by_hand(m, x, h0, how):
+    """The residual stack with each layer run by `how` (parallel | loop | sequential)."""
+    finals = []
+    for i, layer in enumerate(m.layers):
+        h = getattr(layer, how)(x, None if h0 is None else h0[i])
+        finals.append(h[:, -1])
+        x = x + h if i else h
+    return x, torch.stack(finals)
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_scan_and_loop_equal_the_recurrence_values_and_gradients(cls):
+    torch.manual_seed(0)
+    m = cls(5, 7, num_layers=3).double()
+    x0 = torch.randn(3, 150, 5, dtype=torch.double)  # 150 steps: more than one scan chunk
+    h0 = torch.randn(3, 3, 7, dtype=torch.double)
+    res = {}
+    for how in ("parallel", "loop", "sequential"):
+        x = x0.clone().requires_grad_(True)
+        m.zero_grad()
+        out, fin = stack_by_hand(m, x, h0, how)
+        (out.sin().sum() + fin.pow(2).sum()).backward()
+        res[how] = (out.detach(), x.grad, [p.grad.clone() for p in m.parameters()])
+    ref = res["sequential"]
+    for how in ("parallel", "loop"):
+        assert torch.allclose(res[how][0], ref[0], atol=1e-10)
+        assert torch.allclose(res[how][1], ref[1], atol=1e-9)
+        assert all(torch.allclose(a, b, atol=1e-9) for a, b in zip(res[how][2], ref[2]))
+    for how in ("parallel", "loop"):  # the module's own forward takes the same path
+        with use_path(how):
+            out, h_n = m(x0, h0)
+        assert torch.allclose(out, ref[0], atol=1e-10)
+        assert torch.allclose(h_n, stack_by_hand(m, x0, h0, "sequential")[1], atol=1e-10)
+
+
+def test_the_step_loop_gradient_is_exact():
+    torch.manual_seed(1)
+    z = torch.rand(9, 2, 3, dtype=torch.double, requires_grad=True)
+    c = torch.randn(9, 2, 3, dtype=torch.double, requires_grad=True)
+    h0 = torch.randn(2, 3, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lerp_scan, (z, c, h0))
+
+
+@pytest.mark.parametrize("cell", ["mingru", "minlstm"])
+@pytest.mark.parametrize("path", ["parallel", "loop"])
+def test_padded_batch_equals_each_sequence_alone_both_directions(cell, path):
+    torch.manual_seed(2)
+    enc = PaddedEncoder(6, Encoder(cell=cell, hidden=5, layers=3, bidirectional=True)).double().eval()
+    lengths = torch.tensor([9, 4, 1, 7])
+    x = torch.randn(4, 9, 6, dtype=torch.double)
+    x[torch.arange(9)[None, :] >= lengths[:, None]] = 1e3  # padding that would show if it leaked
+    with use_path(path):
+        out, h_n = enc(x, lengths)
+        for b, n in enumerate(lengths.tolist()):
+            one, h1 = enc(x[b : b + 1, :n], lengths[b : b + 1])
+            assert torch.allclose(out[b, :n], one[0], atol=1e-10)
+            assert torch.allclose(h_n[:, b], h1[:, 0], atol=1e-10)
+            assert not out[b, n:].any()  # zeros past each length
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_state_carried_across_windows_equals_one_long_sequence(cls):
+    torch.manual_seed(3)
+    m = cls(4, 6, num_layers=2).double()
+    x = torch.randn(2, 30, 4, dtype=torch.double)
+    whole, h_whole = m(x)
+    state, outs = None, []
+    for s in range(0, 30, 7):  # BPTT windows of 7, the last one shorter
+        out, state = m(x[:, s : s + 7], state)
+        outs.append(out)
+    assert torch.allclose(torch.cat(outs, 1), whole, atol=1e-10)
+    assert torch.allclose(state, h_whole, atol=1e-10)
+    step_state, last = None, None
+    for t in range(30):  # one token at a time, as decoding does
+        last, step_state = m(x[:, t : t + 1], step_state)
+    assert torch.allclose(last[:, 0], whole[:, -1], atol=1e-10)
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_packed_input_gives_the_padded_result(cls):
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    torch.manual_seed(4)
+    m = cls(3, 4, num_layers=2).double()
+    x, lengths = torch.randn(3, 8, 3, dtype=torch.double), torch.tensor([8, 3, 5])
+    packed, h_n = m(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+    out, _ = pad_packed_sequence(packed, batch_first=True)
+    for b, n in enumerate(lengths.tolist()):
+        one, h1 = m(x[b : b + 1, :n])
+        assert torch.allclose(out[b, :n], one[0], atol=1e-10) and torch.allclose(h_n[:, b], h1[:, 0], atol=1e-10)
+
+
+@pytest.mark.parametrize("cls", CELLS)
+@pytest.mark.parametrize("path", ["parallel", "loop"])
+def test_five_thousand_steps_stay_finite_and_close_in_float32(cls, path):
+    torch.manual_seed(5)
+    m = cls(8, 16, num_layers=2)
+    x = (4 * torch.randn(2, 5000, 8)).requires_grad_(True)  # large inputs: gates near 0 and 1
+    with use_path(path):
+        out, h_n = m(x)
+    out.sum().backward()
+    assert torch.isfinite(out).all() and torch.isfinite(h_n).all() and torch.isfinite(x.grad).all()
+    ref, _ = stack_by_hand(m.double(), x.detach().double(), None, "sequential")
+    assert (out.double() - ref).abs().max() / ref.abs().max() < 1e-4
+
+
+def test_packed_impl_refuses_min_cells():
+    with pytest.raises(ValueError, match="impl: packed runs cuDNN's fused cells"):
+        Encoder(cell="mingru", impl="packed")
+
+
+def tiny_runs(tmp_path, cell):
+    write(
+        tmp_path / "sent.tsv",
+        "text\tlabel\n" + "".join(f"{t}\tpositive\n" for t in POS) + "".join(f"{t}\tnegative\n" for t in NEG),
+    )
+    write(tmp_path / "lm.txt", "\n".join(LM_TEXTS) + "\n")
+    write(tmp_path / "mt.de", "\n".join(s for s, _ in PAIRS * 4) + "\n")
+    write(tmp_path / "mt.en", "\n".join(t for _, t in PAIRS * 4) + "\n")
+    pipes = {
+        "classify": "task: classify\ndata: {train: {path: sent.tsv}, valid: {path: sent.tsv}, test: {path: sent.tsv}}\n"
+        "tokenizer: {kind: whitespace, lower: true}\n"
+        f"model: {{embedding: {{dim: 16}}, encoder: {{cell: {cell}, hidden: 16, layers: 2}}}}\n" + TINY_TRAIN % 15,
+        "lm": "task: lm\ndata: {train: {path: lm.txt}, valid: {path: lm.txt}, test: {path: lm.txt}}\n"
+        "tokenizer: {kind: whitespace}\n"
+        f"model: {{embedding: {{dim: 16}}, cell: {cell}, hidden: 24, layers: 2, bptt: 8, eval_batch: 2}}\n"
+        + TINY_TRAIN
+        % 12,
+        "translate": "task: translate\ndata: {train: {src: mt.de, tgt: mt.en}, valid: {src: mt.de, tgt: mt.en}}\n"
+        "tokenizer: {kind: whitespace, lower: true}\n"
+        f"model: {{embedding: {{dim: 16}}, encoder: {{cell: {cell}, hidden: 16}}, "
+        f"decoder: {{cell: {cell}, hidden: 32}}}}\n"
+        "generate: {beam: 3, max_extra: 4}\n" + TINY_TRAIN % 40,
+    }
+    return {
+        task: textrnn.train(
+            write(tmp_path / f"{task}.yaml", f"name: {task}\n{body}"), output=tmp_path / task, progress=False
+        )
+        for task, body in pipes.items()
+    }
+
+
+def test_stacked_mingru_runs_train_save_load_and_use(tmp_path, cli):
+    r = tiny_runs(tmp_path, "mingru")
+    clf = textrnn.load(r["classify"].path, device="cpu")
+    texts = ["a wonderful and superb story", "dull and awful", "I loved it"]
+    assert [p.label for p in clf.predict(texts)] == ["positive", "negative", "positive"]
+    assert [clf.predict(t).prob for t in texts] == pytest.approx([p.prob for p in clf.predict(texts)], abs=1e-5)
+    lm = textrnn.load(r["lm"].path, device="cpu")
+    assert r["lm"].summary["test"]["perplexity"] < 20
+    gen = lm.generate("the", max_tokens=8, seed=3, num=2)
+    assert len(gen) == 2 and gen == lm.generate("the", max_tokens=8, seed=3, num=2)
+    assert {w for w, _ in lm.complete("I'll be there in", k=3)} & {"five", "ten"}
+    mt = textrnn.load(r["translate"].path, device="cpu")
+    many = mt.translate(["der hund läuft", "eine rote katze", "ein hund"])
+    assert many[0] == "the dog runs" and many == [
+        mt.translate(t) for t in ["der hund läuft", "eine rote katze", "ein hund"]
+    ]
+    code, out, err = cli("inspect", r["classify"].path, "a wonderful story", "-o", tmp_path / "insp", "--json")
+    assert code == 0, err
+    layers = json.loads((tmp_path / "insp" / "inspect.json").read_text())["runs"]["classify"]["layers"]
+    assert [(x["layer"], x["direction"], x["cell"]) for x in layers][:2] == [
+        (1, "forward", "MinGRU"),
+        (1, "backward", "MinGRU"),
+    ]
+    assert all(x["max_abs_diff_vs_fused"] < 1e-5 for x in layers) and "update" in layers[0]["gate_means"]
+    from textrnn.export import export
+
+    with pytest.raises(UserError, match="cell mingru has no ONNX graph yet"):
+        export(r["classify"].path, tmp_path / "onnx")
+    assert not (tmp_path / "onnx").exists()

@@ -1,0 +1,289 @@
+"""minGRU and minLSTM (Feng et al. 2024, "Were RNNs All We Needed?", arXiv 2410.01201).
+
+Both drop the hidden-to-hidden matrix from the gates: every gate and the candidate state
+depend on the input alone, so the recurrence is linear in the state,
+
+    h_t = a_t * h_{t-1} + b_t          (a_t in (0, 1), b_t > 0, elementwise)
+
+    minGRU:  z_t = σ(W_z x_t),  h̃_t = g(W_h x_t),  a_t = 1 - z_t,  b_t = z_t h̃_t
+    minLSTM: f_t = σ(W_f x_t),  i_t = σ(W_i x_t),  h̃_t = g(W_h x_t),
+             a_t = f_t / (f_t + i_t),  b_t = i_t / (f_t + i_t) h̃_t
+
+with g(v) = v + 0.5 for v >= 0 and σ(v) below (positive, so b_t has a logarithm). All T
+steps' projections are one matrix product and the recurrence is a prefix scan, computed in
+log space (Heinsen 2023): log h_t = a*_t + logcumsumexp(log b - a*)_t, a* = cumsum(log a).
+A single step (decoding, `inspect`) is the plain recurrence; both give the same numbers.
+
+Stacking. With no recurrent matrix and no output non-linearity, the paper does not stack the
+cells bare: its models wrap each cell in a residual block with normalization, as Transformer
+and Mamba blocks do. Here every layer after the first reads LayerNorm(its input) and adds its
+input to its output (`x + cell(LayerNorm(x))`); the paper's blocks add an MLP after the cell,
+which these layers leave out to stay a drop-in for `nn.GRU`. The module's interface is
+nn.GRU's with batch_first=True: forward(x [B, T, I], h0 [L, B, H] | None) -> out [B, T, H],
+h_n [L, B, H]; a PackedSequence in gives a PackedSequence out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Optional, cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+CHUNK = 64  # scan steps per chunk (see scan)
+PATHS = ("auto", "parallel", "loop")
+_path = ["auto"]  # how MinLayer.forward runs a sequence; set with `use_path`
+
+
+@contextlib.contextmanager
+def use_path(path: str) -> Iterator[None]:
+    """Run every min cell's sequences through `path` inside the block: auto (the log-space scan on
+    a GPU, the step loop on a CPU), parallel (the log-space scan) or loop. Tests and benchmarks."""
+    if path not in PATHS:
+        raise ValueError(f"path {path!r}: one of {', '.join(PATHS)}")
+    old, _path[0] = _path[0], path
+    try:
+        yield
+    finally:
+        _path[0] = old
+
+
+def g(v: torch.Tensor) -> torch.Tensor:
+    """The paper's positive activation for the candidate state: v + 0.5 (v >= 0), σ(v) (v < 0)."""
+    return torch.where(v >= 0, v + 0.5, torch.sigmoid(v))
+
+
+def log_g(v: torch.Tensor) -> torch.Tensor:
+    """log g(v), computed without forming g(v) for very negative v."""
+    return torch.where(v >= 0, (F.relu(v) + 0.5).log(), -F.softplus(-v))
+
+
+def scan(
+    log_a: torch.Tensor, log_b: torch.Tensor, h0: Optional[torch.Tensor] = None, chunk: int = CHUNK
+) -> torch.Tensor:
+    """h_t = a_t h_{t-1} + b_t for t = 1..T, from h0 (zeros if None); log_a, log_b [B, T, H], h0 [B, H] -> h [B, T, H].
+
+    Runs in float32 at least (autocast's bf16 / fp16 would lose the scan); returns log_b's dtype.
+    h0 may have any sign: it enters as exp(a*_t) h0, outside the logarithms. The scan goes
+    `chunk` steps at a time, each chunk starting from the last state of the one before: a*
+    then sums at most `chunk` logarithms, so float32 keeps its precision on long sequences
+    (one 5,000-step scan drifted by 3e-4 relative; chunks of 64 stay near 1e-6).
+    """
+    dtype = log_b.dtype
+    work = torch.promote_types(dtype, torch.float32)
+    log_a, log_b = log_a.to(work), log_b.to(work)
+    h = None if h0 is None else h0.to(work)
+    outs = []
+    for s in range(0, log_a.size(1), chunk):
+        a_star = log_a[:, s : s + chunk].cumsum(1)  # [B, C, H]: log of a_s ... a_t
+        hc = (a_star + torch.logcumsumexp(log_b[:, s : s + chunk] - a_star, dim=1)).exp()
+        if h is not None:
+            hc = hc + a_star.exp() * h[:, None]
+        outs.append(hc)
+        h = hc[:, -1]
+    return (outs[0] if len(outs) == 1 else torch.cat(outs, 1)).to(dtype)
+
+
+class _LerpScan(torch.autograd.Function):
+    """h_t = h_{t-1} + z_t (g(c_t) - h_{t-1}), stepped through time without an autograd graph per step.
+
+    Both cells are this recurrence (a_t = 1 - z_t, b_t = z_t g(c_t)): minGRU's z is its update
+    gate, minLSTM's the normalized input gate i'. z, c [T, B, H] (time-major: each step reads
+    contiguous rows), h0 [B, H] -> h [T, B, H]. The backward pass runs the recurrence backwards:
+    G_t = dL/dh_t + (1 - z_{t+1}) G_{t+1}; dL/dz_t = G_t (g(c_t) - h_{t-1}); dL/dc_t = G_t z_t g'(c_t).
+    """
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, c: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+        v = g(c)  # [T, B, H]
+        h = torch.empty_like(v)
+        prev = h0
+        for t in range(v.size(0)):
+            prev = torch.lerp(prev, v[t], z[t], out=h[t])
+        ctx.save_for_backward(z, c, v, h, h0)
+        return h
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        z, c, v, h, h0 = ctx.saved_tensors
+        G = grad.clone(memory_format=torch.contiguous_format)  # [T, B, H]
+        keep = 1 - z  # a_t
+        for t in range(G.size(0) - 1, 0, -1):
+            G[t - 1].addcmul_(keep[t], G[t])
+        dh0 = keep[0] * G[0]  # [B, H]
+        dz = torch.empty_like(G)
+        torch.mul(G[0], v[0] - h0, out=dz[0])
+        torch.mul(G[1:], v[1:] - h[:-1], out=dz[1:])  # G_t (g(c_t) - h_{t-1})
+        dc = G.mul_(z).mul_(torch.where(c >= 0, 1.0, v * (1 - v)))  # g'(c): 1, or σ'(c) = g (1 - g) below 0
+        return dz, dc, dh0
+
+
+def lerp_scan(z: torch.Tensor, c: torch.Tensor, h0: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """h_t = h_{t-1} + z_t (g(c_t) - h_{t-1}) from h0 (zeros if None): z, c [T, B, H] -> h [T, B, H] (time-major).
+
+    The scan's sequential twin in linear space. On a CPU it is the fast path: logcumsumexp
+    alone cost about 44 ns an element on this 2-core machine and the log-space step lost to
+    the fused LSTM, while this loop costs about 1 ns an element (docs/min-cells.md); on a GPU
+    each step would be a kernel launch, and the log-space scan is used.
+    """
+    dtype = c.dtype
+    work = torch.promote_types(dtype, torch.float32)
+    h0 = c.new_zeros(c.shape[1:]) if h0 is None else h0
+    return _LerpScan.apply(z.to(work).contiguous(), c.to(work).contiguous(), h0.to(work)).to(dtype)
+
+
+class MinLayer(nn.Module):
+    """One minGRU / minLSTM layer, one direction: x [B, T, I] -> h [B, T, H]."""
+
+    GATES = {"mingru": ("update",), "minlstm": ("forget", "input")}
+
+    def __init__(self, kind: str, input_size: int, hidden_size: int, norm: bool = False):
+        super().__init__()
+        self.kind, self.hidden_size = kind, hidden_size
+        self.norm = nn.LayerNorm(input_size) if norm else None
+        # one product for all gates and the candidate: [gates..., candidate] x H
+        self.proj = nn.Linear(input_size, (len(self.GATES[kind]) + 1) * hidden_size)
+
+    def _project(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """x [B, T, I] -> pre-activations [B, T, H] of each gate, then of the candidate."""
+        if self.norm is not None:
+            x = self.norm(x)
+        return list(self.proj(x).chunk(len(self.GATES[self.kind]) + 1, dim=-1))
+
+    def _log_coefficients(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, T, I] -> log a, log b [B, T, H] of the recurrence h_t = a_t h_{t-1} + b_t."""
+        *gates, cand = self._project(x)
+        if self.kind == "mingru":
+            (k,) = gates
+            log_a, log_z = -F.softplus(k), -F.softplus(-k)  # log(1 - z), log z
+            return log_a, log_z + log_g(cand)
+        kf, ki = gates
+        d = F.softplus(-kf) - F.softplus(-ki)  # log i - log f
+        return -F.softplus(d), -F.softplus(-d) + log_g(cand)  # log f', log i' + log h̃
+
+    def _update(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [..., I] -> z, the share of the candidate taken in, and the candidate's pre-activation c [..., H].
+
+        h_t = (1 - z_t) h_{t-1} + z_t g(c_t): minGRU's z is its update gate, minLSTM's the
+        normalized input gate i / (f + i) = σ(log i - log f) (its f / (f + i) is 1 - z).
+        """
+        *gates, cand = self._project(x)
+        if self.kind == "mingru":
+            return torch.sigmoid(gates[0]), cand
+        kf, ki = gates
+        return torch.sigmoid(F.softplus(-kf) - F.softplus(-ki)), cand
+
+    def forward(self, x: torch.Tensor, h0: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """x [B, T, I], h0 [B, H] or None -> h [B, T, H].
+
+        On a GPU the log-space parallel scan; on a CPU the linear-space step loop (faster
+        there, the same numbers); a single step is the plain recurrence.
+        """
+        if x.size(1) == 1:
+            return self.step(x[:, 0], h0)[:, None]
+        parallel = x.is_cuda if _path[0] == "auto" else _path[0] == "parallel"
+        return self.parallel(x, h0) if parallel else self.loop(x, h0)
+
+    def parallel(self, x: torch.Tensor, h0: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """All steps at once: x [B, T, I] -> h [B, T, H] through the log-space scan."""
+        return scan(*self._log_coefficients(x), h0)
+
+    def loop(self, x: torch.Tensor, h0: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """All projections in one product, then the recurrence stepped in linear space: x [B, T, I] -> h [B, T, H]."""
+        z, c = self._update(x.transpose(0, 1))  # [T, B, H] each: the projection writes time-major rows
+        return lerp_scan(z, c, h0).transpose(0, 1)
+
+    def gates(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """x [B, T, I] -> each gate's value and the candidate g(c), [B, T, H] each (what `inspect` shows)."""
+        *pre, cand = self._project(x)
+        vals = {name: torch.sigmoid(p) for name, p in zip(self.GATES[self.kind], pre)}
+        return vals | {"candidate": g(cand)}
+
+    def step(self, x: torch.Tensor, h: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """One step of the plain recurrence: x [B, I], h [B, H] or None -> h [B, H]."""
+        z, c = self._update(x)
+        v = g(c)
+        return z * v if h is None else torch.lerp(h, v, z)
+
+    def sequential(self, x: torch.Tensor, h0: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The recurrence step by step: x [B, T, I], h0 [B, H] or None -> h [B, T, H] (what the scan computes)."""
+        h, out = h0, []
+        for t in range(x.size(1)):
+            h = self.step(x[:, t], h)
+            out.append(h)
+        return torch.stack(out, 1)
+
+
+class MinRNN(nn.Module):
+    """A stack of min layers with nn.GRU's interface (batch_first=True; one direction)."""
+
+    kind = ""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        batch_first: bool = True,
+        bidirectional: bool = False,
+        norm_input: bool = False,
+    ):
+        """norm_input: the first layer also reads LayerNorm(x) (an encoder's upper layers, built one at a time)."""
+        super().__init__()
+        if not batch_first or bidirectional:
+            raise ValueError(f"{type(self).__name__} is batch-first and one-directional (the encoder adds the other)")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bidirectional, self.batch_first, self.dropout = False, True, dropout
+        sizes = [input_size] + [hidden_size] * (num_layers - 1)
+        self.layers = nn.ModuleList(
+            MinLayer(self.kind, d, hidden_size, norm=norm_input or i > 0) for i, d in enumerate(sizes)
+        )
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x, hx: Optional[torch.Tensor] = None):
+        """x [B, T, I] (or a PackedSequence), hx [L, B, H] or None -> out [B, T, H], h_n [L, B, H]."""
+        if isinstance(x, PackedSequence):
+            padded, lengths = pad_packed_sequence(x, batch_first=True)
+            out, h_n = self._run(padded, hx, lengths)
+            return pack_padded_sequence(out, lengths, batch_first=True, enforce_sorted=False), h_n
+        return self._run(x, hx, None)
+
+    def _run(self, x: torch.Tensor, hx: Optional[torch.Tensor], lengths: Optional[torch.Tensor]):
+        finals = []
+        for i, layer in enumerate(self.layers):
+            if i:
+                x = self.drop(x)
+            h = layer(x, None if hx is None else hx[i])  # [B, T, H]: the layer's state at every step
+            finals.append(h[:, -1] if lengths is None else _at(h, lengths - 1))
+            x = x + h if i else h  # residual above the first layer (its LayerNorm is inside the layer)
+        return x, torch.stack(finals)  # [B, T, H], [L, B, H]
+
+    def trace(self, x: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """x [T, I] -> per layer {"h": the state [T, H], "output": what the next layer reads [T, H], gate: [T, H] ...}.
+
+        Stepped one token at a time with the plain recurrence (eval mode: no dropout).
+        """
+        recs = []
+        for i, layer in enumerate(cast(list[MinLayer], self.layers)):
+            gates = {k: v[0] for k, v in layer.gates(x[None]).items()}
+            h = layer.sequential(x[None])[0]  # [T, H]
+            x = x + h if i else h
+            recs.append({"h": h, "output": x} | gates)
+        return recs
+
+
+def _at(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """x [B, T, H], idx [B] -> x[b, idx[b]] [B, H]."""
+    return x.gather(1, idx.to(x.device)[:, None, None].expand(-1, 1, x.size(2)))[:, 0]
+
+
+class MinGRU(MinRNN):
+    kind = "mingru"
+
+
+class MinLSTM(MinRNN):
+    kind = "minlstm"
