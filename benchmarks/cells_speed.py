@@ -14,6 +14,7 @@ and its ratio to the first cell.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 
@@ -34,12 +35,14 @@ def hidden_key(cfg: config.Pipeline) -> str:
 
 
 def variant(task: Task, pipeline: str, sets: list[str]):
-    """The task's model and step for the pipeline with `sets` applied (the data stays the task's)."""
+    """(task, model, step) for the pipeline with `sets` applied: a shallow copy of the prepared task
+    (its data shared, its own settings and carried LM state), a fresh model and its step."""
     cfg = config.load(pipeline, sets)
+    task = copy.copy(task)
     task.cfg = cfg
     torch.manual_seed(cfg.train.seed)
     model = build_model(task)
-    return model, Step.build(model, task.loss, cfg.train, torch.device("cpu"), task.higher_is_better, 10**6)
+    return task, model, Step.build(model, task.loss, cfg.train, torch.device("cpu"), task.higher_is_better, 10**6)
 
 
 def params(model: torch.nn.Module) -> int:
@@ -51,7 +54,7 @@ def equal_hidden(task: Task, pipeline: str, sets: list[str], cell: str, target: 
     lo, hi = 1, 8192
     while lo < hi:
         mid = (lo + hi) // 2
-        model, _ = variant(task, pipeline, sets + [f"{cell_key(task.cfg)}={cell}", f"{hidden_key(task.cfg)}={mid}"])
+        _, model, _ = variant(task, pipeline, sets + [f"{cell_key(task.cfg)}={cell}", f"{hidden_key(task.cfg)}={mid}"])
         lo, hi = (mid + 1, hi) if params(model) < target else (lo, mid)
     return lo
 
@@ -71,16 +74,15 @@ def main():
     key = cell_key(cfg)
     runs: dict[str, list[str]] = {c: a.set + [f"{key}={c}"] for c in a.cells}
     if a.equal_params:
-        base, _ = variant(task, a.pipeline, runs[a.cells[0]])
+        _, base, _ = variant(task, a.pipeline, runs[a.cells[0]])
         for c in a.cells[1:]:
             h = equal_hidden(task, a.pipeline, a.set, c, params(base))
             runs[f"{c} (hidden {h}, equal parameters)"] = a.set + [f"{key}={c}", f"{hidden_key(cfg)}={h}"]
     built = {name: variant(task, a.pipeline, sets) for name, sets in runs.items()}
-    collate = lambda idx: task.collate("train", idx, "cpu")  # noqa: E731
     speeds: dict[str, list[float]] = {name: [] for name in built}
     for r in range(a.rounds):
-        for name, (model, step) in built.items():
-            task.cfg = config.load(a.pipeline, runs[name])  # a task reads its model settings from cfg
+        for name, (t, model, step) in built.items():
+            collate = lambda idx: t.collate("train", idx, "cpu")  # noqa: E731
             if r == 0:
                 bench.run_steps(step, collate, batches, 0, 3)  # warm-up
             tokens, seconds = bench.run_steps(step, collate, batches, 3 + r * a.steps, a.steps)
@@ -93,7 +95,7 @@ def main():
         "rounds": a.rounds,
         "cells": {
             name: {
-                "parameters": params(built[name][0]),
+                "parameters": params(built[name][1]),
                 "tokens_per_s": round(statistics.median(s)),
                 "rounds_tokens_per_s": [round(x) for x in s],
                 f"vs_{a.cells[0]}": round(statistics.median(s) / first, 2),

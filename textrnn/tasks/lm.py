@@ -159,10 +159,14 @@ class LM(Task):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.m: LMModel = cfg.model
         self.streams: dict[str, np.ndarray] = {}  # split -> [N+1] ids (stream mode)
         self._cols: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # (split, B) -> inputs, targets [B, C]
         self._state = None  # training hidden state carried between BPTT windows
+
+    @property
+    def m(self) -> LMModel:
+        """The pipeline's `model:` block."""
+        return self.cfg.model
 
     # -- data
     def read_splits(self) -> dict:
