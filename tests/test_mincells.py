@@ -187,3 +187,15 @@ def test_stacked_mingru_runs_train_save_load_and_use(tmp_path, cli):
     with pytest.raises(UserError, match="cell mingru has no ONNX graph yet"):
         export(r["classify"].path, tmp_path / "onnx")
     assert not (tmp_path / "onnx").exists()
+
+
+def test_flops_counts_the_projections_and_the_scan():
+    from textrnn import flops
+
+    enc = PaddedEncoder(6, Encoder(cell="mingru", hidden=5, layers=2, bidirectional=True))
+    rec = flops.Recorder(enc)
+    enc(torch.randn(3, 7, 6), torch.tensor([7, 7, 7]))
+    rec.close()
+    assert rec.shapes == {("scan", (7, 3, 5)): 4, ("mm", (21, 6, 10)): 2, ("mm", (21, 10, 10)): 2}
+    assert rec.forward_flops() == 4 * 3 * 21 * 5 + 2 * 2 * 21 * 6 * 10 + 2 * 2 * 21 * 10 * 10
+    assert flops.gemm_seconds(rec.shapes) > 0

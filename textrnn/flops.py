@@ -3,8 +3,11 @@
 Every matrix product of a forward pass is recorded as (kind, shape, count): nn.Linear,
 recurrent layers (the input projection over all steps plus one [B, H] x [H, G*H] product per
 step, per layer and direction), and attention's two batched products. 2 FLOPs per
-multiply-add; training costs 3x the forward pass. `gemm_seconds` times a float32 matmul of each
-recorded shape, so FLOPs / time is the rate the hardware gives this model's shapes.
+multiply-add; training costs 3x the forward pass. minGRU / minLSTM layers have no recurrent
+product: their projection is an nn.Linear (counted as such) and their recurrence an elementwise
+scan, recorded as ("scan", (T, B, H)) at 3 FLOPs an element (h + z (v - h)). `gemm_seconds`
+times a float32 matmul (or the scan) of each recorded shape, so FLOPs / time is the rate the
+hardware gives this model's shapes.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ class Recorder:
 
     def __init__(self, model: nn.Module):
         from textrnn.nn.attention import Attention
+        from textrnn.nn.mincells import MinLayer
         from textrnn.nn.padded_encoder import PaddedEncoder
 
         self.shapes: Counter = Counter()  # (kind, dims) -> times run
@@ -37,6 +41,8 @@ class Recorder:
                 self.handles.append(m.register_forward_hook(self._attention))
             elif isinstance(m, PaddedEncoder):  # its packed path calls the fused op, not its submodules
                 self.handles.append(m.register_forward_hook(self._packed_encoder))
+            elif isinstance(m, MinLayer):
+                self.handles.append(m.register_forward_hook(self._scan))
 
     def _linear(self, m, inputs, out):
         x = inputs[0]
@@ -57,6 +63,10 @@ class Recorder:
         for layer in range(layers):
             self.shapes[("mm", (rows, inp if layer == 0 else H * D, G * H))] += D  # input projection, all steps
             self.shapes[("mm", (batch, H, G * H))] += D * steps  # recurrent product, one per step
+
+    def _scan(self, m, inputs, out):
+        B, T = inputs[0].shape[:2]  # x [B, T, I]
+        self.shapes[("scan", (T, B, m.hidden_size))] += 1
 
     def _packed_encoder(self, m, inputs, out):
         x, lengths = inputs[0], inputs[1]
@@ -83,6 +93,9 @@ class Recorder:
 
 
 def flops(kind: str, dims: tuple) -> int:
+    if kind == "scan":
+        T, B, H = dims
+        return 3 * T * B * H
     if kind == "mm":
         M, K, N = dims
         return 2 * M * K * N
@@ -91,7 +104,12 @@ def flops(kind: str, dims: tuple) -> int:
 
 
 def _time_one(kind: str, dims: tuple, min_seconds: float = 0.02) -> float:
-    if kind == "mm":
+    if kind == "scan":
+        from textrnn.nn.mincells import lerp_scan
+
+        z, c = torch.rand(*dims), torch.randn(*dims)
+        op = lambda: lerp_scan(z, c)  # noqa: E731
+    elif kind == "mm":
         M, K, N = dims
         a, b = torch.randn(M, K), torch.randn(K, N)
         op = lambda: torch.mm(a, b)  # noqa: E731
