@@ -97,3 +97,18 @@ def test_paths_inside_a_set_mapping_are_resolved(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = config.load(p, ["data.test={path: other.tsv, label: 1}"])
     assert cfg.data.test.path == str(tmp_path / "other.tsv") and cfg.data.test.label == 1
+
+
+def test_registry_refuses_a_duplicate_name():
+    from textrnn.registry import register
+
+    @register("test-group", "one")
+    class A:
+        pass
+
+    assert register("test-group", "one")(A) is A  # the same class again: no change
+    with pytest.raises(ValueError, match="test-group 'one' is registered twice"):
+
+        @register("test-group", "one")
+        class B:
+            pass
