@@ -15,7 +15,6 @@ from safetensors.torch import load_file, save_file
 
 from textrnn import config, rundir
 from textrnn.errors import UserError
-from textrnn.registry import get
 
 from helpers import write
 
@@ -99,10 +98,10 @@ def _field_cases():
         for n, t in _numeric_fields(config.Pipeline.model_fields[part].annotation):
             kinds[f"{part}.{n}"] = ("classify", t)
     for task in ("classify", "lm", "translate", "chat"):
-        for n, t in _numeric_fields(config.model_schema(task)):
+        for n, t in _numeric_fields(config.MODEL_SCHEMAS[task]):
             kinds.setdefault(f"model.{n}", (task, t))
-        if task != "classify":
-            for n, t in _numeric_fields(get("generate_schema", task)):
+        if task in config.GENERATE_SCHEMAS:
+            for n, t in _numeric_fields(config.GENERATE_SCHEMAS[task]):
                 kinds.setdefault(f"generate.{n}", (task, t))
     bad = {"int": ["-1", "x", "1.5"], "float": ["-1", ".nan", ".inf"], "ints": ["[-5]", "[x]", "7"]}
     return [(task, key, value) for key, (task, kind) in sorted(kinds.items()) for value in bad[kind]]

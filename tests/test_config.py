@@ -99,6 +99,30 @@ def test_paths_inside_a_set_mapping_are_resolved(tmp_path, monkeypatch):
     assert cfg.data.test.path == str(tmp_path / "other.tsv") and cfg.data.test.label == 1
 
 
+def test_one_list_of_tasks():
+    """config's task names, the schemas they validate with and the registered Task classes agree."""
+    import typing
+
+    from textrnn import registry, tasks  # noqa: F401  (importing the package registers the tasks)
+    from textrnn.tasks.base import Task
+
+    names = set(typing.get_args(config.TaskName))
+    assert names == set(config.MODEL_SCHEMAS) == set(registry.names("task"))
+    assert set(config.GENERATE_SCHEMAS) == names - {"classify"}
+    for name in names:
+        cls = registry.get("task", name)
+        assert issubclass(cls, Task) and cls.name == name
+
+
+def test_unknown_task_and_generate_for_classify_are_one_line(tmp_path):
+    p = write(tmp_path / "p.yaml", BASE + "task: summarize\n")
+    with pytest.raises(UserError, match=r"^\S*p.yaml: task: Input should be 'classify', 'lm', 'translate' or 'chat'"):
+        config.load(p)
+    p = write(tmp_path / "p.yaml", BASE + "generate: {beam: 2}\n")
+    with pytest.raises(UserError, match=r"generate: a classify pipeline generates no text \(remove the section\)$"):
+        config.load(p)
+
+
 def test_registry_refuses_a_duplicate_name():
     from textrnn.registry import register
 

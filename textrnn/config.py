@@ -1,4 +1,13 @@
-"""Pipeline schema (pydantic), ${ENV} interpolation, --set overrides and one-line errors."""
+"""Pipeline schema (pydantic), ${ENV} interpolation, --set overrides and one-line errors.
+
+Where schemas live: every schema a pipeline file can hold is defined here, in this module: the
+top-level sections (data, tokenizer, vocab, train), each task's `model:` block with its components
+(Embedding, Encoder, Head, DecCfg) and each `generate:` block (LMGenerate, SearchCfg). Code that
+reads settings imports their class from here (the task modules, search.py); none defines a schema of
+its own. `MODEL_SCHEMAS` and `GENERATE_SCHEMAS` say which schema a task validates `model:` and
+`generate:` with; the task classes themselves are listed by `textrnn.tasks` (its `__init__` imports
+the task modules, whose decorators register them).
+"""
 
 from __future__ import annotations
 
@@ -164,17 +173,120 @@ class Train(Strict):
         return self
 
 
-# task name -> module under textrnn.tasks that registers its model schema ("model_schema") and Task class ("task")
-TASK_MODULES = {"classify": "classify", "lm": "lm", "translate": "seq2seq", "chat": "chat"}
+# ---------------------------------------------------------------- model: per task
+
+
+class Head(Strict):
+    """classify: the MLP on the pooled encoder output."""
+
+    hidden: list[Size] = []  # sizes of the MLP's hidden layers
+    dropout: Rate = 0.0
+
+
+class ClassifyModel(Strict):
+    embedding: Embedding = Embedding()
+    encoder: Encoder = Encoder()
+    pooling: Literal["last", "mean", "max", "attention"] = "max"
+    head: Head = Head()
+
+
+class LMModel(Strict):
+    embedding: Embedding = Embedding(dim=200)  # its dropout applies to the embeddings (the RNN's input)
+    cell: Cell = "lstm"
+    hidden: Size = 200
+    layers: Size = 2
+    dropout: Rate = 0.0  # between RNN layers
+    output_dropout: Rate = 0.0  # on the top layer's outputs, before the softmax
+    tie_weights: bool = False  # softmax weights = embedding weights (a projection hidden → dim when they differ)
+    softmax: Literal["full", "adaptive"] = "full"  # adaptive: Grave et al.'s adaptive softmax (large vocabularies)
+    cutoffs: list[Size] = [2000, 10000]  # adaptive: frequency-ranked vocabulary cut into a head and tail clusters
+    div_value: Positive = 4.0  # adaptive: each tail cluster's projection is this many times smaller
+    init_range: Optional[Positive] = None  # uniform(-r, r) for every weight (Zaremba et al.: 0.1 small, 0.05 medium)
+    mode: Literal["stream", "sentences"] = "stream"
+    bptt: Size = 35  # stream: steps per truncated-BPTT window
+    eval_batch: Size = 10  # stream: columns when evaluating
+
+
+class DecCfg(Strict):
+    """translate / chat: the attentional decoder."""
+
+    cell: Literal["lstm", "gru", "mingru", "minlstm"] = "lstm"
+    hidden: Size = 512
+    layers: Size = 1
+    dropout: Rate = 0.2  # on RNN outputs, attentional vectors and between layers
+    attention: Literal["dot", "general", "bahdanau"] = "general"  # dot/general: Luong; bahdanau: additive
+    attn_dim: Count = 0  # bahdanau's hidden size (0 = decoder hidden)
+    input_feeding: bool = False  # feed h~(t-1) back in: step-by-step training (slower on CPU)
+    bridge: bool = True  # learned map from the encoder's final states to the decoder's initial state
+    tie_output: bool = True  # output layer shares the decoder's input embedding
+
+
+class Seq2SeqModel(Strict):
+    embedding: Embedding = Embedding(dim=256)
+    encoder: Encoder = Encoder(hidden=256, bidirectional=True)
+    decoder: DecCfg = DecCfg()
+    share_vocab: bool = True  # one vocabulary over both sides and one embedding matrix for encoder and decoder
+    tokenizer_tgt: Optional[Tokenizer] = None  # target-side tokenizer (default: the pipeline's `tokenizer:`, joint)
+    label_smoothing: Rate = 0.1
+
+
+class ChatModel(Seq2SeqModel):
+    history: Size = 2  # turns of context before each reply
+
+
+# ---------------------------------------------------------------- generate: per task
+
+
+class LMGenerate(Strict):
+    """lm: `generate:` defaults in the pipeline (the CLI's options override them)."""
+
+    max_tokens: Count = 50
+    temperature: NonNegative = 1.0
+    top_k: Count = 0
+    top_p: Share = 1.0
+
+
+class SearchCfg(Strict):
+    """translate / chat: decoding settings (the pipeline's `generate:` section; CLI options, the REPL's
+    /set and the Python API override them, all validated here; the search is textrnn.search)."""
+
+    beam: Size = 5  # 1 = greedy
+    alpha: NonNegative = 0.6  # length penalty ((5 + len) / 6) ** alpha; 0 = raw log-probability
+    max_ratio: NonNegative = 1.5  # max output length = max_ratio × source length + max_extra
+    max_extra: Count = 10
+    n_best: Size = 1  # hypotheses returned per input (≤ beam)
+    block_ngram: Count = 0  # never repeat an n-gram of this size (0 = off)
+    min_length: Count = 0  # <eos> forbidden before this many tokens
+    repetition_penalty: Positive = 1.0  # > 1: a token already in the output loses log(penalty)
+    temperature: NonNegative = 0.0  # > 0: sample (beam is not used); 0: most probable token
+    top_k: Count = 0  # sampling: keep the k most probable tokens (0 = all)
+    top_p: Annotated[float, Field(gt=0, le=1)] = 1.0  # sampling: keep the smallest set holding this much probability
+    seed: Optional[Seed] = None  # sampling: same seed, same output
+    batch_tokens: Size = 6000  # decoding batch: source tokens × beam
+
+
+# ---------------------------------------------------------------- the pipeline
+
+TaskName = Literal["classify", "lm", "translate", "chat"]
+
+# the schema that validates `model:` for each task (Pipeline.model holds an instance of it after validate())
+MODEL_SCHEMAS: dict[str, type[Strict]] = {
+    "classify": ClassifyModel,
+    "lm": LMModel,
+    "translate": Seq2SeqModel,
+    "chat": ChatModel,
+}
+# the schema of `generate:` for each task that generates text (a classify pipeline has no such section)
+GENERATE_SCHEMAS: dict[str, type[Strict]] = {"lm": LMGenerate, "translate": SearchCfg, "chat": SearchCfg}
 
 
 class Pipeline(Strict):
     name: str
-    task: Literal["classify", "lm", "translate", "chat"] = "classify"
+    task: TaskName = "classify"
     data: Data
     tokenizer: Tokenizer = Tokenizer()
     vocab: Vocab = Vocab()
-    model: Any = {}  # validated by the task's own schema (see model_schema), e.g. ClassifyModel
+    model: Any = {}  # a mapping; validate() makes it a MODEL_SCHEMAS[task] instance (tasks read it typed: task.m)
     train: Train = Train()
     generate: dict[str, Any] = {}  # decoding defaults for tasks that generate text (validated by the task)
     output: Optional[str] = None  # run directory (default runs/<name>)
@@ -306,16 +418,6 @@ def explain(err: ValidationError, cls: type[BaseModel], origin: str, prefix: tup
     return f"{origin}: {key or 'pipeline'}: {msg}{got_s}"
 
 
-def model_schema(task: str) -> type[BaseModel]:
-    """The pydantic class of `model:` for a task (registered by the task's module)."""
-    import importlib
-
-    from textrnn.registry import get
-
-    importlib.import_module(f"textrnn.tasks.{TASK_MODULES[task]}")
-    return get("model_schema", task)
-
-
 def validate(raw: Any, origin: str) -> Pipeline:
     """Validate the whole pipeline, then `model:` with the schema of the declared task."""
     if not isinstance(raw, dict):
@@ -324,16 +426,14 @@ def validate(raw: Any, origin: str) -> Pipeline:
         cfg = Pipeline.model_validate(raw)
     except ValidationError as err:
         raise UserError(explain(err, Pipeline, origin)) from None
-    schema = model_schema(cfg.task)
+    schema = MODEL_SCHEMAS[cfg.task]
     if not isinstance(cfg.model, dict):
         raise UserError(f"{origin}: model: expected a mapping of keys")
     try:
         model = schema.model_validate(cfg.model)
     except ValidationError as err:
         raise UserError(explain(err, schema, origin, prefix=("model",))) from None
-    from textrnn.registry import get
-
-    gen: Any = get("generate_schema", cfg.task) if cfg.task != "classify" else None
+    gen = GENERATE_SCHEMAS.get(cfg.task)
     if cfg.generate and gen is None:
         raise UserError(f"{origin}: generate: a {cfg.task} pipeline generates no text (remove the section)")
     if gen is not None:

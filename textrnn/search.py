@@ -14,40 +14,14 @@ own rules (repetition penalty) and a sampling `pick` on top of the same loop.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Optional
+from typing import Optional
 
 import torch
-from pydantic import Field
 
 from textrnn import sampling
-from textrnn.config import Strict
+from textrnn.config import SearchCfg  # the settings' schema (with every pipeline schema)
 
 NEG = float("-inf")
-
-
-Int0 = Annotated[int, Field(ge=0)]
-Int1 = Annotated[int, Field(ge=1)]
-Real0 = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-
-
-class SearchCfg(Strict):
-    """Decoding settings (the pipeline's `generate:` section; CLI options, the REPL's /set and the
-    Python API override them, all validated here)."""
-
-    beam: Int1 = 5  # 1 = greedy
-    alpha: Real0 = 0.6  # length penalty ((5 + len) / 6) ** alpha; 0 = raw log-probability
-    max_ratio: Real0 = 1.5  # max output length = max_ratio × source length + max_extra
-    max_extra: Int0 = 10
-    n_best: Int1 = 1  # hypotheses returned per input (≤ beam)
-    block_ngram: Int0 = 0  # never repeat an n-gram of this size (0 = off)
-    min_length: Int0 = 0  # <eos> forbidden before this many tokens
-    repetition_penalty: Positive = 1.0  # > 1: a token already in the output loses log(penalty)
-    temperature: Real0 = 0.0  # > 0: sample (beam is not used); 0: most probable token
-    top_k: Int0 = 0  # sampling: keep the k most probable tokens (0 = all)
-    top_p: Annotated[float, Field(gt=0, le=1)] = 1.0  # sampling: keep the smallest set holding this much probability
-    seed: Optional[Annotated[int, Field(ge=0, lt=2**63)]] = None  # sampling: same seed, same output
-    batch_tokens: Int1 = 6000  # decoding batch: source tokens × beam
 
 
 def settings(base: SearchCfg | dict, origin: str = "search settings", **override) -> SearchCfg:

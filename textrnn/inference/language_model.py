@@ -22,8 +22,7 @@ class LanguageModel(TaskModel):
 
     def generation_defaults(self):
         """The pipeline's `generate:` block (max_tokens, temperature, top_k, top_p), validated."""
-        from textrnn.config import explain
-        from textrnn.tasks.lm import LMGenerate
+        from textrnn.config import LMGenerate, explain
 
         try:
             return LMGenerate.model_validate(self.pipeline.generate)

@@ -167,11 +167,7 @@ def build_model(task: Task) -> nn.Module:
 
 
 def build_task(cfg: Pipeline) -> Task:
-    import importlib
-
-    from textrnn.config import TASK_MODULES
-
-    importlib.import_module(f"textrnn.tasks.{TASK_MODULES[cfg.task]}")
+    """The Task registered under the pipeline's `task:` (textrnn.tasks registers them all on import)."""
     return get("task", cfg.task)(cfg)
 
 

@@ -15,26 +15,17 @@ from collections import Counter
 import numpy as np
 import torch
 
-from textrnn.config import Data, Size, Source
+from textrnn.config import Data, Source
 from textrnn.data import dialogue, parallel
 from textrnn.data.parallel import Pairs
 from textrnn.errors import UserError
 from textrnn.registry import register
-from textrnn.search import SearchCfg
-from textrnn.tasks.seq2seq import Seq2SeqModel, Translate
+from textrnn.tasks.seq2seq import Translate
 from textrnn.text import tokenized
 from textrnn.text.vocab import Vocab
 
 SEP = "<sep>"
 TURN_BREAK = "\n"  # turns of a context, joined in one string
-
-
-@register("model_schema", "chat")
-class ChatModel(Seq2SeqModel):
-    history: Size = 2  # turns of context before each reply
-
-
-register("generate_schema", "chat")(SearchCfg)
 
 
 def read_pairs(src: Source, history: int) -> Pairs:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from textrnn.config import Embedding as EmbCfg
-from textrnn.config import Encoder as EncCfg
-from textrnn.config import Rate, Size, Strict
+from textrnn.config import ClassifyModel
 from textrnn.data import batching, sources
 from textrnn.errors import UserError
 from textrnn.nn.embedding import Embedding, load_vectors
@@ -21,19 +18,6 @@ from textrnn.nn.padded_encoder import PaddedEncoder, last_hidden
 from textrnn.registry import get, register
 from textrnn.rundir import write_json
 from textrnn.tasks.base import Task, read_json
-
-
-class Head(Strict):
-    hidden: list[Size] = []  # sizes of the MLP's hidden layers
-    dropout: Rate = 0.0
-
-
-@register("model_schema", "classify")
-class ClassifyModel(Strict):
-    embedding: EmbCfg = EmbCfg()
-    encoder: EncCfg = EncCfg()
-    pooling: Literal["last", "mean", "max", "attention"] = "max"
-    head: Head = Head()
 
 
 class Classifier(nn.Module):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -23,8 +23,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from textrnn import dist
-from textrnn.config import Cell, Count, NonNegative, Positive, Rate, Share, Size, Strict
-from textrnn.config import Embedding as EmbCfg
+from textrnn.config import LMModel
 from textrnn.data import batching, sources
 from textrnn.errors import UserError
 from textrnn.nn.cells import CELLS
@@ -32,34 +31,6 @@ from textrnn.nn.dropout import Dropout
 from textrnn.nn.embedding import Embedding, load_vectors
 from textrnn.registry import register
 from textrnn.tasks.base import Task
-
-
-@register("model_schema", "lm")
-class LMModel(Strict):
-    embedding: EmbCfg = EmbCfg(dim=200)  # its dropout applies to the embeddings (the RNN's input)
-    cell: Cell = "lstm"
-    hidden: Size = 200
-    layers: Size = 2
-    dropout: Rate = 0.0  # between RNN layers
-    output_dropout: Rate = 0.0  # on the top layer's outputs, before the softmax
-    tie_weights: bool = False  # softmax weights = embedding weights (a projection hidden → dim when they differ)
-    softmax: Literal["full", "adaptive"] = "full"  # adaptive: Grave et al.'s adaptive softmax (large vocabularies)
-    cutoffs: list[Size] = [2000, 10000]  # adaptive: frequency-ranked vocabulary cut into a head and tail clusters
-    div_value: Positive = 4.0  # adaptive: each tail cluster's projection is this many times smaller
-    init_range: Optional[Positive] = None  # uniform(-r, r) for every weight (Zaremba et al.: 0.1 small, 0.05 medium)
-    mode: Literal["stream", "sentences"] = "stream"
-    bptt: Size = 35  # stream: steps per truncated-BPTT window
-    eval_batch: Size = 10  # stream: columns when evaluating
-
-
-@register("generate_schema", "lm")
-class LMGenerate(Strict):
-    """`generate:` defaults in the pipeline (the CLI's options override them)."""
-
-    max_tokens: Count = 50
-    temperature: NonNegative = 1.0
-    top_k: Count = 0
-    top_p: Share = 1.0
 
 
 class LanguageModel(nn.Module):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -19,10 +19,7 @@ from rich.console import Console
 from torch import nn
 
 from textrnn import config, dist, search
-from textrnn.config import Count, Rate, Size, Strict
-from textrnn.config import Embedding as EmbCfg
-from textrnn.config import Encoder as EncCfg
-from textrnn.config import Tokenizer as TokCfg
+from textrnn.config import Seq2SeqModel
 from textrnn.data import batching, parallel
 from textrnn.errors import UserError
 from textrnn.nn.decoder import Decoder, select_state
@@ -35,28 +32,6 @@ from textrnn.text.vocab import Vocab
 
 console = Console(stderr=True, soft_wrap=True)
 DEFAULT_MAX_LENGTH = 200  # tokens kept per side when tokenizer.max_length is not set
-
-
-class DecCfg(Strict):
-    cell: Literal["lstm", "gru", "mingru", "minlstm"] = "lstm"
-    hidden: Size = 512
-    layers: Size = 1
-    dropout: Rate = 0.2  # on RNN outputs, attentional vectors and between layers
-    attention: Literal["dot", "general", "bahdanau"] = "general"  # dot/general: Luong; bahdanau: additive
-    attn_dim: Count = 0  # bahdanau's hidden size (0 = decoder hidden)
-    input_feeding: bool = False  # feed h~(t-1) back in: step-by-step training (slower on CPU)
-    bridge: bool = True  # learned map from the encoder's final states to the decoder's initial state
-    tie_output: bool = True  # output layer shares the decoder's input embedding
-
-
-@register("model_schema", "translate")
-class Seq2SeqModel(Strict):
-    embedding: EmbCfg = EmbCfg(dim=256)
-    encoder: EncCfg = EncCfg(hidden=256, bidirectional=True)
-    decoder: DecCfg = DecCfg()
-    share_vocab: bool = True  # one vocabulary over both sides and one embedding matrix for encoder and decoder
-    tokenizer_tgt: Optional[TokCfg] = None  # target-side tokenizer (default: the pipeline's `tokenizer:`, joint)
-    label_smoothing: Rate = 0.1
 
 
 class Seq2Seq(nn.Module):
@@ -98,9 +73,6 @@ class Seq2Seq(nn.Module):
     def select(state, mem, idx):
         mem = None if mem is None else {k: v.index_select(0, idx) for k, v in mem.items()}
         return select_state(state, idx), mem
-
-
-register("generate_schema", "translate")(search.SearchCfg)
 
 
 def search_cfg(cfg: config.Pipeline, **override) -> search.SearchCfg:
