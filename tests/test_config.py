@@ -112,6 +112,8 @@ def test_one_list_of_tasks():
     for name in names:
         cls = registry.get("task", name)
         assert issubclass(cls, Task) and cls.name == name
+    with pytest.raises(TypeError):  # an abstract base class
+        Task(config.validate({"name": "t", "data": {"train": {"path": "x.tsv"}}}, "t"))
 
 
 def test_unknown_task_and_generate_for_classify_are_one_line(tmp_path):

@@ -63,8 +63,9 @@ def step_layer(rnn: nn.RNNBase, layer: int, reverse: bool, x: torch.Tensor) -> d
 
 
 def _stack(model, task) -> tuple[list[tuple[nn.RNNBase, int, bool]], str]:
-    """The model's recurrent layers as (module, layer index, reverse), and how they connect."""
-    if task.name == "lm":
+    """The model's recurrent layers as (module, layer index, reverse), and how they connect (the
+    model class's `recurrence`: "stacked", one multi-layer `rnn`; "padded", a PaddedEncoder `encoder`)."""
+    if model.recurrence == "stacked":
         rnn = model.rnn
         return [(rnn, i, False) for i in range(rnn.num_layers)], "stacked"
     enc = model.encoder  # PaddedEncoder: one single-layer module per layer and direction
@@ -78,8 +79,7 @@ def _stack(model, task) -> tuple[list[tuple[nn.RNNBase, int, bool]], str]:
 
 def embed(model, task, ids: torch.Tensor) -> torch.Tensor:
     """ids [T] -> the first recurrent layer's input [T, E] (eval mode: no dropout)."""
-    emb = model.embed if task.name in ("lm", "classify") else model.src_embed
-    return emb(ids[None])[0]
+    return model.input_embed(ids[None])[0]
 
 
 @torch.no_grad()
@@ -167,7 +167,7 @@ def gradient_by_distance(model, task, ids: torch.Tensor) -> list[float]:
     x = embed(model, task, ids).detach()  # [T, E]
 
     def last_state(x_):
-        if task.name == "lm":
+        if model.recurrence == "stacked":
             out, _ = model.rnn(x_[None])
             return out[0, -1]
         out, _ = model.encoder(x_[None], torch.tensor([x_.size(0)]))  # [1, T, D*H]

@@ -123,7 +123,7 @@ class DecoderStep(nn.Module):
 
 
 def seq2seq_graphs(model, task) -> list[Graph]:
-    dec, d = model.decoder, task.cfg.model.decoder
+    dec, d = model.decoder, task.m.decoder
     lstm, feeding = d.cell == "lstm", d.input_feeding
     feed = [Port("feed", ("batch", dec.out_dim), "float32")] if feeding else []
     D = model.encoder.out_dim

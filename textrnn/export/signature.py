@@ -76,32 +76,41 @@ def specials(vocab) -> dict:
 
 
 def task_fields(loaded) -> dict:
-    """The task's part of the signature: tokenization, special ids, labels or decoding."""
-    task, name = loaded.task, loaded.task_name
-    if name == "classify":
-        return {
-            "tokenizer": tokenizer(task.tok, "vocab.json", task.tok.cfg.max_length),
-            "specials": specials(task.vocab),
-            "labels": list(task.labels),
-            "usage": "probs[i] are the labels' probabilities; a text with no tokens is read as [unk]; "
-            "pad the batch with pad after each text's length",
-        }
-    if name == "lm":
-        start = task.vocab.bos if task.m.mode == "sentences" else task.vocab.eos
-        return {
-            "tokenizer": tokenizer(task.tok, "vocab.json", task.tok.cfg.max_length),
-            "specials": specials(task.vocab),
-            "mode": task.m.mode,
-            "start_id": start,
-            "usage": "h (and c) start as zeros; feed [start_id] + the text's ids (all rows of a batch the same "
-            "length, or one token at a time), then each chosen id with the returned h_new (c_new); "
-            "log_probs is over the next token",
-        }
-    src = tokenizer(task.tok, "vocab.json", None if name == "chat" else task.max_src)  # chat: see context
+    """The task's part of the signature: tokenization, special ids, labels or decoding (each task's
+    `export_fields` picks one of the functions below)."""
+    return loaded.task.export_fields()
+
+
+def classify_fields(task) -> dict:
+    return {
+        "tokenizer": tokenizer(task.tok, "vocab.json", task.tok.cfg.max_length),
+        "specials": specials(task.vocab),
+        "labels": list(task.labels),
+        "usage": "probs[i] are the labels' probabilities; a text with no tokens is read as [unk]; "
+        "pad the batch with pad after each text's length",
+    }
+
+
+def lm_fields(task) -> dict:
+    start = task.vocab.bos if task.m.mode == "sentences" else task.vocab.eos
+    return {
+        "tokenizer": tokenizer(task.tok, "vocab.json", task.tok.cfg.max_length),
+        "specials": specials(task.vocab),
+        "mode": task.m.mode,
+        "start_id": start,
+        "usage": "h (and c) start as zeros; feed [start_id] + the text's ids (all rows of a batch the same "
+        "length, or one token at a time), then each chosen id with the returned h_new (c_new); "
+        "log_probs is over the next token",
+    }
+
+
+def seq2seq_fields(task, max_length) -> dict:
+    """Translation (and chat): the source side's tokenization (its first `max_length` tokens kept), the
+    target side's detokenization, the decoding settings."""
     tgt_folder = "" if task.tok_tgt is task.tok else "target/"
     tgt_vocab = "vocab.json" if task.vocab_tgt is task.vocab else "vocab_tgt.json"
-    out = {
-        "tokenizer": src,
+    return {
+        "tokenizer": tokenizer(task.tok, "vocab.json", max_length),
         "specials": specials(task.vocab),
         "target": {
             "detokenizer": detokenizer(task.tok_tgt, tgt_vocab, tgt_folder),
@@ -113,12 +122,17 @@ def task_fields(loaded) -> dict:
         "memory, keys and mask, until target eos; for a beam, repeat the encoder's rows per "
         "hypothesis; log_probs is over the target vocabulary",
     }
-    if name == "chat":
-        sep = task.vocab.stoi["<sep>"]
-        out["context"] = {
-            "history": task.cfg.model.history,
-            "sep_id": sep,
-            "how": f"the last {task.cfg.model.history} turns, each tokenized alone (no truncation), "
+
+
+def chat_fields(task) -> dict:
+    """seq2seq_fields with a context: turns are tokenized whole and the joined context is cut instead."""
+    history = task.m.history
+    return {
+        **seq2seq_fields(task, None),
+        "context": {
+            "history": history,
+            "sep_id": task.vocab.stoi["<sep>"],
+            "how": f"the last {history} turns, each tokenized alone (no truncation), "
             f"joined with sep_id, then the last {task.max_src} ids kept",
-        }
-    return out
+        },
+    }

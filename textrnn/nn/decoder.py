@@ -14,6 +14,7 @@ from torch import nn
 from textrnn.nn import attention
 from textrnn.nn.cells import CELLS
 from textrnn.nn.dropout import Dropout
+from textrnn.nn.embedding import Embedding
 
 
 def select_state(state, idx: torch.Tensor):
@@ -24,7 +25,7 @@ def select_state(state, idx: torch.Tensor):
 
 
 class Decoder(nn.Module):
-    def __init__(self, embed: nn.Embedding, emb_dim: int, memory_dim: int, enc_state_dim: int, cfg, vocab_size: int):
+    def __init__(self, embed: Embedding, emb_dim: int, memory_dim: int, enc_state_dim: int, cfg, vocab_size: int):
         """cfg: cell, hidden, layers, dropout, attention, attn_dim, input_feeding, bridge, tie_output."""
         super().__init__()
         self.cfg, self.embed = cfg, embed

@@ -1,12 +1,18 @@
-"""What every task shares: tokenizer + vocabulary preparation and persistence, the Task interface."""
+"""What every task shares: tokenizer + vocabulary preparation and persistence, the streamed train
+split, batching, the summed evaluation loop, and the Task interface (an abstract base class).
+
+The tasks themselves are listed by the package: textrnn/tasks/__init__.py imports the four task
+modules, each of which registers its Task class under its `task:` name.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+from abc import ABC, abstractmethod
 from collections import Counter
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Mapping, Optional
 
 import numpy as np
 import torch
@@ -19,32 +25,62 @@ from textrnn.registry import get
 from textrnn.text import tokenized, tokenizers
 from textrnn.text.vocab import Vocab
 
+if TYPE_CHECKING:
+    from textrnn.data.sources import Stream
 
-class Task:
+
+class Task(ABC):
     """A task turns splits into batches, owns its model, its loss and its metrics."""
 
-    name = "base"
-    metric = "loss"  # the valid metric that picks the best checkpoint
-    higher_is_better = False
+    name: ClassVar[str] = "base"
+    metric: ClassVar[str] = "loss"  # the valid metric that picks the best checkpoint
+    higher_is_better: ClassVar[bool] = False
+    labelled: ClassVar[bool] = True  # its examples carry a label (read from the sources' label column)
+    train_stream: Stream  # the streamed train split (set by take_stream when data.train.streaming)
 
     def __init__(self, cfg: Pipeline):
         self.cfg = cfg
         self.tok = tokenizers.build(cfg.tokenizer)
-        self.vocab: Optional[Vocab] = None
+        self._vocab: Optional[Vocab] = None
         self.data: dict[str, list[np.ndarray]] = {}  # split -> id arrays
+        self.fresh = False  # a new model (prepare without resume): pretrained vectors are read into it
+        self.streaming = False  # data.train.streaming: the train split is never held whole
+
+    @property
+    def vocab(self) -> Vocab:
+        """The (source-side) vocabulary, once prepare or load has built or read it."""
+        if self._vocab is None:
+            raise RuntimeError(f"{type(self).__name__}: no vocabulary before prepare() or load()")
+        return self._vocab
+
+    @vocab.setter
+    def vocab(self, vocab: Vocab) -> None:
+        self._vocab = vocab
 
     # -- data
     def read_splits(self) -> dict:
-        """train / valid / test as sources.Examples (labelled texts by default)."""
+        """train / valid / test as sources.Examples (a streamed train split as a sources.Stream)."""
         from textrnn.data import sources
 
-        return sources.read_splits(self.cfg.data, self.cfg.train.seed, labelled=True)
+        return sources.read_splits(self.cfg.data, self.cfg.train.seed, labelled=self.labelled)
 
     def read_test(self, source=None):
         """The declared test split alone (for `textrnn evaluate`), or `source` (a config.Source) instead."""
         from textrnn.data import sources
 
-        return sources.read(source or self.cfg.data.test, self.cfg.data.label_names, labelled=True)
+        return sources.read(source or self.cfg.data.test, self.cfg.data.label_names, labelled=self.labelled)
+
+    def take_stream(self, splits: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """(the train split, the splits to encode now). A streamed train split (data.train.streaming)
+        becomes self.train_stream, read buffer by buffer, and is left out of the splits to encode."""
+        from textrnn.data import sources
+
+        train = splits.get("train")
+        self.streaming = isinstance(train, sources.Stream)
+        if isinstance(train, sources.Stream):
+            self.train_stream = train
+            return train, {k: v for k, v in splits.items() if k != "train"}
+        return train, dict(splits)
 
     # -- text -> ids
     def fit_text(self, train_texts: list[str]) -> tokenized.Tokenized:
@@ -69,22 +105,22 @@ class Task:
 
     def unknown_of(self, ids: list[np.ndarray]) -> list[tuple[int, int]]:
         """(tokens not in the vocabulary, tokens) of each id array."""
-        return [(int((a == self.vocab.unk).sum()), len(a)) for a in ids]
+        return [(int(np.sum(a == self.vocab.unk)), len(a)) for a in ids]
 
     def unknown_counts(self, texts: list[str]) -> list[tuple[int, int]]:
         """(tokens not in the vocabulary, tokens) of each text, as the model reads it."""
         return self.unknown_of(self.numericalize(texts, cache=False))
 
     # -- streaming (data.train.streaming: the train split is never held whole)
-    streaming = False
-
-    def fit_stream(self, stream) -> set:
+    def fit_stream(self, stream: Stream) -> set:
         """Tokenizer fitted on the stream's first `data.stream_sample` texts, vocabulary counted over
         all of it (one pass, memory bounded by the vocabulary); returns the labels seen."""
         d, v = self.cfg.data, self.cfg.vocab
-        sample = next(stream.chunks(d.stream_sample, None), ([], None))[0]
+        empty: tuple[list[str], None] = ([], None)
+        sample = next(stream.chunks(d.stream_sample, None), empty)[0]
         self.tok.fit(sample)
-        counts, labels = Counter(), set()
+        counts: Counter[str] = Counter()
+        labels: set[str] = set()
         for texts, labs in stream.chunks(d.stream_buffer, None):
             counts.update(tokenized.tokenize(self.tok, texts, use_cache=False).counts())
             labels.update(labs or ())
@@ -122,7 +158,20 @@ class Task:
         """This process's part of an epoch's batches under multi-process training."""
         return batching.shard(batches, rank, world)
 
-    # -- to implement
+    # -- evaluation
+    @torch.no_grad()
+    def summed_loss(self, model: nn.Module, split: str, device, batch_loss: Callable[[dict], Any]) -> tuple[float, int]:
+        """The evaluation loop: a split's batches in order (eval mode, no gradients); `batch_loss(batch)`
+        gives each batch's summed loss. Returns (the total, the batches' "tokens")."""
+        model.eval()
+        total, n = 0.0, 0
+        for idx in self.batches(split, shuffle=False):
+            b = self.collate(split, idx, device)
+            total += float(batch_loss(b))
+            n += b["tokens"]
+        return total, n
+
+    # -- inference
     inference_dtype: Optional[torch.dtype] = None  # autocast at inference: the commands' `--precision`
     inference_device: str = "cpu"  # the device type it autocasts on
 
@@ -132,6 +181,7 @@ class Task:
             return contextlib.nullcontext()
         return torch.autocast(self.inference_device, dtype=self.inference_dtype)
 
+    # -- checkpoints
     def train_state(self) -> dict:
         """What a checkpoint must keep besides the model and optimizer for an exact resume."""
         return {}
@@ -139,22 +189,53 @@ class Task:
     def load_train_state(self, state: dict, device) -> None:
         """Restore train_state() from a checkpoint."""
 
-    def prepare(self, splits, run: Path, resume: bool) -> None: ...
-    def add_split(self, name: str, examples) -> None:
-        """Encode one more split with the fitted tokenizer and vocabulary (e.g. a test file to evaluate)."""
-
     def drop_split(self, name: str) -> None:
         """Forget a split added with add_split."""
         for attr in ("data", "targets", "streams", "tgt", "refs", "first"):
             getattr(self, attr, {}).pop(name, None)
 
-    def build_model(self) -> nn.Module: ...
-    def collate(self, split: str, idx: list[int], device) -> dict: ...
-    def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, int]: ...
-    def evaluate(self, model: nn.Module, split: str, device) -> dict: ...
-    def save(self, run: Path) -> None: ...
-    def load(self, run: Path) -> None: ...
-    def plots(self, model: nn.Module, run: Path, device) -> None: ...
+    # -- what each task implements
+    @abstractmethod
+    def prepare(self, splits: dict, run: Path, resume: bool) -> None:
+        """Fit the tokenizer and vocabulary on the train split (or load them from `run` when resuming)
+        and encode every split."""
+
+    @abstractmethod
+    def add_split(self, name: str, examples) -> None:
+        """Encode one more split with the fitted tokenizer and vocabulary (e.g. a test file to evaluate)."""
+
+    @abstractmethod
+    def build_model(self) -> nn.Module:
+        """A new model for the prepared vocabulary (and labels)."""
+
+    @abstractmethod
+    def collate(self, split: str, idx: list[int], device) -> dict:
+        """One batch (tensors on `device`) of a split's examples; "tokens" counts what its loss covers."""
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, int]:
+        """The training loss of a batch (a mean) and the tokens it covers."""
+
+    @abstractmethod
+    def evaluate(self, model: nn.Module, split: str, device) -> dict:
+        """The metrics of a split (`metric` among them)."""
+
+    @abstractmethod
+    def save(self, run: Path) -> None:
+        """Write what the run directory needs besides the weights (tokenizer, vocabulary, labels)."""
+
+    @abstractmethod
+    def load(self, run: Path) -> None:
+        """Read what save() wrote."""
+
+    @abstractmethod
+    def plots(self, model: nn.Module, run: Path, device) -> None:
+        """The task's own plots in the run directory (besides the learning curves)."""
+
+    @abstractmethod
+    def export_fields(self) -> dict:
+        """The task's part of an export's signature.json: tokenization, special ids, labels or decoding
+        (see textrnn.export.signature)."""
 
 
 def build_model(task: Task) -> nn.Module:

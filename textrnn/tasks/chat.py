@@ -9,13 +9,12 @@ share of the single most frequent reply.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
+from typing import cast
 
 import numpy as np
-import torch
 
-from textrnn.config import Data, Source
+from textrnn.config import ChatModel, Data, SearchCfg, Source
 from textrnn.data import dialogue, parallel
 from textrnn.data.parallel import Pairs
 from textrnn.errors import UserError
@@ -58,11 +57,16 @@ class Chat(Translate):
     metric = "perplexity"
     higher_is_better = False
 
+    @property
+    def m(self) -> ChatModel:
+        """The pipeline's `model:` block."""
+        return cast(ChatModel, self.cfg.model)
+
     def read_splits(self) -> dict:
-        return read_splits(self.cfg.data, self.cfg.model.history, self.cfg.train.seed)
+        return read_splits(self.cfg.data, self.m.history, self.cfg.train.seed)
 
     def read_test(self, source=None):
-        return read_pairs(source or self.cfg.data.test, self.cfg.model.history)
+        return read_pairs(source or self.cfg.data.test, self.m.history)
 
     def fit(self, train: Pairs) -> None:
         turns = [t for c in train.src for t in c.split(TURN_BREAK)] + train.tgt
@@ -93,24 +97,26 @@ class Chat(Translate):
 
     def replies(self, model, contexts: list[list[str]], device, s) -> list[str]:
         """The reply to each conversation, in one batched search."""
-        texts = [TURN_BREAK.join(t.replace(TURN_BREAK, " ") for t in c[-self.cfg.model.history :]) for c in contexts]
+        texts = [TURN_BREAK.join(t.replace(TURN_BREAK, " ") for t in c[-self.m.history :]) for c in contexts]
         return [h[0][0] for h in self.translate(model, texts, device, s)]
 
-    @torch.no_grad()
-    def evaluate(self, model, split: str, device) -> dict:
+    def eval_search(self) -> SearchCfg:
+        """How evaluate() decodes: the pipeline's own `generate:` settings (one reply each)."""
+        return self.search.model_copy(update={"n_best": 1})
+
+    def text_metrics(self, hyps: list[str], refs: list[str]) -> dict:
+        """BLEU, distinct-1/2 and the share of the single most frequent reply."""
         import sacrebleu
 
-        loss = self.mean_loss(model, split, device)
-        s = self.search.model_copy(update={"n_best": 1})
-        hyps = [self.detok(h[0][0]) for h in self.decode_ids(model, self.data[split], device, s)]
         toks = [h.split() for h in hyps]
-        top = Counter(hyps).most_common(1)[0][1] / max(len(hyps), 1)
         return {
-            "loss": loss,
-            "perplexity": math.exp(min(loss, 50.0)),
-            "bleu": sacrebleu.corpus_bleu(hyps, [self.refs[split]], force=True).score,  # corpora may be pre-tokenized
+            "bleu": sacrebleu.corpus_bleu(hyps, [refs], force=True).score,  # corpora may be pre-tokenized
             "distinct_1": distinct(toks, 1),
             "distinct_2": distinct(toks, 2),
-            "top_reply_share": top,
-            "sentences": len(hyps),
+            "top_reply_share": Counter(hyps).most_common(1)[0][1] / max(len(hyps), 1),
         }
+
+    def export_fields(self) -> dict:
+        from textrnn.export import signature
+
+        return signature.chat_fields(self)

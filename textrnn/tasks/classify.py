@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar, Literal, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from textrnn.config import ClassifyModel
-from textrnn.data import batching, sources
+from textrnn.config import ClassifyModel, Pipeline
+from textrnn.data import batching
 from textrnn.errors import UserError
 from textrnn.nn.embedding import Embedding, load_vectors
 from textrnn.nn.heads import MLP
@@ -21,6 +22,8 @@ from textrnn.tasks.base import Task, read_json
 
 
 class Classifier(nn.Module):
+    recurrence: ClassVar[Literal["padded", "stacked"]] = "padded"  # `encoder`: a PaddedEncoder (see probe)
+
     def __init__(self, cfg: ClassifyModel, vocab_size: int, pad_id: int, n_classes: int):
         super().__init__()
         self.cfg = cfg
@@ -38,6 +41,11 @@ class Classifier(nn.Module):
         logits = self.head(pooled)
         return (logits, weights) if with_weights else logits
 
+    @property
+    def input_embed(self) -> Embedding:
+        """The embedding that feeds the first recurrent layer."""
+        return self.embed
+
 
 @register("task", "classify")
 class Classify(Task):
@@ -45,18 +53,19 @@ class Classify(Task):
     metric = "accuracy"
     higher_is_better = True
 
-    def __init__(self, cfg):
+    def __init__(self, cfg: Pipeline):
         super().__init__(cfg)
         self.labels: list[str] = []
         self.targets: dict[str, np.ndarray] = {}  # split -> class indices
 
+    @property
+    def m(self) -> ClassifyModel:
+        """The pipeline's `model:` block."""
+        return cast(ClassifyModel, self.cfg.model)
+
     def prepare(self, splits, run: Path, resume: bool) -> None:
         self.fresh = not resume  # a new model: pretrained vectors are read (not when loading a run)
-        train = splits.get("train")
-        self.streaming = isinstance(train, sources.Stream)
-        if self.streaming:
-            self.train_stream = train
-            splits = {k: v for k, v in splits.items() if k != "train"}
+        train, splits = self.take_stream(splits)
         if resume:
             self.load(run)
         else:
@@ -103,9 +112,9 @@ class Classify(Task):
         self.targets["train"] = np.array([index[lab] for lab in labels])
 
     def build_model(self) -> nn.Module:
-        m = self.cfg.model
+        m = self.m
         model = Classifier(m, len(self.vocab), self.vocab.pad, len(self.labels))
-        if m.embedding.pretrained and getattr(self, "fresh", False):
+        if m.embedding.pretrained and self.fresh:
             load_vectors(model.embed.emb, self.vocab, m.embedding.pretrained, m.embedding.freeze)
         return model
 
@@ -123,17 +132,16 @@ class Classify(Task):
         logits = model(batch["ids"], batch["lengths"])
         return F.cross_entropy(logits.float(), batch["y"]), batch["tokens"]
 
-    @torch.no_grad()
     def evaluate(self, model, split: str, device) -> dict:
-        model.eval()
         n = len(self.labels)
         conf = np.zeros((n, n), dtype=np.int64)  # [true, predicted]
-        total_loss = 0.0
-        for idx in self.batches(split, shuffle=False):
-            b = self.collate(split, idx, device)
+
+        def batch_loss(b: dict) -> torch.Tensor:
             logits = model(b["ids"], b["lengths"]).float()
-            total_loss += float(F.cross_entropy(logits, b["y"], reduction="sum"))
             np.add.at(conf, (b["y"].cpu().numpy(), logits.argmax(-1).cpu().numpy()), 1)
+            return F.cross_entropy(logits, b["y"], reduction="sum")
+
+        total_loss, _ = self.summed_loss(model, split, device, batch_loss)
         return metrics_from_confusion(conf, total_loss)
 
     @torch.no_grad()
@@ -178,6 +186,11 @@ class Classify(Task):
         split = "test" if "test" in self.data else "valid"
         m = self.evaluate(model, split, device)
         confusion(np.array(m["confusion"]), self.labels, run / "confusion.png", f"{self.cfg.name}: {split}")
+
+    def export_fields(self) -> dict:
+        from textrnn.export import signature
+
+        return signature.classify_fields(self)
 
 
 def metrics_from_confusion(conf: np.ndarray, total_loss: float) -> dict:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
+from typing import ClassVar, Literal, Optional, Union, cast
 
 import numpy as np
 import torch
@@ -23,8 +23,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from textrnn import dist
-from textrnn.config import LMModel
-from textrnn.data import batching, sources
+from textrnn.config import LMModel, Pipeline
+from textrnn.data import batching
 from textrnn.errors import UserError
 from textrnn.nn.cells import CELLS
 from textrnn.nn.dropout import Dropout
@@ -34,6 +34,8 @@ from textrnn.tasks.base import Task
 
 
 class LanguageModel(nn.Module):
+    recurrence: ClassVar[Literal["padded", "stacked"]] = "stacked"  # `rnn`: one multi-layer module (see probe)
+
     def __init__(self, cfg: LMModel, vocab_size: int, pad_id: int):
         super().__init__()
         E, H = cfg.embedding.dim, cfg.hidden
@@ -44,7 +46,8 @@ class LanguageModel(nn.Module):
         self.drop = Dropout(cfg.output_dropout)
         self.proj = nn.Linear(H, E) if cfg.tie_weights and H != E else None
         F_ = E if cfg.tie_weights else H
-        self.out, self.asm = None, None
+        self.out: Optional[nn.Linear] = None
+        self.asm: Optional[nn.AdaptiveLogSoftmaxWithLoss] = None
         if cfg.softmax == "adaptive":
             # the vocabulary is frequency-ranked (specials first), as the adaptive softmax needs
             cut = [c for c in cfg.cutoffs if 0 < c < vocab_size - 1]
@@ -58,7 +61,14 @@ class LanguageModel(nn.Module):
                 if isinstance(m, nn.LayerNorm):
                     m.reset_parameters()
         if cfg.tie_weights:
+            if self.out is None:  # the LM task says so in one line before building
+                raise ValueError("tie_weights: not with the adaptive softmax (its clusters have their own weights)")
             self.out.weight = self.embed.emb.weight  # [V, E], one tensor
+
+    @property
+    def input_embed(self) -> Embedding:
+        """The embedding that feeds the first recurrent layer."""
+        return self.embed
 
     def forward(self, ids: torch.Tensor, state=None, lengths: Optional[torch.Tensor] = None, features: bool = False):
         """ids [B, T] (lengths [B] for padded sentences), state from the previous window or None.
@@ -73,14 +83,16 @@ class LanguageModel(nn.Module):
             return h, state
         if self.asm is not None:
             return self.asm.log_prob(h.flatten(0, 1)).view(*h.shape[:2], -1), state
+        assert self.out is not None
         return self.out(h), state
 
     def nll(self, h: torch.Tensor, y: torch.Tensor, pad: int, reduction: str) -> torch.Tensor:
         """Negative log-likelihood of targets y [B, T] (pad excluded) given features h [B, T, F]."""
-        if self.asm is None:
+        if self.out is not None:
             return F.cross_entropy(
                 self.out(h).flatten(0, 1).float(), y.flatten(), ignore_index=pad, reduction=reduction
             )
+        assert self.asm is not None
         mask = y != pad
         lp = self.asm(h[mask].float(), y[mask]).output  # [N]: log P(target), the real targets only
         return -lp.sum() if reduction == "sum" else -lp.mean()
@@ -98,6 +110,9 @@ class LanguageModel(nn.Module):
         if self.proj is not None:
             h = self.proj(h)  # [B, T, E]
         return h, state
+
+
+State = Union[torch.Tensor, tuple[torch.Tensor, ...], None]  # h [L, B, H], (h, c) for an LSTM, or none yet
 
 
 def detach(state):
@@ -127,39 +142,30 @@ class LM(Task):
     name = "lm"
     metric = "perplexity"
     higher_is_better = False
+    labelled = False
 
-    def __init__(self, cfg):
+    def __init__(self, cfg: Pipeline):
         super().__init__(cfg)
         self.streams: dict[str, np.ndarray] = {}  # split -> [N+1] ids (stream mode)
         self._cols: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # (split, B) -> inputs, targets [B, C]
-        self._state = None  # training hidden state carried between BPTT windows
+        self._state: State = None  # training hidden state carried between BPTT windows
 
     @property
     def m(self) -> LMModel:
         """The pipeline's `model:` block."""
-        return self.cfg.model
+        return cast(LMModel, self.cfg.model)
 
     # -- data
-    def read_splits(self) -> dict:
-        return sources.read_splits(self.cfg.data, self.cfg.train.seed, labelled=False)
-
-    def read_test(self, source=None):
-        return sources.read(source or self.cfg.data.test, self.cfg.data.label_names, labelled=False)
-
     def prepare(self, splits, run: Path, resume: bool) -> None:
-        train = splits.get("train")
-        self.streaming = isinstance(train, sources.Stream)
-        if self.streaming:
-            if self.m.mode != "sentences":
-                raise UserError("data.train.streaming: language models stream in model.mode: sentences")
-            self.train_stream = train
-            splits = {k: v for k, v in splits.items() if k != "train"}
+        train, splits = self.take_stream(splits)
+        if self.streaming and self.m.mode != "sentences":
+            raise UserError("data.train.streaming: language models stream in model.mode: sentences")
         if resume:
             self.load(run)
         elif self.streaming:
             self.fit_stream(train)
         else:
-            self.fit_text(splits["train"].texts)
+            self.fit_text(train.texts)
         self._cols.clear()
         for name, ex in splits.items():
             self.add_split(name, ex)
@@ -178,7 +184,7 @@ class LM(Task):
 
     def _train_cols(self) -> int:
         t = self.cfg.train
-        return t.batch_size or max(1, t.batch_tokens // self.m.bptt)
+        return t.batch_size or max(1, (t.batch_tokens or 0) // self.m.bptt)  # Train asks for one of the two
 
     def _columns(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         B = self._train_cols() if split == "train" else self.m.eval_batch
@@ -228,11 +234,11 @@ class LM(Task):
             }
         seqs = [self.data[split][i] for i in idx]
         bos, eos = np.array([self.vocab.bos]), np.array([self.vocab.eos])
-        x, lengths = batching.pad([np.concatenate([bos, a]) for a in seqs], pad)  # [B, T]
-        y, _ = batching.pad([np.concatenate([a, eos]) for a in seqs], pad)  # [B, T]
+        xs, lengths = batching.pad([np.concatenate([bos, a]) for a in seqs], pad)  # [B, T]
+        ys, _ = batching.pad([np.concatenate([a, eos]) for a in seqs], pad)  # [B, T]
         return {
-            "x": batching.to_device(x, device),
-            "y": batching.to_device(y, device),
+            "x": batching.to_device(xs, device),
+            "y": batching.to_device(ys, device),
             "lengths": lengths,
             "reset": True,
             "tokens": int(lengths.sum()),
@@ -254,7 +260,7 @@ class LM(Task):
 
     def _nll(self, model, batch: dict, state, reduction: str):
         h, state = model(batch["x"], state, batch["lengths"], features=True)  # [B, T, F]
-        return dist.unwrap(model).nll(h, batch["y"], self.vocab.pad, reduction), state
+        return cast(LanguageModel, dist.unwrap(model)).nll(h, batch["y"], self.vocab.pad, reduction), state
 
     def loss(self, model, batch):
         """Mean NLL per target token; in stream mode the state of the previous window comes in detached."""
@@ -275,15 +281,15 @@ class LM(Task):
         if h:
             self._state = tuple(t.to(device) for t in h) if self.m.cell == "lstm" else h[0].to(device)
 
-    @torch.no_grad()
     def evaluate(self, model, split: str, device) -> dict:
-        model.eval()
-        total, n, state = 0.0, 0, None
-        for idx in self.batches(split, shuffle=False):
-            b = self.collate(split, idx, device)
+        state = None  # stream mode: carried from window to window
+
+        def batch_loss(b: dict) -> torch.Tensor:
+            nonlocal state
             nll, state = self._nll(model, b, None if b["reset"] else state, "sum")
-            total += float(nll)
-            n += b["tokens"]
+            return nll
+
+        total, n = self.summed_loss(model, split, device, batch_loss)
         loss = total / max(n, 1)
         return {
             "loss": loss,
@@ -300,3 +306,8 @@ class LM(Task):
 
     def plots(self, model, run: Path, device) -> None:
         """The learning curves (written by the trainer) are the plots of a language model."""
+
+    def export_fields(self) -> dict:
+        from textrnn.export import signature
+
+        return signature.lm_fields(self)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
+from typing import ClassVar, Literal, Optional, cast
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from rich.console import Console
 from torch import nn
 
 from textrnn import config, dist, search
-from textrnn.config import Seq2SeqModel
+from textrnn.config import SearchCfg, Seq2SeqModel
 from textrnn.data import batching, parallel
 from textrnn.errors import UserError
 from textrnn.nn.decoder import Decoder, select_state
@@ -35,6 +35,8 @@ DEFAULT_MAX_LENGTH = 200  # tokens kept per side when tokenizer.max_length is no
 
 
 class Seq2Seq(nn.Module):
+    recurrence: ClassVar[Literal["padded", "stacked"]] = "padded"  # `encoder`: a PaddedEncoder (see probe)
+
     def __init__(self, cfg: Seq2SeqModel, src_vocab: int, tgt_vocab: int, pad_id: int, shared: bool):
         super().__init__()
         E, enc = cfg.embedding.dim, cfg.encoder
@@ -43,6 +45,11 @@ class Seq2Seq(nn.Module):
         self.tgt_embed = self.src_embed if shared else Embedding(tgt_vocab, E, pad_id, cfg.embedding.dropout)
         self.encoder = PaddedEncoder(E, enc)  # padded, on fused kernels; equals the packed result
         self.decoder = Decoder(self.tgt_embed, E, self.encoder.out_dim, self.encoder.out_dim, cfg.decoder, tgt_vocab)
+
+    @property
+    def input_embed(self) -> Embedding:
+        """The embedding that feeds the first recurrent layer (the encoder's)."""
+        return self.src_embed
 
     def _top(self, s: torch.Tensor) -> torch.Tensor:
         """Final encoder states [L*D, B, H] -> top layer, directions concatenated [B, D*H]."""
@@ -75,12 +82,12 @@ class Seq2Seq(nn.Module):
         return select_state(state, idx), mem
 
 
-def search_cfg(cfg: config.Pipeline, **override) -> search.SearchCfg:
+def search_cfg(cfg: config.Pipeline, **override) -> SearchCfg:
     """The pipeline's `generate:` section validated, with overrides (None = keep) validated too."""
     try:
-        s = search.SearchCfg.model_validate(cfg.generate)
+        s = SearchCfg.model_validate(cfg.generate)
     except ValidationError as err:
-        raise UserError(config.explain(err, search.SearchCfg, "pipeline", prefix=("generate",))) from None
+        raise UserError(config.explain(err, SearchCfg, "pipeline", prefix=("generate",))) from None
     return search.settings(s, **override) if any(v is not None for v in override.values()) else s
 
 
@@ -92,18 +99,33 @@ class Translate(Task):
 
     def __init__(self, cfg: config.Pipeline):
         super().__init__(cfg)
-        m = cfg.model
         # tokenizers never truncate here: the task truncates and counts what it cut
         self.max_src = cfg.tokenizer.max_length or DEFAULT_MAX_LENGTH
         self.tok = tokenizers.build(cfg.tokenizer.model_copy(update={"max_length": None}))
-        tcfg = m.tokenizer_tgt
+        tcfg = self.m.tokenizer_tgt
         self.max_tgt = (tcfg.max_length if tcfg else None) or self.max_src
         self.tok_tgt = self.tok if tcfg is None else tokenizers.build(tcfg.model_copy(update={"max_length": None}))
-        self.vocab_tgt: Optional[Vocab] = None
+        self._vocab_tgt: Optional[Vocab] = None
         self.search = search_cfg(cfg)
         self.tgt: dict[str, list[np.ndarray]] = {}  # split -> target id arrays
         self.refs: dict[str, list[str]] = {}  # split -> raw target sentences (BLEU references)
         self.first: dict[str, str] = {}  # split -> its first source sentence (attention plot)
+
+    @property
+    def m(self) -> Seq2SeqModel:
+        """The pipeline's `model:` block."""
+        return cast(Seq2SeqModel, self.cfg.model)
+
+    @property
+    def vocab_tgt(self) -> Vocab:
+        """The target-side vocabulary (the source side's with model.share_vocab)."""
+        if self._vocab_tgt is None:
+            raise RuntimeError(f"{type(self).__name__}: no target vocabulary before prepare() or load()")
+        return self._vocab_tgt
+
+    @vocab_tgt.setter
+    def vocab_tgt(self, vocab: Vocab) -> None:
+        self._vocab_tgt = vocab
 
     @property
     def joint(self) -> bool:
@@ -126,7 +148,7 @@ class Translate(Task):
         cs = tokenized.tokenize(self.tok, train.src).counts()
         ct = tokenized.tokenize(self.tok_tgt, train.tgt).counts()
         v = self.cfg.vocab
-        if self.cfg.model.share_vocab:
+        if self.m.share_vocab:
             self.vocab = self.vocab_tgt = Vocab.build(cs + ct, v.min_freq, v.max_size)
         else:
             self.vocab = Vocab.build(cs, v.min_freq, v.max_size)
@@ -151,7 +173,7 @@ class Translate(Task):
     def add_split(self, name: str, ex) -> None:
         src, cut_s = self.encode_side(ex.src, False)
         tgt, cut_t = self.encode_side(ex.tgt, True)
-        self.data[name] = [a if len(a) else np.array([self.vocab.unk]) for a in src]
+        self.data[name] = self.nonempty(src)
         self.tgt[name], self.refs[name], self.first[name] = tgt, list(ex.tgt), ex.src[0]
         if cut_s or cut_t:
             console.print(
@@ -161,14 +183,14 @@ class Translate(Task):
 
     # -- model
     def build_model(self) -> nn.Module:
-        m = self.cfg.model
+        m = self.m
         if m.share_vocab and self.vocab is not self.vocab_tgt:
             raise UserError("model.share_vocab: the run directory has two vocabularies")
         try:
             model = Seq2Seq(m, len(self.vocab), len(self.vocab_tgt), self.vocab.pad, m.share_vocab)
         except ValueError as e:
             raise UserError(f"model.decoder.attention: {e}") from None
-        if m.embedding.pretrained and getattr(self, "fresh", False):
+        if m.embedding.pretrained and self.fresh:
             load_vectors(model.src_embed.emb, self.vocab, m.embedding.pretrained, m.embedding.freeze)
         return model
 
@@ -193,14 +215,15 @@ class Translate(Task):
     def _logits(self, model, b: dict):
         hh, _ = model(b["src"], b["src_len"], b["tgt_in"])  # [B, T, O]
         mask = b["tgt_out"] != self.vocab_tgt.pad  # [B, T]
-        return dist.unwrap(model).logits(hh[mask]).float(), b["tgt_out"][mask]  # [N, V], [N]: real target tokens only
+        logits = cast(Seq2Seq, dist.unwrap(model)).logits(hh[mask]).float()
+        return logits, b["tgt_out"][mask]  # [N, V], [N]: real target tokens only
 
     def loss(self, model, batch):
         logits, gold = self._logits(model, batch)
-        return F.cross_entropy(logits, gold, label_smoothing=self.cfg.model.label_smoothing), batch["tokens"]
+        return F.cross_entropy(logits, gold, label_smoothing=self.m.label_smoothing), batch["tokens"]
 
     # -- decoding
-    def decode_ids(self, model, src: list[np.ndarray], device, s: search.SearchCfg) -> list[list[search.Hyp]]:
+    def decode_ids(self, model, src: list[np.ndarray], device, s: SearchCfg) -> list[list[search.Hyp]]:
         """n-best token-id hypotheses for id arrays, in input order; batched by length internally."""
         out: list = [None] * len(src)
         budget = max(1, s.batch_tokens // max(1, s.beam))
@@ -215,12 +238,12 @@ class Translate(Task):
         return self.tok_tgt.detokenize(self.vocab_tgt.decode(ids))
 
     @torch.no_grad()
-    def translate(self, model, texts: list[str], device, s: search.SearchCfg) -> list[list[tuple[str, float]]]:
+    def translate(self, model, texts: list[str], device, s: SearchCfg) -> list[list[tuple[str, float]]]:
         """n-best (text, score) per input text; an empty (blank) text gives [("", 0.0)]."""
         return self.translate_counted(model, texts, device, s)[0]
 
     @torch.no_grad()
-    def translate_counted(self, model, texts: list[str], device, s: search.SearchCfg):
+    def translate_counted(self, model, texts: list[str], device, s: SearchCfg):
         """translate, and (unknown tokens, tokens) of each source text from the same encoding."""
         model.eval()
         real = [i for i, t in enumerate(texts) if t.strip()]
@@ -235,32 +258,39 @@ class Translate(Task):
         return out, counts
 
     # -- metrics
-    @torch.no_grad()
     def mean_loss(self, model, split: str, device) -> float:
         """Mean cross-entropy (no smoothing) over every real target token of a split."""
-        model.eval()
-        total, n_tok = 0.0, 0
-        for idx in self.batches(split, shuffle=False):
-            b = self.collate(split, idx, device)
+
+        def batch_loss(b: dict) -> torch.Tensor:
             logits, gold = self._logits(model, b)
-            total += float(F.cross_entropy(logits, gold, reduction="sum"))
-            n_tok += b["tokens"]
+            return F.cross_entropy(logits, gold, reduction="sum")
+
+        total, n_tok = self.summed_loss(model, split, device, batch_loss)
         return total / max(n_tok, 1)
 
     @torch.no_grad()
     def evaluate(self, model, split: str, device) -> dict:
-        import sacrebleu
-
+        """Loss and perplexity, then the split decoded with eval_search() and scored by text_metrics()."""
         loss = self.mean_loss(model, split, device)
-        s = self.search.model_copy(update={"beam": 1, "n_best": 1})  # greedy for the per-epoch score
-        hyps = [self.detok(h[0][0]) for h in self.decode_ids(model, self.data[split], device, s)]
-        refs = [self.refs[split]]
+        hyps = [self.detok(h[0][0]) for h in self.decode_ids(model, self.data[split], device, self.eval_search())]
         return {
             "loss": loss,
             "perplexity": math.exp(min(loss, 50.0)),
-            "bleu": sacrebleu.corpus_bleu(hyps, refs).score,
-            "chrf": sacrebleu.corpus_chrf(hyps, refs).score,
+            **self.text_metrics(hyps, self.refs[split]),
             "sentences": len(hyps),
+        }
+
+    def eval_search(self) -> SearchCfg:
+        """How evaluate() decodes: greedy, for the per-epoch score."""
+        return self.search.model_copy(update={"beam": 1, "n_best": 1})
+
+    def text_metrics(self, hyps: list[str], refs: list[str]) -> dict:
+        """The metrics of decoded sentences against their references (evaluate's hook)."""
+        import sacrebleu
+
+        return {
+            "bleu": sacrebleu.corpus_bleu(hyps, [refs]).score,
+            "chrf": sacrebleu.corpus_chrf(hyps, [refs]).score,
         }
 
     # -- run directory
@@ -278,15 +308,15 @@ class Translate(Task):
         self.vocab = Vocab.load(run / "vocab.json")
         if not self.joint:
             self.tok_tgt.load(run / "target")
-        self.vocab_tgt = self.vocab if self.cfg.model.share_vocab else Vocab.load(run / "vocab_tgt.json")
+        self.vocab_tgt = self.vocab if self.m.share_vocab else Vocab.load(run / "vocab_tgt.json")
 
     # -- plots
     @torch.no_grad()
-    def attention(self, model, text: str, device, s: search.SearchCfg):
+    def attention(self, model, text: str, device, s: SearchCfg):
         """Best translation of one text and its attention: (source tokens, target tokens, weights [T, S])."""
         model.eval()
-        src, _ = self.encode_side([text], False, cache=False)
-        src = src[0] if len(src[0]) else np.array([self.vocab.unk])
+        ids, _ = self.encode_side([text], False, cache=False)
+        src = self.nonempty(ids)[0]
         hyp = self.decode_ids(model, [src], device, s)[0][0][0]
         v = self.vocab_tgt
         x = torch.as_tensor(src)[None].to(device)
@@ -297,6 +327,11 @@ class Translate(Task):
         split = "test" if "test" in self.first else "valid"
         s, t, w = self.attention(model, self.first[split], device, self.search.model_copy(update={"beam": 1}))
         plot_attention(w, s, t, run / "attention.png", f"{self.cfg.name}: {split} sentence 1")
+
+    def export_fields(self) -> dict:
+        from textrnn.export import signature
+
+        return signature.seq2seq_fields(self, self.max_src)
 
 
 def plot_attention(w: np.ndarray, src: list[str], tgt: list[str], path: Path, title: str) -> None:
