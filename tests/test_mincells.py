@@ -158,7 +158,7 @@ def tiny_runs(tmp_path, cell):
     }
 
 
-def test_stacked_mingru_runs_train_save_load_and_use(tmp_path, cli):
+def test_stacked_mingru_runs_train_save_load_and_use(tmp_path, cli, runs):
     r = tiny_runs(tmp_path, "mingru")
     clf = textrnn.load(r["classify"].path, device="cpu")
     texts = ["a wonderful and superb story", "dull and awful", "I loved it"]
@@ -182,6 +182,9 @@ def test_stacked_mingru_runs_train_save_load_and_use(tmp_path, cli):
         (1, "backward", "MinGRU"),
     ]
     assert all(x["max_abs_diff_vs_fused"] < 1e-5 for x in layers) and "update" in layers[0]["gate_means"]
+    code, out, err = cli("compare", runs["classify"].path, r["classify"].path)  # an LSTM run beside it
+    assert code == 0, err
+    assert "| lstm |" in out and "| mingru |" in out
     from textrnn.export import export
 
     with pytest.raises(UserError, match="cell mingru has no ONNX graph yet"):
