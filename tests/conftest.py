@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from helpers import LM_TEXTS, NEG, PAIRS, POS, TINY_TRAIN, write
+from helpers import TINY_TRAIN, write, write_tiny_data
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -42,13 +42,7 @@ def runs(tmp_path_factory):
     import textrnn
 
     d = tmp_path_factory.mktemp("api")
-    write(
-        d / "sent.tsv",
-        "text\tlabel\n" + "".join(f"{t}\tpositive\n" for t in POS) + "".join(f"{t}\tnegative\n" for t in NEG),
-    )
-    write(d / "lm.txt", "\n".join(LM_TEXTS) + "\n")
-    write(d / "mt.de", "\n".join(s for s, _ in PAIRS * 4) + "\n")
-    write(d / "mt.en", "\n".join(t for _, t in PAIRS * 4) + "\n")
+    write_tiny_data(d)
     write(
         d / "chat.jsonl",
         '{"turns": ["hello", "hi there", "how are you", "fine thanks"]}\n'

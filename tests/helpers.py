@@ -64,6 +64,17 @@ TINY_TRAIN = (
 )
 
 
+def write_tiny_data(d: Path) -> None:
+    """The tiny corpora the tiny runs train on: sent.tsv, lm.txt, mt.de / mt.en."""
+    write(
+        d / "sent.tsv",
+        "text\tlabel\n" + "".join(f"{t}\tpositive\n" for t in POS) + "".join(f"{t}\tnegative\n" for t in NEG),
+    )
+    write(d / "lm.txt", "\n".join(LM_TEXTS) + "\n")
+    write(d / "mt.de", "\n".join(s for s, _ in PAIRS * 4) + "\n")
+    write(d / "mt.en", "\n".join(t for _, t in PAIRS * 4) + "\n")
+
+
 # -- a live server (the serve extra)
 def free_port() -> int:
     with socket.socket() as s:

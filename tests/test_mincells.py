@@ -11,7 +11,7 @@ from textrnn.errors import UserError
 from textrnn.nn.mincells import MinGRU, MinLSTM, lerp_scan, use_path
 from textrnn.nn.padded_encoder import PaddedEncoder
 
-from helpers import LM_TEXTS, NEG, PAIRS, POS, TINY_TRAIN, write
+from helpers import TINY_TRAIN, write, write_tiny_data
 
 CELLS = [MinGRU, MinLSTM]
 
@@ -128,13 +128,7 @@ def test_packed_impl_refuses_min_cells():
 
 
 def tiny_runs(tmp_path, cell):
-    write(
-        tmp_path / "sent.tsv",
-        "text\tlabel\n" + "".join(f"{t}\tpositive\n" for t in POS) + "".join(f"{t}\tnegative\n" for t in NEG),
-    )
-    write(tmp_path / "lm.txt", "\n".join(LM_TEXTS) + "\n")
-    write(tmp_path / "mt.de", "\n".join(s for s, _ in PAIRS * 4) + "\n")
-    write(tmp_path / "mt.en", "\n".join(t for _, t in PAIRS * 4) + "\n")
+    write_tiny_data(tmp_path)
     pipes = {
         "classify": "task: classify\ndata: {train: {path: sent.tsv}, valid: {path: sent.tsv}, test: {path: sent.tsv}}\n"
         "tokenizer: {kind: whitespace, lower: true}\n"
