@@ -113,6 +113,7 @@ class Embedding(Strict):
 
 # lstm / gru / rnn: PyTorch's fused cells; mingru / minlstm: parallel-scan cells (nn/mincells.py)
 Cell = Literal["lstm", "gru", "rnn", "mingru", "minlstm"]
+SCAN_CELLS = frozenset({"mingru", "minlstm"})  # no recurrent matrix: a scan over time, residual stacking
 
 
 class Encoder(Strict):
@@ -125,7 +126,7 @@ class Encoder(Strict):
 
     @model_validator(mode="after")
     def _packed_needs_fused(self):
-        if self.impl == "packed" and self.cell in ("mingru", "minlstm"):
+        if self.impl == "packed" and self.cell in SCAN_CELLS:
             raise ValueError(f"impl: packed runs cuDNN's fused cells (lstm, gru, rnn), not cell: {self.cell}")
         return self
 

@@ -2,7 +2,7 @@
 
 lstm / gru / rnn are PyTorch's own modules (fused kernels on CPU and GPU); mingru / minlstm
 (nn/mincells.py) train over a whole sequence at once with a parallel scan and stack as
-residual blocks (PARALLEL lists them).
+residual blocks (config.SCAN_CELLS lists them).
 """
 
 from __future__ import annotations
@@ -21,4 +21,3 @@ CELLS: dict[str, Callable[..., nn.Module]] = {
     "mingru": MinGRU,
     "minlstm": MinLSTM,
 }
-PARALLEL = frozenset({"mingru", "minlstm"})  # no recurrent matrix: a scan over time, residual stacking

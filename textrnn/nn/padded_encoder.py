@@ -20,8 +20,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from textrnn.config import SCAN_CELLS
 from textrnn.config import Encoder as EncCfg
-from textrnn.nn.cells import CELLS, PARALLEL
+from textrnn.nn.cells import CELLS
 from textrnn.nn.dropout import Dropout
 
 
@@ -42,7 +43,7 @@ class PaddedEncoder(nn.Module):
         cell = CELLS[cfg.cell]
         dims = [input_dim] + [cfg.hidden * D] * (cfg.layers - 1)
         # parallel-scan cells stack as residual blocks: layer i > 0 reads LayerNorm(x), adds x to its output
-        self.residual = cfg.cell in PARALLEL
+        self.residual = cfg.cell in SCAN_CELLS
 
         def layer(i: int, d: int) -> nn.Module:
             return cell(d, cfg.hidden, batch_first=True, **({"norm_input": True} if self.residual and i else {}))
