@@ -84,12 +84,12 @@ def test_bench_command_prints_training_figures(cli, tmp_path):
 
 def test_precision_choice_on_this_cpu():
     cpu = torch.device("cpu")
-    assert precision.resolve("fp32", True, cpu) is None
+    assert precision.resolve("fp32", cpu) is None
     with pytest.raises(UserError, match="fp16"):
-        precision.resolve("fp16", True, cpu)
+        precision.resolve("fp16", cpu)
     if precision.cpu_native_bf16():
-        assert precision.resolve("auto", True, cpu) in (torch.bfloat16, None)
+        assert precision.resolve("auto", cpu) in (torch.bfloat16, None)
     else:  # emulated bf16 is far slower than fp32: auto stays in fp32 and bf16 is refused with a clear line
-        assert precision.resolve("auto", True, cpu) is None
+        assert precision.resolve("auto", cpu) is None
         with pytest.raises(UserError, match="no native bfloat16"):
-            precision.resolve("bf16", True, cpu)
+            precision.resolve("bf16", cpu)

@@ -138,3 +138,21 @@ def test_registry_refuses_a_duplicate_name():
         @register("test-group", "one")
         class B:
             pass
+
+
+def test_amp_is_folded_into_precision(tmp_path):
+    """One key decides precision: a pipeline with train.amp gets a one-line hint; a saved run with it still opens."""
+    p = write(tmp_path / "p.yaml", BASE + "train: {amp: true}\n")
+    with pytest.raises(UserError, match=r"p.yaml: train: amp is gone .*write precision: mixed"):
+        config.load(p)
+    p = write(tmp_path / "q.yaml", BASE + "train: {amp: false}\n")
+    with pytest.raises(UserError, match=r"precision: auto is the same"):
+        config.load(p)
+    assert (
+        config.validate(
+            config.upgrade_saved({**config.read_yaml(write(tmp_path / "r.yaml", BASE)), "train": {"amp": True}}), "r"
+        ).train.precision
+        == "mixed"
+    )
+    saved = {"name": "t", "data": {"train": {"path": "x"}}, "train": {"amp": False, "precision": "fp32"}}
+    assert config.validate(config.upgrade_saved(saved), "s").train.precision == "fp32"

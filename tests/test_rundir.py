@@ -167,3 +167,15 @@ def test_a_file_size_limit_is_one_line_and_leaves_no_partial_file(pipeline, tmp_
     assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
     assert p.stderr.strip().splitlines()[-1].startswith("error: ") and "File too large" in p.stderr
     assert not list(run.glob(".*")) and not (run / "model.safetensors").exists()
+
+
+def test_a_run_saved_with_train_amp_still_opens(runs, tmp_path):
+    """Runs written before train.amp was folded into train.precision open with the same meaning."""
+    import shutil
+
+    run = shutil.copytree(runs["classify"].path, tmp_path / "old")
+    text = (run / "pipeline.yaml").read_text()
+    assert "precision: auto" in text
+    (run / "pipeline.yaml").write_text(text.replace("precision: auto", "amp: true\n  precision: auto"))
+    _, cfg = rundir.open_run(run)
+    assert cfg.train.precision == "mixed"

@@ -158,14 +158,21 @@ class Train(Strict):
     patience: Size = 3  # early stop after this many evaluations without gain
     seed: Seed = 1
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    amp: bool = False  # precision auto on CUDA: AMP (bf16/fp16) if true; off: it slowed the shipped models (H100)
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = (
-        "auto"  # auto: bf16/fp16 on CUDA, bf16 on CPUs with native bf16
-    )
+    # auto: fp32 on CUDA (AMP slowed the shipped models on an H100), bf16 on CPUs that compute it
+    # natively, else fp32; mixed: AMP, bf16 where the GPU has it, else fp16 with a gradient scaler
+    precision: Literal["auto", "fp32", "bf16", "fp16", "mixed"] = "auto"
     checkpoint_every: Count = 200  # steps between last.pt checkpoints (and at each epoch end)
     threads: Optional[Size] = None  # torch CPU threads (default: torch's choice)
     max_minutes: Optional[Positive] = None  # stop (evaluate, keep the best) once training has run this long
     tensorboard: bool = False  # also log loss, valid metrics, learning rate and tokens/s to RUN/tensorboard/
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_amp(cls, data):
+        if isinstance(data, dict) and "amp" in data:
+            use = "precision: mixed (AMP)" if data["amp"] is True else "nothing (precision: auto is the same)"
+            raise ValueError(f"amp is gone (one key decides: precision); write {use}")
+        return data
 
     @model_validator(mode="after")
     def _batch(self):
@@ -417,6 +424,18 @@ def explain(err: ValidationError, cls: type[BaseModel], origin: str, prefix: tup
     got_s = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
     msg = e["msg"].removeprefix("Value error, ")
     return f"{origin}: {key or 'pipeline'}: {msg}{got_s}"
+
+
+def upgrade_saved(raw: dict) -> dict:
+    """A run directory's pipeline.yaml written by an earlier textrnn, in today's keys (the file stays as it is).
+
+    train.amp (every run saved it) was folded into train.precision: amp true + auto became mixed.
+    """
+    train = raw.get("train")
+    if isinstance(train, dict) and "amp" in train:
+        if train.pop("amp") is True and train.get("precision", "auto") == "auto":
+            train["precision"] = "mixed"
+    return raw
 
 
 def validate(raw: Any, origin: str) -> Pipeline:

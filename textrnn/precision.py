@@ -1,8 +1,8 @@
 """Training precision: fp32, or mixed bf16 / fp16 under autocast, chosen per device.
 
 `train.precision: auto` picks float32 on a CUDA GPU: the shipped models are small enough that
-an H100 runs them launch-bound, and AMP's casts made them 6-24 % slower there (with
-`train.amp: true`, auto picks bf16 where the GPU has it, else fp16 with a gradient scaler). On
+an H100 runs them launch-bound, and AMP's casts made them 6-24 % slower there (`mixed` picks
+bf16 where the GPU has it, else fp16 with a gradient scaler). On
 a CPU it picks bf16 only where the processor computes it natively (AVX-512 BF16 / AMX, as
 oneDNN reports), else float32. On CPUs without native bfloat16 a bf16 matrix multiply is
 emulated and runs tens of times slower than float32, so asking for it is an error.
@@ -38,14 +38,14 @@ def _lstm_works(dtype: torch.dtype) -> bool:
         return False
 
 
-def resolve(precision: str, amp: bool, device: torch.device) -> Optional[torch.dtype]:
+def resolve(precision: str, device: torch.device) -> Optional[torch.dtype]:
     """The autocast dtype for training on `device` (None = float32)."""
     if precision == "fp32":
         return None
     if device.type == "cuda":
         bf16 = torch.cuda.is_bf16_supported()
-        if precision == "auto":
-            return (torch.bfloat16 if bf16 else torch.float16) if amp else None
+        if precision in ("auto", "mixed"):
+            return (torch.bfloat16 if bf16 else torch.float16) if precision == "mixed" else None
         if precision == "bf16" and not bf16:
             raise UserError("train.precision bf16: this GPU has no bfloat16; use fp16 or auto")
         return torch.bfloat16 if precision == "bf16" else torch.float16
@@ -75,7 +75,7 @@ def for_inference(choice: str, device: torch.device) -> Optional[torch.dtype]:
         native = device.type == "cpu" and cpu_native_bf16() and _lstm_works(torch.bfloat16)
         return torch.bfloat16 if native else None
     try:
-        return resolve(choice, True, device)
+        return resolve(choice, device)
     except UserError as e:
         raise UserError(str(e).replace("train.precision", "--precision")) from None
 

@@ -298,6 +298,7 @@ def open_run(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Path, con
     raw = config.read_yaml(run / "pipeline.yaml")
     if not isinstance(raw, dict):
         raise UserError(f"{run / 'pipeline.yaml'}: not a pipeline")
+    config.upgrade_saved(raw)
     for a in overrides:
         config.apply_set(raw, config.interpolate(a), Path.cwd())
     return run, config.validate(raw, str(run / "pipeline.yaml"))

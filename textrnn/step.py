@@ -87,7 +87,7 @@ class Step:
         """The step that `train:` describes: its optimizer, schedule (over `total_steps`), precision, clip."""
         opt = make_optimizer(model.parameters(), t.optimizer)
         sched, per_batch = make_schedule(opt, t.schedule, higher_is_better, total_steps)
-        dtype = precision.resolve(t.precision, t.amp, device)
+        dtype = precision.resolve(t.precision, device)
         return cls(model, loss, opt, device, dtype, t.clip, sched, per_batch)
 
     def __call__(self, batch: dict) -> tuple[torch.Tensor, int]:

@@ -8,7 +8,7 @@ import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
 
 from textrnn.config import Data, Source
 from textrnn.errors import UserError
@@ -41,7 +41,7 @@ class Examples:
 
 
 def _files(src: Source) -> list[str]:
-    paths = [src.path] if isinstance(src.path, str) else list(src.path)
+    paths = [src.path] if isinstance(src.path, str) else list(src.path or [])
     for p in paths:
         if not Path(p).is_file():
             raise UserError(f"{p}: no such file")
@@ -76,7 +76,7 @@ def _load(builder: str, files: list[str], encoding: str, **kw) -> datasets.Datas
     try:
         return _datasets().load_dataset(builder, data_files=files, split="train", encoding=encoding, **kw)
     except Exception as e:  # datasets wraps decoding errors in its own types
-        cause = e
+        cause: Optional[BaseException] = e
         while cause is not None and not isinstance(cause, UnicodeDecodeError):
             cause = cause.__cause__ or cause.__context__
         if cause is not None:
@@ -105,7 +105,7 @@ def _column(ds: datasets.Dataset, col, what: str, origin: str) -> list:
 
 def _csv_kwargs(src: Source, fmt: str) -> dict:
     """datasets' csv builder options: no quote or NA mangling for tsv, positional columns without a header."""
-    kw = dict(delimiter="\t" if fmt == "tsv" else ",", keep_default_na=False, na_filter=False)
+    kw: dict[str, Any] = dict(delimiter="\t" if fmt == "tsv" else ",", keep_default_na=False, na_filter=False)
     if fmt == "tsv":
         kw["quoting"] = csv.QUOTE_NONE
     if not src.header:
@@ -119,7 +119,7 @@ def _origin(src: Source) -> str:
         return src.hub.name
     if src.files:
         return ", ".join(src.files.values())
-    return src.path if isinstance(src.path, str) else ", ".join(src.path)
+    return src.path if isinstance(src.path, str) else ", ".join(src.path or [])
 
 
 def _table(src: Source, origin: str) -> datasets.Dataset:
@@ -155,6 +155,7 @@ def _table(src: Source, origin: str) -> datasets.Dataset:
 
 def _hub(src: Source) -> datasets.Dataset:
     hub = src.hub
+    assert hub is not None
     local = Path(hub.name)
     try:
         if local.is_dir() and ((local / "dataset_info.json").exists() or (local / "dataset_dict.json").exists()):
@@ -302,9 +303,10 @@ class Stream:
             if src.limit is not None and n >= src.limit:
                 return
 
-    def chunks(self, size: int, seed: Optional[int]) -> Iterator[tuple[list[str], Optional[list[str]]]]:
+    def chunks(self, size: int, seed: Optional[int]) -> Iterator[tuple[list[str], Optional[list[Optional[str]]]]]:
         """The stream in lists of `size` examples: (texts, labels or None)."""
-        texts, labels = [], []
+        texts: list[str] = []
+        labels: list[Optional[str]] = []
         for t, lab in self.rows(seed):
             texts.append(t)
             labels.append(lab)
@@ -325,22 +327,29 @@ def carve(n: int, fraction: float, seed: int, origin: str) -> tuple[list[int], l
     return sorted(idx[:n_valid]), sorted(idx[n_valid:])
 
 
-def read_splits(data: Data, seed: int, labelled: bool = True) -> dict[str, Examples]:
-    """train / valid / test; valid carved from train with a fixed seed when not declared."""
+def read_splits(data: Data, seed: int, labelled: bool = True) -> dict[str, Union[Examples, Stream]]:
+    """train / valid / test (train a Stream under `streaming`); valid carved from train with a fixed
+    seed when not declared."""
+    out: dict[str, Union[Examples, Stream]] = {}
     if data.train.streaming:
         if data.valid is None:
             raise UserError("data.train.streaming: declare a valid split (none can be carved from a stream)")
-        out = {"train": Stream(data.train, data.label_names, labelled)}
+        out["train"] = Stream(data.train, data.label_names, labelled)
     else:
-        out = {"train": read(data.train, data.label_names, labelled)}
+        out["train"] = read(data.train, data.label_names, labelled)
     if data.valid is not None:
         out["valid"] = read(data.valid, data.label_names, labelled)
     else:
         tr = out["train"]
+        assert isinstance(tr, Examples)
         vi, ti = carve(len(tr.texts), data.valid_fraction, seed, tr.origin)
-        pick = lambda ix, xs: None if xs is None else [xs[i] for i in ix]  # noqa: E731
-        out["valid"] = Examples(pick(vi, tr.texts), pick(vi, tr.labels), tr.origin + " (valid part)")
-        out["train"] = Examples(pick(ti, tr.texts), pick(ti, tr.labels), tr.origin, tr.skipped_empty)
+        labels = tr.labels
+        out["valid"] = Examples(
+            [tr.texts[i] for i in vi], None if labels is None else [labels[i] for i in vi], tr.origin + " (valid part)"
+        )
+        out["train"] = Examples(
+            [tr.texts[i] for i in ti], None if labels is None else [labels[i] for i in ti], tr.origin, tr.skipped_empty
+        )
     if data.test is not None:
         out["test"] = read(data.test, data.label_names, labelled)
     return out

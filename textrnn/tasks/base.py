@@ -123,7 +123,7 @@ class Task(ABC):
         labels: set[str] = set()
         for texts, labs in stream.chunks(d.stream_buffer, None):
             counts.update(tokenized.tokenize(self.tok, texts, use_cache=False).counts())
-            labels.update(labs or ())
+            labels.update(lab for lab in labs or () if lab is not None)
         self.vocab = Vocab.build(counts, v.min_freq, v.max_size)
         return labels
 
