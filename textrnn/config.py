@@ -123,11 +123,16 @@ class Encoder(Strict):
     bidirectional: bool = True
     dropout: Rate = 0.0  # between layers and on the encoder output
     impl: Literal["padded", "packed"] = "padded"  # same results; packed: one cuDNN call over PackedSequences
+    # bidirectional, layers > 1: each direction's stack reads only its own layer below, the two top
+    # layers' outputs concatenated (ELMo's layout; what a bidirectional LM's layers fit, docs/transfer.md)
+    separate_directions: bool = False
 
     @model_validator(mode="after")
     def _packed_needs_fused(self):
         if self.impl == "packed" and self.cell in SCAN_CELLS:
             raise ValueError(f"impl: packed runs cuDNN's fused cells (lstm, gru, rnn), not cell: {self.cell}")
+        if self.impl == "packed" and self.separate_directions:
+            raise ValueError("impl: packed stacks the directions together; separate_directions needs impl: padded")
         return self
 
 
@@ -139,13 +144,17 @@ class Optimizer(Strict):
 
 
 class Schedule(Strict):
-    kind: Literal["none", "plateau", "linear"] = "none"
+    kind: Literal["none", "plateau", "linear", "slanted"] = "none"
     factor: Share = 0.5  # plateau: lr *= factor
     patience: Count = 0  # plateau: epochs without gain before cutting
     decay_after: Optional[Size] = (
         None  # plateau: also cut at the end of this epoch and every later one (Zaremba et al.)
     )
     warmup_steps: Count = 0  # linear: warm up, then decay to 0 at the last step
+    # slanted: Howard & Ruder's slanted triangular rates (ULMFiT): a linear rise over the first cut_frac
+    # of all steps from lr / ratio to lr, then a linear fall back to lr / ratio at the last step
+    cut_frac: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.1  # ULMFiT: 0.1
+    ratio: Annotated[float, Field(ge=1, allow_inf_nan=False)] = 32.0  # ULMFiT: 32
 
 
 class Train(Strict):
@@ -165,6 +174,12 @@ class Train(Strict):
     threads: Optional[Size] = None  # torch CPU threads (default: torch's choice)
     max_minutes: Optional[Positive] = None  # stop (evaluate, keep the best) once training has run this long
     tensorboard: bool = False  # also log loss, valid metrics, learning rate and tokens/s to RUN/tensorboard/
+    # fine-tuning (docs/transfer.md), on the model's layer groups (classify: embedding, each encoder
+    # layer, pooling + head): each lower group's lr is the one above divided by this (ULMFiT: 2.6;
+    # null or 1: one lr for all)
+    discriminative: Optional[Annotated[float, Field(ge=1, allow_inf_nan=False)]] = None
+    # gradual: epoch 1 trains the top group only, each later epoch one more (ULMFiT); none: all from the start
+    unfreeze: Literal["none", "gradual"] = "none"
 
     @model_validator(mode="before")
     @classmethod
@@ -192,6 +207,9 @@ class Head(Strict):
 
 
 class ClassifyModel(Strict):
+    # a language-model run directory (relative to the working directory, like `output:`): its
+    # tokenizer, vocabulary, embedding and recurrent layers start this model (docs/transfer.md)
+    init_from: Optional[str] = None
     embedding: Embedding = Embedding()
     encoder: Encoder = Encoder()
     pooling: Literal["last", "mean", "max", "attention"] = "max"
@@ -199,6 +217,7 @@ class ClassifyModel(Strict):
 
 
 class LMModel(Strict):
+    init_from: Optional[str] = None  # an LM run with the same model: every weight, tokenizer and vocabulary from it
     embedding: Embedding = Embedding(dim=200)  # its dropout applies to the embeddings (the RNN's input)
     cell: Cell = "lstm"
     hidden: Size = 200
@@ -230,6 +249,7 @@ class DecCfg(Strict):
 
 
 class Seq2SeqModel(Strict):
+    init_from: Optional[str] = None  # translate: an LM run's tokenizer, vocabulary, embedding and encoder (source side)
     embedding: Embedding = Embedding(dim=256)
     encoder: Encoder = Encoder(hidden=256, bidirectional=True)
     decoder: DecCfg = DecCfg()

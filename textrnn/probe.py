@@ -106,7 +106,7 @@ def layers(model, task, ids: torch.Tensor) -> list[dict]:
         recs[-1]["max_abs_diff"] = float((fused[0] - x).abs().max())
         return recs
     enc = model.encoder
-    inp = x
+    inp = inp_b = x  # what layer i reads: one input, or each direction its own (separate_directions)
     for i, f in enumerate(enc.fwd):
         rf = step_layer(f, 0, False, inp)
         recs.append(
@@ -121,8 +121,8 @@ def layers(model, task, ids: torch.Tensor) -> list[dict]:
         outs = [rf["h"]]
         if enc.bwd is not None:
             b = enc.bwd[i]
-            rb = step_layer(b, 0, False, inp.flip(0))
-            fused_b = b(inp.flip(0)[None])[0][0]
+            rb = step_layer(b, 0, False, inp_b.flip(0))
+            fused_b = b(inp_b.flip(0)[None])[0][0]
             rb = {k: v.flip(0) for k, v in rb.items()}  # back to token order
             recs.append(
                 {
@@ -134,7 +134,11 @@ def layers(model, task, ids: torch.Tensor) -> list[dict]:
                 }
             )
             outs.append(rb["h"])
-        inp = torch.cat(outs, -1) + (inp if enc.residual and i else 0)
+        res = enc.residual and i
+        if enc.separate:
+            inp, inp_b = outs[0] + (inp if res else 0), outs[1] + (inp_b if res else 0)
+        else:
+            inp = inp_b = torch.cat(outs, -1) + (inp if res else 0)
     return recs
 
 

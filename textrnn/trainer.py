@@ -19,7 +19,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from textrnn import config, dist, precision, report, rundir
+from textrnn import config, dist, precision, report, rundir, transfer
 from textrnn.data import batching
 from textrnn.data.prefetch import prefetch
 from textrnn.device import pick_device
@@ -210,6 +210,7 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def fit(self) -> dict:
         dist.init(self.device)
+        self.cfg = transfer.resolve(self.cfg, self.run, self.resume)  # model.init_from: the LM run's text stages
         self._check_dir()
         task = self._prepare()
         self._build(task)
@@ -223,13 +224,18 @@ class Trainer:
         resume: no writes."""
         t = self.cfg.train
         model = build_model(task).to(self.device)
+        if not self.resume and transfer.source(self.cfg) is not None:
+            for note in transfer.load_into(model, self.cfg):
+                console.print(f"[dim]{note}[/]", highlight=False)
         self.core, self.task = model, task  # core: the model itself; self.step.model: what trains (DDP-wrapped)
         self.n_params = sum(p.numel() for p in model.parameters())
         self.steps_per_epoch: Optional[int] = None
         self.pad: Optional[float] = None  # of the seed-0 epoch
         if task.streaming:
-            if t.schedule.kind == "linear":
-                raise UserError("train.schedule.kind linear: needs the epoch's length, unknown when streaming")
+            if t.schedule.kind in ("linear", "slanted"):
+                raise UserError(
+                    f"train.schedule.kind {t.schedule.kind}: needs the epoch's length, unknown when streaming"
+                )
         else:
             first = task.batches("train", shuffle=True, seed=0)
             self.steps_per_epoch = len(task.shard(first, dist.rank(), dist.world()))
@@ -237,6 +243,11 @@ class Trainer:
         self.step = Step.build(
             model, task.loss, t, self.device, task.higher_is_better, t.epochs * (self.steps_per_epoch or 0)
         )
+        if t.unfreeze == "gradual" and dist.world() > 1:
+            raise UserError(
+                "train.unfreeze: gradual is not supported under torchrun (DistributedDataParallel fixes the "
+                "trained parameters when it wraps the model)"
+            )
         self.tb: Any = None  # a SummaryWriter under train.tensorboard
         if t.tensorboard and self.main:
             try:
@@ -326,6 +337,7 @@ class Trainer:
             else:
                 batches = task.shard(task.batches("train", shuffle=True, seed=seed), dist.rank(), dist.world())
                 order, total = batches, len(batches)
+            self._unfreeze(epoch)
             skip = st.step_in_epoch
             if not skip:  # a new epoch (resuming mid-epoch goes on with the running loss and speed so far)
                 st.new_epoch()
@@ -397,6 +409,19 @@ class Trainer:
                 console.print(f"stopping: train.max_minutes ({t.max_minutes:g}) reached")
                 break
 
+    def _unfreeze(self, epoch: int) -> None:
+        """train.unfreeze gradual: in epoch e (0-based) the top e+1 layer groups train and the ones below
+        are frozen: requires_grad off, so they get no gradient and the optimizer skips them (no Adam
+        moments, no weight decay). Derived from the epoch alone, so a resume freezes exactly the same."""
+        if self.cfg.train.unfreeze != "gradual":
+            return
+        n = self.step.layers
+        for g in self.step.opt.param_groups:
+            for p in g["params"]:
+                p.requires_grad_(g["layer"] >= n - 1 - epoch)
+        if epoch < n - 1:
+            console.print(f"[dim]epoch {epoch + 1}: the top {epoch + 1} of {n} layer groups train[/]")
+
     def _end_epoch(self, task: Task, epoch: int) -> None:
         st, opt, sched = self.state, self.step.opt, self.step.sched
         valid = dist.broadcast(task.evaluate(self.core, "valid", self.device) if self.main else None)
@@ -423,7 +448,7 @@ class Trainer:
             "step": st.global_step,
             "split": "valid",
             "train_loss": train_loss,
-            "lr": opt.param_groups[0]["lr"],
+            "lr": opt.param_groups[-1]["lr"],  # the top layer group's (train.discriminative: the lower are lower)
             "tokens_per_s": st.epoch_tokens / max(st.epoch_seconds, 1e-9),
         }
         rec.update({k: v for k, v in valid.items() if k != "confusion"})

@@ -9,6 +9,11 @@
   packing saves no work; on an H100 it measured 0.79-1.17x the padded path's speed.
 
 Both give the same outputs and final states, so a model trained on a GPU runs on a CPU as is.
+
+`separate_directions` (padded path only) stacks each direction on its own: layer i of the forward
+stack reads the forward layer i-1 alone (H wide, not 2H), and so does the backward stack, which
+reads right to left throughout; the top layers' outputs are concatenated (ELMo's layout, what a
+bidirectional language model's layers fit).
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ class PaddedEncoder(nn.Module):
         self.cfg = cfg
         D = 2 if cfg.bidirectional else 1
         cell = CELLS[cfg.cell]
-        dims = [input_dim] + [cfg.hidden * D] * (cfg.layers - 1)
+        self.separate = cfg.separate_directions and cfg.bidirectional
+        dims = [input_dim] + [cfg.hidden * (1 if self.separate else D)] * (cfg.layers - 1)
         # parallel-scan cells stack as residual blocks: layer i > 0 reads LayerNorm(x), adds x to its output
         self.residual = cfg.cell in SCAN_CELLS
 
@@ -61,9 +67,9 @@ class PaddedEncoder(nn.Module):
         """
         if self.cfg.impl == "packed":
             return self._packed(x, lengths)
-        B, T = x.shape[:2]
-        mask = (torch.arange(T, device=x.device)[None, :] < lengths.to(x.device)[:, None]).unsqueeze(-1)
-        last = (lengths.to(x.device) - 1).clamp(min=0)[:, None, None].expand(-1, 1, self.cfg.hidden)  # [B, 1, H]
+        if self.separate:
+            return self._separate(x, lengths)
+        mask, last = self._mask_last(x, lengths)
         finals = []
         for i, f in enumerate(self.fwd):
             if i:
@@ -78,6 +84,34 @@ class PaddedEncoder(nn.Module):
             y = torch.cat(outs, -1)  # [B, T, D*H]
             x = (y + x if self.residual and i else y) * mask
         return self.drop(x), torch.stack(finals)
+
+    def _mask_last(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, T, E] -> mask [B, T, 1] of real steps, index [B, 1, H] of each row's last real step."""
+        T = x.size(1)
+        mask = (torch.arange(T, device=x.device)[None, :] < lengths.to(x.device)[:, None]).unsqueeze(-1)
+        last = (lengths.to(x.device) - 1).clamp(min=0)[:, None, None].expand(-1, 1, self.cfg.hidden)  # [B, 1, H]
+        return mask, last
+
+    def _separate(self, x: torch.Tensor, lengths: torch.Tensor):
+        """separate_directions: two stacks, each reading its own layer below -> [B, T, 2H], h_n [L*2, B, H]."""
+        assert self.bwd is not None
+        mask, last = self._mask_last(x, lengths)
+        xf, xb = x, reverse_within(x, lengths)  # the backward stack reads right to left throughout
+        finals = []
+        for i, (f, b) in enumerate(zip(self.fwd, self.bwd)):
+            if i:
+                xf, xb = self.drop(xf), self.drop(xb)
+            of, _ = f(xf)  # [B, T, H]
+            ob, _ = b(xb)  # [B, T, H], reversed within each length
+            finals += [of.gather(1, last)[:, 0], ob.gather(1, last)[:, 0]]
+            xf = (of + xf if self.residual and i else of) * mask
+            xb = (ob + xb if self.residual and i else ob) * mask
+        return self.drop(torch.cat([xf, reverse_within(xb, lengths)], -1)), torch.stack(finals)
+
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """The parameters of each layer, both directions, bottom to top (fine-tuning's layer groups)."""
+        mods = [[f] + ([self.bwd[i]] if self.bwd is not None else []) for i, f in enumerate(self.fwd)]
+        return [[p for m in ms for p in m.parameters()] for ms in mods]
 
     def _flat_weights(self) -> list[torch.Tensor]:
         """nn.LSTM's weight order: per layer, forward then backward, each [w_ih, w_hh, b_ih, b_hh]."""

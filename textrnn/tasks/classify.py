@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from textrnn import transfer
 from textrnn.config import ClassifyModel, Pipeline
 from textrnn.data import batching
 from textrnn.errors import UserError
@@ -46,6 +47,12 @@ class Classifier(nn.Module):
         """The embedding that feeds the first recurrent layer."""
         return self.embed
 
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """Fine-tuning's layer groups, bottom to top: embedding; encoder layer 0 (both directions); …;
+        encoder layer L-1; pooling + head."""
+        top = [*self.pool.parameters(), *self.head.parameters()]
+        return [list(self.embed.parameters()), *self.encoder.layer_groups(), top]
+
 
 @register("task", "classify")
 class Classify(Task):
@@ -66,10 +73,14 @@ class Classify(Task):
     def prepare(self, splits, run: Path, resume: bool) -> None:
         self.fresh = not resume  # a new model: pretrained vectors are read (not when loading a run)
         train, splits = self.take_stream(splits)
+        lm = transfer.source(self.cfg)
         if resume:
             self.load(run)
         else:
-            if self.streaming:
+            if lm is not None:  # model.init_from: the LM run's tokenizer and vocabulary
+                self.load_text(lm)
+                self.labels = sorted(self.stream_labels(train) if self.streaming else set(train.labels))
+            elif self.streaming:
                 self.labels = sorted(self.fit_stream(train))
             else:
                 self.fit_text(train.texts)
@@ -82,6 +93,10 @@ class Classify(Task):
         self.targets = {}
         for name, ex in splits.items():
             self.add_split(name, ex)
+
+    def stream_labels(self, stream) -> set:
+        """The labels of a streamed train split (one pass)."""
+        return {lab for _, labs in stream.chunks(self.cfg.data.stream_buffer, None) for lab in labs or ()}
 
     def add_split(self, name: str, ex) -> None:
         index = {lab: i for i, lab in enumerate(self.labels)}

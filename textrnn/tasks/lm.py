@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from textrnn import dist
+from textrnn import dist, transfer
 from textrnn.config import LMModel, Pipeline
 from textrnn.data import batching
 from textrnn.errors import UserError
@@ -160,8 +160,11 @@ class LM(Task):
         train, splits = self.take_stream(splits)
         if self.streaming and self.m.mode != "sentences":
             raise UserError("data.train.streaming: language models stream in model.mode: sentences")
+        lm = transfer.source(self.cfg)
         if resume:
             self.load(run)
+        elif lm is not None:  # model.init_from: the LM run's tokenizer and vocabulary
+            self.load_text(lm)
         elif self.streaming:
             self.fit_stream(train)
         else:

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from torch import nn
 
-from textrnn import config, dist, search
+from textrnn import config, dist, search, transfer
 from textrnn.config import SearchCfg, Seq2SeqModel
 from textrnn.data import batching, parallel
 from textrnn.errors import UserError
@@ -50,6 +50,13 @@ class Seq2Seq(nn.Module):
     def input_embed(self) -> Embedding:
         """The embedding that feeds the first recurrent layer (the encoder's)."""
         return self.src_embed
+
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """Fine-tuning's layer groups, bottom to top: source embedding; each encoder layer; the rest
+        (bridge, attention, decoder, target embedding and output layer)."""
+        low = [list(self.src_embed.parameters()), *self.encoder.layer_groups()]
+        seen = {id(p) for g in low for p in g}
+        return [*low, [p for p in self.parameters() if id(p) not in seen]]
 
     def _top(self, s: torch.Tensor) -> torch.Tensor:
         """Final encoder states [L*D, B, H] -> top layer, directions concatenated [B, D*H]."""
@@ -154,6 +161,20 @@ class Translate(Task):
             self.vocab = Vocab.build(cs, v.min_freq, v.max_size)
             self.vocab_tgt = Vocab.build(ct, v.min_freq, v.max_size)
 
+    def fit_from(self, lm: Path, train: parallel.Pairs) -> None:
+        """model.init_from: the source tokenizer and vocabulary are the LM run's; the target side shares
+        them (model.share_vocab), or has its own vocabulary counted on the train targets (and its own
+        tokenizer fitted, with model.tokenizer_tgt; else the LM's tokenizer, not refitted)."""
+        self.tok.load(lm)
+        self.vocab = Vocab.load(lm / "vocab.json")
+        if self.m.share_vocab:
+            self.vocab_tgt = self.vocab
+            return
+        if not self.joint:
+            self.tok_tgt.fit(train.tgt)
+        v = self.cfg.vocab
+        self.vocab_tgt = Vocab.build(tokenized.tokenize(self.tok_tgt, train.tgt).counts(), v.min_freq, v.max_size)
+
     def encode_side(self, texts: list[str], target: bool, cache: bool = True) -> tuple[list[np.ndarray], int]:
         """Token ids of one side, truncated to the side's max length; also how many were cut."""
         tok, vocab, n = (self.tok_tgt, self.vocab_tgt, self.max_tgt) if target else (self.tok, self.vocab, self.max_src)
@@ -163,8 +184,11 @@ class Translate(Task):
 
     def prepare(self, splits, run: Path, resume: bool) -> None:
         self.fresh = not resume  # a new model: pretrained vectors are read (not when loading a run)
+        lm = transfer.source(self.cfg)
         if resume:
             self.load(run)
+        elif lm is not None:
+            self.fit_from(lm, splits["train"])
         else:
             self.fit(splits["train"])
         for name, ex in splits.items():

@@ -1,0 +1,340 @@
+"""Transfer from an LM run (model.init_from) and the fine-tuning keys (discriminative, unfreeze, slanted)."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import textrnn
+from textrnn import config, transfer
+from textrnn.config import ClassifyModel, LMModel, Seq2SeqModel
+from textrnn.nn.padded_encoder import PaddedEncoder, reverse_within
+from textrnn.step import Step, layer_groups, make_optimizer, make_schedule
+from textrnn.tasks.classify import Classifier
+from textrnn.tasks.lm import LanguageModel
+from textrnn.tasks.seq2seq import Seq2Seq
+from textrnn.trainer import Trainer, run_pipeline
+
+from helpers import LM_TEXTS, NEG, POS, write, write_tiny_data
+
+TRAIN = "train: {epochs: %d, batch_size: 4, threads: 1, checkpoint_every: 0, optimizer: {lr: 0.02}}\n"
+LM = (
+    "task: lm\ndata: {train: {path: text.txt}, valid: {path: text.txt}}\n"
+    "tokenizer: {kind: whitespace, lower: true}\n"
+    "model: {embedding: {dim: 8}, cell: %s, hidden: 8, layers: %d, bptt: 6, eval_batch: 2}\n"
+)
+CLF = (
+    "data: {train: {path: sent.tsv}, valid: {path: sent.tsv}}\n"
+    "model: {init_from: %s, embedding: {dim: 8},\n"
+    "        encoder: {cell: %s, hidden: 8, layers: %d, separate_directions: true}}\n"
+)
+WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def d(tmp_path_factory):
+    """Tiny data and three tiny LM runs: lstm (2 layers), mingru (2 layers), lstm1 (1 layer)."""
+    d = tmp_path_factory.mktemp("transfer")
+    write_tiny_data(d)
+    write(d / "text.txt", "\n".join(LM_TEXTS + POS + NEG) + "\n")
+    for name, cell, layers in [
+        ("lstm", "lstm", 2),
+        ("mingru", "mingru", 2),
+        ("lstm1", "lstm", 1),
+    ]:
+        p = write(d / f"{name}.yaml", f"name: {name}\n" + LM % (cell, layers) + TRAIN % 1)
+        run_pipeline(config.load(p), output=str(d / "runs" / name), quiet=True)
+    return d
+
+
+def clf_yaml(d, lm: str, cell: str = "lstm", layers: int = 2, extra: str = "", epochs: int = 1, name: str = "clf"):
+    return write(d / f"{name}.yaml", f"name: {name}\n" + CLF % (d / "runs" / lm, cell, layers) + extra + TRAIN % epochs)
+
+
+def built(path, values=None):
+    """The model a run of this pipeline starts training from (built as the trainer builds it; nothing written)."""
+    tr = Trainer(config.load(path, values=values), path.parent / "never-written")
+    tr.cfg = transfer.resolve(tr.cfg, tr.run, False)
+    tr._build(tr._prepare())
+    return tr.core, tr
+
+
+def lm_weights(d, name):
+    return load_file(str(d / "runs" / name / "model.safetensors"))
+
+
+# ---------------------------------------------------------------- weights
+
+
+@pytest.mark.parametrize("cell", ["lstm", "mingru"])
+def test_a_classifier_takes_the_embedding_and_the_forward_layers_of_a_one_direction_lm(d, cell, capsys):
+    model, tr = built(clf_yaml(d, cell, cell))
+    lm = lm_weights(d, cell)
+    assert torch.equal(model.embed.emb.weight, lm["embed.emb.weight"])
+    for i, f in enumerate(model.encoder.fwd):
+        own = dict(f.named_parameters())
+        for name, p in own.items():
+            assert torch.equal(p, lm[f"rnn.{transfer.lm_name(name, i)}"]), (i, name)
+    first = dict(model.encoder.bwd[0].named_parameters())
+    assert not any(torch.equal(p, lm[f"rnn.{transfer.lm_name(n, 0)}"]) for n, p in first.items())  # fresh
+    assert "backward layers start fresh" in capsys.readouterr().err
+    assert tr.cfg.tokenizer == config.load(d / f"{cell}.yaml").tokenizer  # the LM's tokenizer (lower: true)
+
+
+@pytest.mark.parametrize("lm", ["lstm"])
+def test_an_lm_continues_from_an_lm_with_every_weight(d, lm):
+    """ULMFiT's middle stage: the LM trained further on the target task's own texts (labels ignored)."""
+    body = LM.replace("text.txt", "sent.tsv") % ("lstm", 2)
+    p = write(
+        d / f"more-{lm}.yaml",
+        "name: more\n" + body.replace("model: {", f"model: {{init_from: {d / 'runs' / lm}, ") + TRAIN % 1,
+    )
+    model, _ = built(p)
+    src = lm_weights(d, lm)
+    own = model.state_dict()
+    assert set(src) <= set(own) and all(torch.equal(own[k], t) for k, t in src.items())
+
+
+def test_a_translate_encoder_takes_the_lm_embedding_and_layers(d):
+    p = write(
+        d / "mt.yaml",
+        "name: mt\ntask: translate\ndata: {train: {src: mt.de, tgt: mt.en}, valid: {src: mt.de, tgt: mt.en}}\n"
+        f"model: {{init_from: {d / 'runs' / 'lstm1'}, share_vocab: false, embedding: {{dim: 8}}, "
+        "encoder: {hidden: 8, layers: 1}, decoder: {hidden: 8}}\n" + TRAIN % 1,
+    )
+    model, tr = built(p)
+    lm = lm_weights(d, "lstm1")
+    assert torch.equal(model.src_embed.emb.weight, lm["embed.emb.weight"])
+    assert all(torch.equal(getattr(model.encoder.fwd[0], f"{w}_l0"), lm[f"rnn.{w}_l0"]) for w in WEIGHTS)
+    assert tr.task.vocab.itos == json.loads((d / "runs" / "lstm1" / "vocab.json").read_text())["itos"]
+    assert "sleeps" in tr.task.vocab_tgt.stoi and "sleeps" not in tr.task.vocab.stoi  # its own target vocabulary
+
+
+# ---------------------------------------------------------------- fine-tuning keys
+
+
+def _params(model):
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def test_gradual_unfreezing_trains_one_more_group_each_epoch(d, monkeypatch):
+    """Groups: embedding, encoder layer 0, encoder layer 1, pooling + head. AdamW with weight decay:
+    a frozen group must not move at all."""
+    p = clf_yaml(d, "lstm", epochs=4, name="unfreeze")
+    snaps = []
+    orig = Trainer._end_epoch
+
+    def spy(self, task, epoch):
+        snaps.append(_params(self.core))
+        orig(self, task, epoch)
+
+    monkeypatch.setattr(Trainer, "_end_epoch", spy)
+    over = {
+        "train.unfreeze": "gradual",
+        "train.discriminative": 2.6,
+        "train.schedule": {"kind": "slanted"},
+        "train.optimizer": {"name": "adamw", "lr": 0.02, "weight_decay": 0.1},
+    }
+    start = _params(built(p, over)[0])
+    run_pipeline(config.load(p, values=over), output=str(d / "runs" / "unfreeze"), quiet=True)
+    assert len(snaps) == 4
+    groups = {"embed.": 0, "encoder.fwd.0.": 1, "encoder.bwd.0.": 1, "encoder.fwd.1.": 2, "encoder.bwd.1.": 2}
+    for name, before in start.items():
+        g = next((k for pre, k in groups.items() if name.startswith(pre)), 3)
+        for epoch, snap in enumerate(snaps):  # trains from epoch 3 - g (0-based) on
+            same = torch.equal(snap[name], before)
+            assert same == (epoch < 3 - g), (name, epoch)
+
+
+def test_discriminative_learning_rates_per_layer_group():
+    model = Classifier(ClassifyModel(embedding={"dim": 4}, encoder={"hidden": 4, "layers": 2}), 20, 0, 2)
+    t = config.Train(optimizer={"lr": 0.01}, discriminative=2.6)
+    step = Step.build(model, lambda m, b: (m(b["ids"], b["lengths"]).logsumexp(-1).mean(), 1), t, torch.device("cpu"))
+    groups = step.opt.param_groups
+    assert [g["lr"] for g in groups] == pytest.approx([0.01 / 2.6**3, 0.01 / 2.6**2, 0.01 / 2.6, 0.01])
+    assert [g["layer"] for g in groups] == [0, 1, 2, 3] and step.layers == 4
+    assert groups[0]["params"] == [model.embed.emb.weight]
+    assert groups[1]["params"] == [*model.encoder.fwd[0].parameters(), *model.encoder.bwd[0].parameters()]
+    assert groups[3]["params"] == [*model.pool.parameters(), *model.head.parameters()]
+    before = _params(model)
+    step({"ids": torch.tensor([[3, 4, 5], [6, 7, 0]]), "lengths": torch.tensor([3, 2])})
+    after = _params(model)
+    # Adam's first update is lr x sign(gradient) wherever the gradient is not tiny: its largest is the group's lr
+    for g in groups:
+        names = [n for n, p in model.named_parameters() if any(p is q for q in g["params"])]
+        largest = max(float((after[n] - before[n]).abs().max()) for n in names)
+        assert largest == pytest.approx(g["lr"], rel=1e-3)
+    plain = Step.build(model, None, config.Train(), torch.device("cpu"))  # no fine-tuning keys: one group as before
+    assert len(plain.opt.param_groups) == 1 and "layer" not in plain.opt.param_groups[0]
+
+
+def test_every_parameter_is_in_exactly_one_layer_group():
+    t = config.Train(discriminative=2.0)
+    models = [
+        Classifier(ClassifyModel(embedding={"dim": 4}, encoder={"hidden": 4, "layers": 3}), 20, 0, 2),
+        LanguageModel(
+            LMModel(embedding={"dim": 4}, cell="minlstm", hidden=4, layers=2, softmax="adaptive", cutoffs=[8]), 20, 0
+        ),
+        Seq2Seq(
+            Seq2SeqModel(embedding={"dim": 4}, encoder={"hidden": 4, "layers": 2}, decoder={"hidden": 4}),
+            20,
+            20,
+            0,
+            True,
+        ),
+        torch.nn.Linear(3, 2),  # no layer_groups: one group
+    ]
+    sizes = []
+    for m in models:
+        groups = layer_groups(m, t)
+        ids = [id(p) for g in groups for p in g["params"]]
+        assert len(ids) == len(set(ids)) and set(ids) == {id(p) for p in m.parameters()}
+        sizes.append(len(groups))
+    assert sizes == [5, 1, 4, 1]  # an LM: one group (its layer groups come with the bidirectional LM)
+
+
+def test_the_slanted_triangular_schedule():
+    """Howard & Ruder, eq. 3: T = 100 steps, cut_frac 0.1, ratio 32: lr/32 at step 0, lr at step 10,
+    halfway down at step 55, lr/32 at step 100."""
+    p = torch.nn.Parameter(torch.zeros(2))
+    opt = make_optimizer(
+        [{"params": [p], "lr": 0.01}, {"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.1}],
+        config.Optimizer(lr=0.1),
+    )
+    sched, per_batch = make_schedule(opt, config.Schedule(kind="slanted"), True, 100)
+    assert per_batch
+    seen = {}
+    for t in range(101):
+        seen[t] = [g["lr"] for g in opt.param_groups]
+        opt.step()
+        sched.step()
+    assert seen[0] == pytest.approx([0.01 / 32, 0.1 / 32])
+    assert seen[5] == pytest.approx([0.01 * (1 + 0.5 * 31) / 32, 0.1 * (1 + 0.5 * 31) / 32])
+    assert seen[10] == pytest.approx([0.01, 0.1])
+    assert seen[55] == pytest.approx([0.01 * (1 + 0.5 * 31) / 32, 0.1 * (1 + 0.5 * 31) / 32])
+    assert seen[100] == pytest.approx([0.01 / 32, 0.1 / 32])
+
+
+# ---------------------------------------------------------------- the run stands alone; resume
+
+
+def test_the_fine_tuned_run_loads_and_predicts_without_the_lm_run(d, tmp_path):
+    lm = tmp_path / "lm"
+    shutil.copytree(d / "runs" / "lstm", lm)
+    p = write(d / "alone.yaml", "name: alone\n" + CLF % (lm, "lstm", 2) + TRAIN % 2)
+    run, _ = run_pipeline(config.load(p), output=str(tmp_path / "clf"), quiet=True)
+    texts = ["a wonderful film", "I hated it", "zebra"]
+    before = textrnn.load(run).predict_proba(texts)
+    assert (run / "vocab.json").read_text() == (lm / "vocab.json").read_text()
+    shutil.rmtree(lm)
+    clf = textrnn.load(run)
+    assert (clf.predict_proba(texts) == before).all()
+    assert clf.predict("a wonderful film").label in ("positive", "negative")
+
+
+def test_resume_with_gradual_unfreezing_is_exact_and_needs_no_lm_run(d, tmp_path):
+    lm = tmp_path / "lm"
+    shutil.copytree(d / "runs" / "lstm1", lm)
+    fine = "train: {epochs: 3, batch_size: 4, threads: 1, checkpoint_every: 2, unfreeze: gradual, discriminative: 2.6, "
+    fine += "optimizer: {lr: 0.02}, schedule: {kind: slanted}}\n"
+    p = write(d / "resume.yaml", "name: resume\n" + CLF % (lm, "lstm", 1) + fine)
+    cfg = config.load(p)
+    _, whole = run_pipeline(cfg, output=str(tmp_path / "whole"), quiet=True)
+
+    class Boom(Exception):
+        pass
+
+    def die(step):
+        if step == 7:  # mid-epoch 2 (5 batches an epoch); the last checkpoint is at step 6
+            raise Boom
+
+    with pytest.raises(Boom):
+        run_pipeline(cfg, output=str(tmp_path / "cut"), on_step=die, quiet=True)
+    shutil.rmtree(lm)
+    _, resumed = run_pipeline(cfg, output=str(tmp_path / "cut"), resume=True, quiet=True)
+    assert resumed["valid"] == whole["valid"]
+
+    def history(run):
+        return [(h["train_loss"], h["loss"], h["lr"]) for h in map(json.loads, (run / "metrics.jsonl").open())]
+
+    assert history(tmp_path / "cut") == history(tmp_path / "whole")
+
+
+# ---------------------------------------------------------------- the encoder's separate directions
+
+
+def test_separate_directions_stack_each_direction_on_its_own():
+    torch.manual_seed(0)
+    enc = PaddedEncoder(5, config.Encoder(hidden=3, layers=2, separate_directions=True)).eval()
+    x, lengths = torch.randn(3, 6, 5), torch.tensor([6, 4, 1])
+    out, h_n = enc(x, lengths)  # [B, T, 6], [4, B, 3]
+    assert out.shape == (3, 6, 6) and h_n.shape == (4, 3, 3)
+    fwd = enc.fwd[1](enc.fwd[0](x)[0])[0]
+    bwd = reverse_within(enc.bwd[1](enc.bwd[0](reverse_within(x, lengths))[0])[0], lengths)
+    mask = (torch.arange(6)[None, :] < lengths[:, None])[..., None]
+    torch.testing.assert_close(out, torch.cat([fwd, bwd], -1) * mask)
+    for b in range(3):  # one by one, no padding: the same
+        alone, _ = enc(x[b : b + 1, : lengths[b]], lengths[b : b + 1])
+        torch.testing.assert_close(alone[0], out[b, : lengths[b]])
+
+
+# ---------------------------------------------------------------- bad input: one line, exit 2, no run directory
+
+
+@pytest.mark.parametrize(
+    "lm, sets, expect",
+    [
+        ("missing", [], "model.init_from: "),
+        ("not-a-run", [], "not a textrnn run directory"),
+        ("clf-run", [], "a classify run; transfer starts from a language model"),
+        ("lstm", ["model.embedding.dim=12"], "model.embedding.dim 12 here, model.embedding.dim 8 in the LM"),
+        ("lstm", ["model.encoder.hidden=16"], "model.encoder.hidden 16 here, model.hidden 8 in the LM"),
+        ("lstm", ["model.encoder.layers=1"], "model.encoder.layers 1 here, model.layers 2 in the LM"),
+        ("lstm", ["model.encoder.cell=gru"], 'model.encoder.cell "gru" here, model.cell "lstm" in the LM'),
+        ("mingru", [], 'model.encoder.cell "lstm" here, model.cell "mingru" in the LM'),
+        ("lstm", ["tokenizer.lower=false"], "tokenizer.lower: false here, true in the LM run"),
+        ("lstm", ["vocab.min_freq=2"], "vocab.min_freq: 2 here, 1 in the LM run"),
+        ("lstm", ["model.embedding.pretrained=v.txt"], "model.embedding.pretrained: not with model.init_from"),
+        ("lstm", ["data.train.streaming=true", "train.schedule.kind=slanted"], "slanted: needs the epoch's length"),
+    ],
+)
+def test_bad_init_from_is_one_line_exit_2_and_no_run_directory(d, cli, tmp_path, lm, sets, expect):
+    from test_bad_input import one_line_exit_2
+
+    (d / "runs" / "not-a-run").mkdir(exist_ok=True)
+    if lm == "clf-run" and not (d / "runs" / "clf-run").exists():
+        p = write(
+            d / "plain.yaml", "name: plain\n" + CLF.replace("init_from: %s, ", "%s") % ("", "lstm", 1) + TRAIN % 1
+        )
+        run_pipeline(config.load(p), output=str(d / "runs" / "clf-run"), quiet=True)
+    p = clf_yaml(d, lm, name=f"bad-{lm}")
+    args = [x for s in sets for x in ("--set", s)]
+    one_line_exit_2(*cli("run", p, "-o", tmp_path / "new", *args)[::2], expect)
+    assert not (tmp_path / "new").exists()
+
+
+def test_lm_and_chat_refusals(d, cli, tmp_path):
+    from test_bad_input import one_line_exit_2
+
+    p = write(
+        d / "lm-bad.yaml",
+        "name: x\n" + LM.replace("model: {", f"model: {{init_from: {d / 'runs' / 'lstm'}, ") % ("lstm", 1) + TRAIN % 1,
+    )
+    one_line_exit_2(*cli("run", p, "-o", tmp_path / "new")[::2], "model.layers 1 here, model.layers 2 in the LM")
+    p = write(
+        d / "chat-bad.yaml",
+        "name: x\ntask: chat\ndata: {train: {path: sent.tsv, format: turns}}\n"
+        f"model: {{init_from: {d / 'runs' / 'lstm'}}}\n",
+    )
+    one_line_exit_2(*cli("run", p, "-o", tmp_path / "new")[::2], "model.init_from: not for chat")
+    assert not (tmp_path / "new").exists()
