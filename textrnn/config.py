@@ -230,6 +230,9 @@ class LMModel(Strict):
     div_value: Positive = 4.0  # adaptive: each tail cluster's projection is this many times smaller
     init_range: Optional[Positive] = None  # uniform(-r, r) for every weight (Zaremba et al.: 0.1 small, 0.05 medium)
     mode: Literal["stream", "sentences"] = "stream"
+    # forward and backward LSTM LMs sharing the embedding and the softmax (ELMo): `rnn` reads left to
+    # right, `rnn_bw` right to left; loss and perplexity over both, reported per direction as well
+    bidirectional: bool = False
     bptt: Size = 35  # stream: steps per truncated-BPTT window
     eval_batch: Size = 10  # stream: columns when evaluating
 

@@ -77,6 +77,34 @@ def _stack(model, task) -> tuple[list[tuple[nn.RNNBase, int, bool]], str]:
     return out, "padded"
 
 
+def _stacked(rnn: nn.Module, x: torch.Tensor, direction: str) -> list[dict]:
+    """One multi-layer module over x [T, E], stepped by hand layer by layer ("backward": it reads x
+    right to left, and the records come back in token order); the top layer checked against the
+    fused module's output."""
+    if direction == "backward":
+        x = x.flip(0)
+    fused, _ = rnn(x[None])  # [1, T, H]: the top layer's outputs
+    recs: list[dict] = []
+    if isinstance(rnn, MinRNN):  # residual layers: the trace feeds each layer what the stack does
+        trace = rnn.trace(x)
+        for i, r in enumerate(trace):
+            h = {k: v for k, v in r.items() if k != "output"}
+            recs.append({"layer": i + 1, "direction": direction, "kind": type(rnn).__name__, **h})
+        top = trace[-1]["output"]
+    else:
+        assert isinstance(rnn, nn.RNNBase)
+        for layer in range(rnn.num_layers):
+            r = step_layer(rnn, layer, False, x)
+            recs.append({"layer": layer + 1, "direction": direction, "kind": type(rnn).__name__, **r})
+            x = r["h"]
+        top = x
+    recs[-1]["max_abs_diff"] = float((fused[0] - top).abs().max())
+    if direction == "backward":
+        for rec in recs:
+            rec.update({k: v.flip(0) for k, v in rec.items() if isinstance(v, torch.Tensor)})
+    return recs
+
+
 def embed(model, task, ids: torch.Tensor) -> torch.Tensor:
     """ids [T] -> the first recurrent layer's input [T, E] (eval mode: no dropout)."""
     return model.input_embed(ids[None])[0]
@@ -90,20 +118,9 @@ def layers(model, task, ids: torch.Tensor) -> list[dict]:
     mods, how = _stack(model, task)
     recs = []
     if how == "stacked":
-        fused, _ = mods[0][0](x[None])  # [1, T, H]: the top layer's outputs
-        top = mods[0][0]
-        if isinstance(top, MinRNN):  # residual layers: the trace feeds each layer what the stack does
-            trace = top.trace(x)
-            for i, r in enumerate(trace):
-                h = {k: v for k, v in r.items() if k != "output"}
-                recs.append({"layer": i + 1, "direction": "forward", "kind": type(top).__name__, **h})
-            recs[-1]["max_abs_diff"] = float((fused[0] - trace[-1]["output"]).abs().max())
-            return recs
-        for rnn, layer, _ in mods:
-            r = step_layer(rnn, layer, False, x)
-            recs.append({"layer": layer + 1, "direction": "forward", "kind": type(rnn).__name__, **r})
-            x = r["h"]
-        recs[-1]["max_abs_diff"] = float((fused[0] - x).abs().max())
+        recs = _stacked(mods[0][0], x, "forward")
+        if getattr(model, "rnn_bw", None) is not None:  # a bidirectional LM's right-to-left stack
+            recs += _stacked(model.rnn_bw, x, "backward")
         return recs
     enc = model.encoder
     inp = inp_b = x  # what layer i reads: one input, or each direction its own (separate_directions)

@@ -10,7 +10,7 @@ from typing import Optional
 
 SHOWN = {  # metrics worth a person's attention, per task
     "classify": ("accuracy", "macro_f1"),
-    "lm": ("perplexity",),
+    "lm": ("perplexity", "perplexity_fwd", "perplexity_bwd"),  # per direction: bidirectional LMs
     "translate": ("bleu", "chrf", "perplexity"),
     "chat": ("perplexity", "distinct_2", "top_reply_share"),
 }

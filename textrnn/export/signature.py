@@ -91,6 +91,9 @@ def classify_fields(task) -> dict:
     }
 
 
+BIDIRECTIONAL = "; the graph is the forward (left-to-right) LM of a bidirectional run (its backward LM is not exported)"
+
+
 def lm_fields(task) -> dict:
     start = task.vocab.bos if task.m.mode == "sentences" else task.vocab.eos
     return {
@@ -100,7 +103,7 @@ def lm_fields(task) -> dict:
         "start_id": start,
         "usage": "h (and c) start as zeros; feed [start_id] + the text's ids (all rows of a batch the same "
         "length, or one token at a time), then each chosen id with the returned h_new (c_new); "
-        "log_probs is over the next token",
+        "log_probs is over the next token" + (BIDIRECTIONAL if task.m.bidirectional else ""),
     }
 
 

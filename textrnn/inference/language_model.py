@@ -14,7 +14,12 @@ Words = list[tuple[str, float]]
 
 
 class LanguageModel(TaskModel):
-    """A next-word language model: `generate`, `complete`, `perplexity`."""
+    """A next-word language model: `generate`, `complete`, `perplexity`.
+
+    A bidirectional run (`model.bidirectional`) holds a forward and a backward LM; these methods
+    use the forward one (left to right), so their figures compare with a unidirectional model's.
+    `evaluate` reports both directions (perplexity_fwd, perplexity_bwd) and their joint perplexity.
+    """
 
     task_name = "lm"
     kind = "a language model"
@@ -77,7 +82,8 @@ class LanguageModel(TaskModel):
         return out[0] if single else out
 
     def perplexity(self, texts: Union[str, Sequence[str]]) -> float:
-        """Perplexity of the texts (one line each, as `textrnn evaluate` reads a test file)."""
+        """Perplexity of the texts (one line each, as `textrnn evaluate` reads a test file); the
+        forward direction's for a bidirectional model."""
         from textrnn.data.sources import Examples
 
         items, _ = texts_arg(texts, "perplexity")
@@ -88,6 +94,7 @@ class LanguageModel(TaskModel):
             self.task.add_split("_texts", Examples(items, None, "<texts>"))
             try:
                 with self.task.amp():
-                    return float(self.task.evaluate(self.model, "_texts", self.device)["perplexity"])
+                    m = self.task.evaluate(self.model, "_texts", self.device)
+                    return float(m.get("perplexity_fwd", m["perplexity"]))
             finally:
                 self.task.drop_split("_texts")
