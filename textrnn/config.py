@@ -180,6 +180,9 @@ class Train(Strict):
     discriminative: Optional[Annotated[float, Field(ge=1, allow_inf_nan=False)]] = None
     # gradual: epoch 1 trains the top group only, each later epoch one more (ULMFiT); none: all from the start
     unfreeze: Literal["none", "gradual"] = "none"
+    # at the end: the element-wise mean of the last N epochs' weights (RUN/average.safetensors), kept as the
+    # model when it scores better on valid than the best epoch; the last N epochs' weights wait in RUN/epochs/
+    average_last: Optional[Size] = None
 
     @model_validator(mode="before")
     @classmethod

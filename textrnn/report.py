@@ -52,10 +52,25 @@ def end_of_run(run: Path, task: str, name: str, summary: dict) -> list[str]:
         shown = [f"{k} {_num(k, m[k])}" for k in SHOWN.get(task, ()) if isinstance(m.get(k), (int, float))]
         if shown:
             lines.append(f"  {split:<5} " + ", ".join(shown))
-    lines.append(f"  files  {run}/ (model.safetensors, summary.json, metrics.jsonl, curves.png)")
+    lines += averaged(summary.get("average"))
+    files = "model.safetensors, " + ("average.safetensors, " if summary.get("average") else "")
+    lines.append(f"  files  {run}/ ({files}summary.json, metrics.jsonl, curves.png)")
     lines.append("  next:")
     lines += [f"    {c}" for c in next_commands(task, run)]
     return lines
+
+
+def averaged(a: Optional[dict]) -> list[str]:
+    """train.average_last: the average's valid score beside the best epoch's, and which is the model."""
+    if not a:
+        return []
+    metric, (first, last) = a["metric"], (a["epochs"][0], a["epochs"][-1])
+    what = f"epochs {first}–{last}" if last > first else f"epoch {first}"
+    kept = "the average" if a["kept"] == "average" else f"epoch {a['best_epoch']}"
+    return [
+        f"  average of {what}: valid {metric} {_num(metric, a['average'])} "
+        f"(best epoch {a['best_epoch']}: {_num(metric, a['best'])}); the model is {kept}"
+    ]
 
 
 def warnings_at_end(task, summary: dict) -> list[str]:

@@ -30,8 +30,10 @@ RESULTS = (
     "curves.png",
     "confusion.png",
     "attention.png",
+    "average.safetensors",
 )  # what a new run replaces
 TENSORBOARD = "tensorboard"  # event files of train.tensorboard (grow during training; not hashed)
+EPOCHS = "epochs"  # train.average_last: the last N epochs' weights, epoch-K.safetensors (pruned; not hashed)
 MANIFEST = "manifest.json"  # SHA-256 of every file inference reads, written after them
 UNHASHED = ("last.pt", "metrics.jsonl", MANIFEST)  # change during training or are not read to use the model
 _TEMP = re.compile(r"^\.[^.].*\.[A-Za-z0-9_]{8}$")  # temp_beside's names: .<file>.<8 random characters>
@@ -75,7 +77,7 @@ def locked(run: Path):
             raise UserError(
                 f"{run}: in use by another textrnn run ({holder}); wait for it or choose another --output"
             ) from None
-        for f in run.iterdir():
+        for f in [*run.iterdir(), *(run / EPOCHS).glob(".*")]:
             if _TEMP.match(f.name) and f.is_file():
                 f.unlink(missing_ok=True)
         write_atomic(run / HOLDER, f"pid {os.getpid()} on {socket.gethostname()}\n")
@@ -191,6 +193,42 @@ def load_weights(model: torch.nn.Module, path: Path, device: str = "cpu") -> Non
         raise UserError(f"{path}: weights do not fit the pipeline's model ({what})")
 
 
+def epoch_weights(run: Path, epoch: int) -> Path:
+    """Where train.average_last keeps the weights of one epoch (1-based)."""
+    return run / EPOCHS / f"epoch-{epoch}.safetensors"
+
+
+def average_weights(paths: Sequence[Path], out: Path) -> None:
+    """Write the element-wise mean of weight files (same names and shapes) to `out`, atomically.
+
+    Floating tensors are summed in float64 and cast back (N identical files give the same bits);
+    integer tensors are taken from the last file."""
+    if not paths:
+        raise ValueError("average_weights: no files")
+    total: dict[str, torch.Tensor] = {}
+    last: dict[str, torch.Tensor] = {}
+    for path in paths:
+        try:
+            state = load_file(str(path))
+        except Exception as e:
+            raise UserError(f"{path}: unreadable weights file ({str(e).splitlines()[0]})") from None
+        if last and (set(state) != set(last) or any(state[k].shape != last[k].shape for k in state)):
+            raise UserError(f"{path}: other tensors than {paths[0]} (not the same model)")
+        for k, t in state.items():
+            if t.is_floating_point():
+                total[k] = total[k] + t.double() if k in total else t.double()
+        last = state
+    mean = {k: (total[k] / len(paths)).to(t.dtype) if k in total else t for k, t in last.items()}
+    fd, tmp = temp_beside(out)
+    os.close(fd)
+    try:
+        save_file(mean, tmp, metadata={"format": "pt"})
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -207,7 +245,7 @@ def _hashed(run: Path) -> list[Path]:
         if p.is_file()
         and p.name not in UNHASHED
         and p.suffix != ".png"
-        and not any(part.startswith(".") or part == TENSORBOARD for part in p.relative_to(run).parts)
+        and not any(part.startswith(".") or part in (TENSORBOARD, EPOCHS) for part in p.relative_to(run).parts)
     )
 
 

@@ -180,6 +180,7 @@ class Trainer:
             for stale in rundir.RESULTS:
                 (run / stale).unlink(missing_ok=True)
             shutil.rmtree(run / rundir.TENSORBOARD, ignore_errors=True)
+            shutil.rmtree(run / rundir.EPOCHS, ignore_errors=True)
             rundir.write_atomic(run / "pipeline.yaml", config.dump(cfg))
             task.save(run)
             rundir.mark(run, cfg.task)
@@ -403,6 +404,7 @@ class Trainer:
                         break
             out_of_time = dist.any_rank(bool(t.max_minutes and st.wall_seconds >= 60 * t.max_minutes))
             self._end_epoch(task, epoch)
+            self._keep_epoch(epoch + 1)
             st.wall_seconds = time.perf_counter() - wall0
             self._checkpoint()
             if out_of_time:
@@ -474,8 +476,47 @@ class Trainer:
             soft_wrap=True,
         )
 
+    def _keep_epoch(self, epoch: int) -> None:
+        """train.average_last N: this epoch's weights in RUN/epochs/ (before last.pt, so a resume finds the
+        epochs it has finished); only the last N are kept."""
+        n = self.cfg.train.average_last
+        if not n or not self.main:
+            return
+        (self.run / rundir.EPOCHS).mkdir(exist_ok=True)
+        rundir.save_weights(self.core, rundir.epoch_weights(self.run, epoch))
+        for old in (self.run / rundir.EPOCHS).glob("epoch-*.safetensors"):
+            k = old.name.removeprefix("epoch-").removesuffix(".safetensors")
+            if k.isdigit() and int(k) <= epoch - n:
+                old.unlink(missing_ok=True)
+
+    def _average(self, task: Task) -> Optional[dict]:
+        """train.average_last N: the mean of the last N epochs that ran, written to average.safetensors and
+        scored on valid; it replaces model.safetensors when it scores better than the best epoch."""
+        n, st, run = self.cfg.train.average_last, self.state, self.run
+        if not n or st.best is None:
+            return None
+        last_n = range(max(1, st.epoch - n + 1), st.epoch + 1)
+        epochs = [k for k in last_n if rundir.epoch_weights(run, k).is_file()]  # all, unless set on a resume
+        if not epochs:
+            return None
+        rundir.average_weights([rundir.epoch_weights(run, k) for k in epochs], run / "average.safetensors")
+        rundir.load_weights(self.core, run / "average.safetensors", str(self.device))
+        score = task.evaluate(self.core, "valid", self.device)[task.metric]
+        better = score > st.best if task.higher_is_better else score < st.best
+        if better:
+            rundir.write_atomic(run / "model.safetensors", (run / "average.safetensors").read_bytes())
+        return {  # summary.json's "average" (report.end_of_run prints it)
+            "epochs": epochs,
+            "metric": task.metric,
+            "average": score,  # the valid metric of the average
+            "best": st.best,  # and of the best epoch
+            "best_epoch": st.best_epoch,
+            "kept": "average" if better else "best",  # what model.safetensors holds
+        }
+
     def _finish(self, task: Task, extra: dict) -> dict:
         model, st = self.core, self.state
+        average = self._average(task)
         rundir.load_weights(model, self.run / "model.safetensors", str(self.device))
         summary: dict[str, Any] = {"valid": task.evaluate(model, "valid", self.device)}
         if "test" in task.data:
@@ -494,6 +535,8 @@ class Trainer:
                 **extra,
             }
         )
+        if average:
+            summary["average"] = average
         for w in report.warnings_at_end(task, summary):
             self._warn(w)
         summary["warnings"] = self.warnings
