@@ -3,6 +3,7 @@
     import textrnn
     clf = textrnn.load("runs/sentiment")
     clf.predict(["an absolute delight", "a dull mess"])
+    mt = textrnn.ensemble(["runs/mt-1", "runs/mt-2"])   # runs of one task and vocabulary, as one model
     run = textrnn.train("pipelines/sentiment.yaml", overrides={"train.epochs": 3}, output="runs/x")
     textrnn.evaluate("runs/sentiment", test="other.tsv")
 
@@ -15,6 +16,7 @@ __version__ = "0.1.0"
 
 _API = {
     "load",
+    "ensemble",
     "train",
     "evaluate",
     "Run",
@@ -40,6 +42,7 @@ __all__ = [
     "UserError",
     "WrongTask",
     "__version__",
+    "ensemble",
     "evaluate",
     "load",
     "train",

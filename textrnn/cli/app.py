@@ -48,15 +48,37 @@ def open_model(
     precision: str = "fp32",
     quantize: bool = False,
     overrides: Sequence[str] = (),
+    members: Sequence[str] = (),
 ):
-    """The run as an inference object, after checking (before any weights are read) that its task is
-    one of `tasks`: otherwise "RUN: a classify model; COMMAND needs NEED"."""
+    """The run (with `members`: the ensemble of it and them) as an inference object, after checking
+    (before any weights are read) that each task is one of `tasks`: otherwise "RUN: a classify model;
+    COMMAND needs NEED"."""
     from textrnn import inference
 
-    run, cfg = inference.read_pipeline(run_dir, overrides)
-    if tasks and cfg.task not in tasks:
-        raise UserError(f"{run}: a {cfg.task} model; {command} needs {need}")
+    for r in [run_dir, *members]:
+        run, cfg = inference.read_pipeline(r, overrides)
+        if tasks and cfg.task not in tasks:
+            raise UserError(f"{run}: a {cfg.task} model; {command} needs {need}")
+    if members:
+        return inference.ensemble(
+            [run_dir, *members], device=device, precision=precision, quantize=quantize, overrides=overrides
+        )
     return inference.load(run_dir, device=device, precision=precision, quantize=quantize, overrides=overrides)
+
+
+WITH_HELP = "Another run of the same task and vocabulary: the runs answer as one ensemble. Repeatable."
+
+
+def leading_runs(args: List[str]) -> tuple[List[str], List[str]]:
+    """Arguments split into the run directories they start with (folders holding textrnn.json) and the rest."""
+    from pathlib import Path
+
+    from textrnn.rundir import MARKER
+
+    k = 0
+    while k < len(args) and (Path(args[k]) / MARKER).is_file():
+        k += 1
+    return args[:k], args[k:]
 
 
 INPUT_HELP = "Read the texts from this file, one per line ('-' = stdin)."

@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional, Sequence
 
 import typer
 
-from textrnn.cli.app import DEVICE_HELP, PRECISION_HELP, QUANTIZE_HELP, open_model, warn_unknown
+from textrnn.cli.app import DEVICE_HELP, PRECISION_HELP, QUANTIZE_HELP, WITH_HELP, open_model, warn_unknown
 
 
-def open_session(run_dir: str, device: str = "cpu", quantize: bool = False, precision: str = "fp32", **override):
-    """A REPL session on a chat (or translation) run directory: (Session, pipeline).
+def open_session(
+    run_dir: str,
+    device: str = "cpu",
+    quantize: bool = False,
+    precision: str = "fp32",
+    members: Sequence[str] = (),
+    **override,
+):
+    """A REPL session on a chat (or translation) run directory (with `members`: an ensemble): (Session, pipeline).
 
     `override`: decoding settings (beam, temperature, top_k, top_p, seed; None = the pipeline's).
     """
     from textrnn import chat as repl
 
     bot = open_model(
-        run_dir, "chat", ("chat", "translate"), "a chat or translation run directory", device, precision, quantize
+        run_dir,
+        "chat",
+        ("chat", "translate"),
+        "a chat or translation run directory",
+        device,
+        precision,
+        quantize,
+        members=members,
     )
     base = bot.settings(**override)
     options = {k: v for k, v in base.model_dump().items() if k in repl.INT_OPTIONS | repl.FLOAT_OPTIONS}
@@ -36,6 +50,7 @@ def chat(
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Sample among the k most likely tokens (0 = all)."),
     top_p: Optional[float] = typer.Option(None, "--top-p", help="Sample within this probability mass (1 = all)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for sampling (same seed, same replies)."),
+    with_: List[str] = typer.Option([], "--with", metavar="RUN", help=WITH_HELP),
     quantize: bool = typer.Option(False, "--quantize", metavar="", help=QUANTIZE_HELP),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
@@ -44,6 +59,15 @@ def chat(
     from textrnn import chat as repl
 
     session, cfg = open_session(
-        run_dir, device, quantize, precision, beam=beam, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed
+        run_dir,
+        device,
+        quantize,
+        precision,
+        with_,
+        beam=beam,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
     )
     repl.run(session, f"textrnn chat · {cfg.name}")

@@ -12,6 +12,7 @@ from textrnn.cli.app import (
     INPUT_HELP,
     PRECISION_HELP,
     QUANTIZE_HELP,
+    WITH_HELP,
     input_lines,
     open_model,
     warn_unknown,
@@ -23,12 +24,13 @@ def predict(
     texts: List[str] = typer.Argument(None, help="Texts to classify (default: one per line from stdin)."),
     as_json: bool = typer.Option(False, "--json", metavar="", help="JSON lines with every class probability."),
     input_path: Optional[str] = typer.Option(None, "--input", "-i", metavar="FILE", help=INPUT_HELP),
+    with_: List[str] = typer.Option([], "--with", metavar="RUN", help=WITH_HELP),
     quantize: bool = typer.Option(False, "--quantize", metavar="", help=QUANTIZE_HELP),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
 ):
     """Print LABEL<TAB>PROBABILITY for each text."""
-    clf = open_model(run_dir, "predict", ("classify",), "a classifier", device, precision, quantize)
+    clf = open_model(run_dir, "predict", ("classify",), "a classifier", device, precision, quantize, members=with_)
     lines = input_lines(texts or [], input_path)
     if not lines:
         return

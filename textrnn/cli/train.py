@@ -48,13 +48,15 @@ def run(
 
 
 def evaluate(
-    run_dir: str = typer.Argument(..., metavar="RUN", help="Run directory."),
+    runs: List[str] = typer.Argument(
+        ..., metavar="RUN", help="Run directory (several: the ensemble of them, one task and vocabulary)."
+    ),
     set_: List[str] = typer.Option([], "--set", help=SET_HELP + " E.g. data.test.path=FILE."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
 ):
     """Evaluate the best model on the test split (or any file given with --set) and print JSON."""
-    m = open_model(run_dir, "evaluate", device=device, precision=precision, overrides=set_)
+    m = open_model(runs[0], "evaluate", device=device, precision=precision, overrides=set_, members=runs[1:])
     if m.pipeline.data.test is None:
         raise UserError(f"{m.run}: the pipeline declares no test split; give one with --set data.test.path=FILE")
     typer.echo(json.dumps(m.evaluate()))

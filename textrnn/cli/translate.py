@@ -12,7 +12,7 @@ from typing import Iterator, List, Optional
 
 import typer
 
-from textrnn.cli.app import DEVICE_HELP, PRECISION_HELP, QUANTIZE_HELP, open_model
+from textrnn.cli.app import DEVICE_HELP, PRECISION_HELP, QUANTIZE_HELP, leading_runs, open_model
 from textrnn.errors import UserError
 
 
@@ -79,6 +79,8 @@ def _check_paths(files: list[str], outs: list[Optional[Path]], output_dir: Optio
     """Before anything is read or written: every input exists, no output is an input, a folder,
     or the output of another input."""
     for f in files:
+        if Path(f).is_dir():
+            raise UserError(f"{f}: a folder, neither a file nor a run directory (no textrnn.json)")
         if not Path(f).is_file():
             raise UserError(f"{f}: no such file")
     if output_dir and Path(output_dir).exists() and not Path(output_dir).is_dir():
@@ -110,8 +112,9 @@ def translate(
     run_dir: str = typer.Argument(..., metavar="RUN", help="Run directory of a translation model."),
     files: List[str] = typer.Argument(
         None,
-        metavar="[FILE]...",
-        help="Input files, one sentence per line (default: stdin). With --plot-attention: the text to translate.",
+        metavar="[RUN]... [FILE]...",
+        help="More run directories (an ensemble: one task and vocabulary), then input files, one sentence per line "
+        "(default: stdin). With --plot-attention: the text to translate.",
     ),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Output file (one input file or stdin)."),
     output_dir: Optional[str] = typer.Option(None, "--output-dir", help="Folder for one output per input file."),
@@ -129,6 +132,7 @@ def translate(
 ):
     """Translate files or stdin: exactly one output line per input line, in input order."""
     files = list(files or [])
+    members, files = ([], files) if plot_attention else leading_runs(files)
     if output and output_dir:
         raise UserError("give --output or --output-dir, not both")
     if output and len(files) > 1:
@@ -140,7 +144,9 @@ def translate(
         outs = [Path(output_dir) / _out_name(Path(f).name, run_dir) for f in files]
     if not plot_attention:
         _check_paths(files, outs, output_dir)
-    mt = open_model(run_dir, "translate", ("translate", "chat"), "a translation model", device, precision, quantize)
+    mt = open_model(
+        run_dir, "translate", ("translate", "chat"), "a translation model", device, precision, quantize, members=members
+    )
     s = mt.settings(beam=beam, batch_tokens=batch_tokens, n_best=n_best, alpha=alpha)
 
     if plot_attention:

@@ -3,6 +3,7 @@
     import textrnn
     clf = textrnn.load("runs/sentiment")     # Classifier, LanguageModel, Translator or Chatbot
     clf.predict(["an absolute delight"])
+    mt = textrnn.ensemble(["runs/mt-1", "runs/mt-2"])  # runs of one task and vocabulary: one Translator
 
 The CLI, the REPL, the benchmarks and `bench` / `inspect` all go through `load`; nothing here
 imports a front end.
@@ -16,6 +17,7 @@ from typing import Sequence
 from textrnn.errors import UserError
 from textrnn.inference.base import TaskModel, WrongTask
 from textrnn.inference.classifier import Classifier, Prediction
+from textrnn.inference.ensemble import ensemble
 from textrnn.inference.language_model import LanguageModel
 from textrnn.inference.opening import accept_edits, open_run, read_pipeline
 from textrnn.inference.session import ChatSession
@@ -26,6 +28,7 @@ CLASSES: dict[str, type[TaskModel]] = {c.task_name: c for c in (Classifier, Lang
 
 __all__ = [
     "load",
+    "ensemble",
     "train",
     "evaluate",
     "Run",

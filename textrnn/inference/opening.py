@@ -33,7 +33,8 @@ def read_pipeline(run_dir: str | Path, overrides: Sequence[str] = ()) -> tuple[P
     from textrnn import rundir
 
     if not isinstance(run_dir, (str, Path)):
-        raise UserError(f"a run directory is a path (str or pathlib.Path), not {type(run_dir).__name__}")
+        also = "; textrnn.ensemble(runs) opens a list of runs as one model" if isinstance(run_dir, list) else ""
+        raise UserError(f"a run directory is a path (str or pathlib.Path), not {type(run_dir).__name__}{also}")
     return rundir.open_run(run_dir, list(overrides))
 
 
