@@ -288,6 +288,12 @@ def test_command_options(runs, tmp_path, cli):
         (("compare", c), "two or more run directories"),
         (("predict", lm, "x"), "predict needs a classifier"),
         (("translate", c, f), "translate needs a translation model"),
+        (("translate", mt, tmp_path, f), "a folder, neither a file nor a run directory"),
+        (("translate", mt, c, f), "translate needs a translation model"),  # an ensemble's member
+        (("predict", c, "--with", lm, "x"), "predict needs a classifier"),
+        (("predict", c, "--with", tmp_path, "x"), "not a textrnn run directory"),
+        (("evaluate", c, mt), "share a task"),
+        (("evaluate", lm, lm), "ensembles are of classify, translate or chat runs"),
         (("run", tmp_path / "nope.yaml"), "no such pipeline file"),
         (("run", c / "pipeline.yaml", "--set", "novalue"), "expected key.sub=value"),
     ]

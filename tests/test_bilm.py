@@ -241,6 +241,22 @@ def test_bidirectional_stream_resume_is_exact(tmp_path):
     assert resumed["valid"] == whole["valid"]
 
 
+@pytest.mark.parametrize("mode,streaming", [("stream", False), ("sentences", True)])
+def test_reads_unlabelled_text_from_several_jsonl_files(tmp_path, mode, streaming):
+    """The text field of several jsonl.gz files (other fields unread), read whole or streamed (sentences mode)."""
+    for i in range(2):
+        with gzip.open(tmp_path / f"part{i}.jsonl.gz", "wt") as f:
+            f.write("".join(json.dumps({"id": k, "text": t, "label": 1}) + "\n" for k, t in enumerate(LM_TEXTS[i::2])))
+    p = pipeline(tmp_path, mode, epochs=1)
+    over = {"data.train": {"path": ["part0.jsonl.gz", "part1.jsonl.gz"], "streaming": streaming}}
+    cfg = config.load(p, values=over, cwd=tmp_path)
+    train = build_task(cfg).read_splits()["train"]
+    texts, labels = next(train.chunks(100, None)) if streaming else (train.texts, train.labels)
+    assert texts == LM_TEXTS[0::2] + LM_TEXTS[1::2] and labels is None
+    _, summary = run_pipeline(cfg, output=str(tmp_path / "r"), quiet=True)
+    assert BI_KEYS <= set(summary["valid"])
+
+
 # ---------------------------------------------------------------- pipelines/imdb-lm.yaml
 
 

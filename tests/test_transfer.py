@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,13 +18,13 @@ from textrnn.tasks.lm import LanguageModel
 from textrnn.tasks.seq2seq import Seq2Seq
 from textrnn.trainer import Trainer, run_pipeline
 
-from helpers import LM_TEXTS, NEG, POS, write, write_tiny_data
+from helpers import LM_TEXTS, NEG, POS, ROOT, write, write_tiny_data
 
 TRAIN = "train: {epochs: %d, batch_size: 4, threads: 1, checkpoint_every: 0, optimizer: {lr: 0.02}}\n"
 LM = (
     "task: lm\ndata: {train: {path: text.txt}, valid: {path: text.txt}}\n"
     "tokenizer: {kind: whitespace, lower: true}\n"
-    "model: {embedding: {dim: 8}, cell: %s, hidden: 8, layers: %d, bptt: 6, eval_batch: 2}\n"
+    "model: {embedding: {dim: 8}, cell: %s, hidden: 8, layers: %d, bidirectional: %s, bptt: 6, eval_batch: 2}\n"
 )
 CLF = (
     "data: {train: {path: sent.tsv}, valid: {path: sent.tsv}}\n"
@@ -43,16 +44,16 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def d(tmp_path_factory):
-    """Tiny data and three tiny LM runs: lstm (2 layers), mingru (2 layers), lstm1 (1 layer)."""
+    """Tiny data and three tiny LM runs of 2 layers: lstm (one direction), bilstm, mingru."""
     d = tmp_path_factory.mktemp("transfer")
     write_tiny_data(d)
     write(d / "text.txt", "\n".join(LM_TEXTS + POS + NEG) + "\n")
-    for name, cell, layers in [
-        ("lstm", "lstm", 2),
-        ("mingru", "mingru", 2),
-        ("lstm1", "lstm", 1),
+    for name, cell, layers, bi in [
+        ("lstm", "lstm", 2, "false"),
+        ("bilstm", "lstm", 2, "true"),
+        ("mingru", "mingru", 2, "false"),
     ]:
-        p = write(d / f"{name}.yaml", f"name: {name}\n" + LM % (cell, layers) + TRAIN % 1)
+        p = write(d / f"{name}.yaml", f"name: {name}\n" + LM % (cell, layers, bi) + TRAIN % 1)
         run_pipeline(config.load(p), output=str(d / "runs" / name), quiet=True)
     return d
 
@@ -91,10 +92,21 @@ def test_a_classifier_takes_the_embedding_and_the_forward_layers_of_a_one_direct
     assert tr.cfg.tokenizer == config.load(d / f"{cell}.yaml").tokenizer  # the LM's tokenizer (lower: true)
 
 
-@pytest.mark.parametrize("lm", ["lstm"])
+def test_a_classifier_takes_both_directions_of_a_bidirectional_lm(d):
+    model, _ = built(clf_yaml(d, "bilstm"))
+    lm = lm_weights(d, "bilstm")
+    assert torch.equal(model.embed.emb.weight, lm["embed.emb.weight"])
+    for i in range(2):
+        for w in WEIGHTS:
+            assert torch.equal(getattr(model.encoder.fwd[i], f"{w}_l0"), lm[f"rnn.{w}_l{i}"])
+            assert torch.equal(getattr(model.encoder.bwd[i], f"{w}_l0"), lm[f"rnn_bw.{w}_l{i}"])
+
+
+@pytest.mark.parametrize("lm", ["lstm", "bilstm"])
 def test_an_lm_continues_from_an_lm_with_every_weight(d, lm):
     """ULMFiT's middle stage: the LM trained further on the target task's own texts (labels ignored)."""
-    body = LM.replace("text.txt", "sent.tsv") % ("lstm", 2)
+    bi = "true" if lm == "bilstm" else "false"
+    body = LM.replace("text.txt", "sent.tsv") % ("lstm", 2, bi)
     p = write(
         d / f"more-{lm}.yaml",
         "name: more\n" + body.replace("model: {", f"model: {{init_from: {d / 'runs' / lm}, ") + TRAIN % 1,
@@ -109,14 +121,15 @@ def test_a_translate_encoder_takes_the_lm_embedding_and_layers(d):
     p = write(
         d / "mt.yaml",
         "name: mt\ntask: translate\ndata: {train: {src: mt.de, tgt: mt.en}, valid: {src: mt.de, tgt: mt.en}}\n"
-        f"model: {{init_from: {d / 'runs' / 'lstm1'}, share_vocab: false, embedding: {{dim: 8}}, "
-        "encoder: {hidden: 8, layers: 1}, decoder: {hidden: 8}}\n" + TRAIN % 1,
+        f"model: {{init_from: {d / 'runs' / 'lstm'}, share_vocab: false, embedding: {{dim: 8}}, "
+        "encoder: {hidden: 8, layers: 2, separate_directions: true}, decoder: {hidden: 8}}\n" + TRAIN % 1,
     )
     model, tr = built(p)
-    lm = lm_weights(d, "lstm1")
+    lm = lm_weights(d, "lstm")
     assert torch.equal(model.src_embed.emb.weight, lm["embed.emb.weight"])
-    assert all(torch.equal(getattr(model.encoder.fwd[0], f"{w}_l0"), lm[f"rnn.{w}_l0"]) for w in WEIGHTS)
-    assert tr.task.vocab.itos == json.loads((d / "runs" / "lstm1" / "vocab.json").read_text())["itos"]
+    for i in range(2):
+        assert all(torch.equal(getattr(model.encoder.fwd[i], f"{w}_l0"), lm[f"rnn.{w}_l{i}"]) for w in WEIGHTS)
+    assert tr.task.vocab.itos == json.loads((d / "runs" / "lstm" / "vocab.json").read_text())["itos"]
     assert "sleeps" in tr.task.vocab_tgt.stoi and "sleeps" not in tr.task.vocab.stoi  # its own target vocabulary
 
 
@@ -182,6 +195,7 @@ def test_every_parameter_is_in_exactly_one_layer_group():
     t = config.Train(discriminative=2.0)
     models = [
         Classifier(ClassifyModel(embedding={"dim": 4}, encoder={"hidden": 4, "layers": 3}), 20, 0, 2),
+        LanguageModel(LMModel(embedding={"dim": 4}, hidden=4, layers=2, tie_weights=True, bidirectional=True), 20, 0),
         LanguageModel(
             LMModel(embedding={"dim": 4}, cell="minlstm", hidden=4, layers=2, softmax="adaptive", cutoffs=[8]), 20, 0
         ),
@@ -200,7 +214,7 @@ def test_every_parameter_is_in_exactly_one_layer_group():
         ids = [id(p) for g in groups for p in g["params"]]
         assert len(ids) == len(set(ids)) and set(ids) == {id(p) for p in m.parameters()}
         sizes.append(len(groups))
-    assert sizes == [5, 1, 4, 1]  # an LM: one group (its layer groups come with the bidirectional LM)
+    assert sizes == [5, 4, 4, 4, 1]
 
 
 def test_the_slanted_triangular_schedule():
@@ -244,10 +258,10 @@ def test_the_fine_tuned_run_loads_and_predicts_without_the_lm_run(d, tmp_path):
 
 def test_resume_with_gradual_unfreezing_is_exact_and_needs_no_lm_run(d, tmp_path):
     lm = tmp_path / "lm"
-    shutil.copytree(d / "runs" / "lstm1", lm)
+    shutil.copytree(d / "runs" / "lstm", lm)
     fine = "train: {epochs: 3, batch_size: 4, threads: 1, checkpoint_every: 2, unfreeze: gradual, discriminative: 2.6, "
     fine += "optimizer: {lr: 0.02}, schedule: {kind: slanted}}\n"
-    p = write(d / "resume.yaml", "name: resume\n" + CLF % (lm, "lstm", 1) + fine)
+    p = write(d / "resume.yaml", "name: resume\n" + CLF % (lm, "lstm", 2) + fine)
     cfg = config.load(p)
     _, whole = run_pipeline(cfg, output=str(tmp_path / "whole"), quiet=True)
 
@@ -302,9 +316,11 @@ def test_separate_directions_stack_each_direction_on_its_own():
         ("lstm", ["model.encoder.layers=1"], "model.encoder.layers 1 here, model.layers 2 in the LM"),
         ("lstm", ["model.encoder.cell=gru"], 'model.encoder.cell "gru" here, model.cell "lstm" in the LM'),
         ("mingru", [], 'model.encoder.cell "lstm" here, model.cell "mingru" in the LM'),
+        ("bilstm", ["model.encoder.separate_directions=false"], "set model.encoder.separate_directions: true"),
         ("lstm", ["tokenizer.lower=false"], "tokenizer.lower: false here, true in the LM run"),
         ("lstm", ["vocab.min_freq=2"], "vocab.min_freq: 2 here, 1 in the LM run"),
         ("lstm", ["model.embedding.pretrained=v.txt"], "model.embedding.pretrained: not with model.init_from"),
+        ("lstm", ["model.embedding.freeze=true"], "model.embedding.freeze: not with model.init_from"),
         ("lstm", ["data.train.streaming=true", "train.schedule.kind=slanted"], "slanted: needs the epoch's length"),
     ],
 )
@@ -328,7 +344,9 @@ def test_lm_and_chat_refusals(d, cli, tmp_path):
 
     p = write(
         d / "lm-bad.yaml",
-        "name: x\n" + LM.replace("model: {", f"model: {{init_from: {d / 'runs' / 'lstm'}, ") % ("lstm", 1) + TRAIN % 1,
+        "name: x\n"
+        + LM.replace("model: {", f"model: {{init_from: {d / 'runs' / 'lstm'}, ") % ("lstm", 1, "false")
+        + TRAIN % 1,
     )
     one_line_exit_2(*cli("run", p, "-o", tmp_path / "new")[::2], "model.layers 1 here, model.layers 2 in the LM")
     p = write(
@@ -338,3 +356,20 @@ def test_lm_and_chat_refusals(d, cli, tmp_path):
     )
     one_line_exit_2(*cli("run", p, "-o", tmp_path / "new")[::2], "model.init_from: not for chat")
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("name", ["imdb-transfer", "sst2-transfer"])
+def test_the_shipped_transfer_pipelines_fit_the_shipped_lm(name, monkeypatch):
+    """Their model and text settings fit pipelines/imdb-lm.yaml's (what init_from checks against the run)."""
+    monkeypatch.setenv("TEXTRNN_CORPORA", "/c")
+    monkeypatch.setenv("TEXTRNN_HELDOUT", "/h")
+    cfg, lm = config.load(ROOT / "pipelines" / f"{name}.yaml"), config.load(ROOT / "pipelines" / "imdb-lm.yaml")
+    assert cfg.model.init_from == "runs/imdb-lm" and lm.output is None and lm.name == "imdb-lm"
+    transfer.check_sizes(cfg, lm, Path("runs/imdb-lm"))
+    assert transfer.inherit(cfg, lm, "imdb-lm").tokenizer.model_dump() == {
+        **lm.tokenizer.model_dump(),
+        "max_length": cfg.tokenizer.max_length,
+    }
+    t = cfg.train
+    assert (t.unfreeze, t.discriminative, t.schedule.kind, t.optimizer.name) == ("gradual", 2.6, "slanted", "adam")
+    assert 0.002 <= t.optimizer.lr <= 0.004

@@ -89,10 +89,15 @@ def check_sizes(cfg: config.Pipeline, lm_cfg: config.Pipeline, lm: Path) -> None
     if cfg.task == "lm":
         keys = LM_SHAPE + (ADAPTIVE_SHAPE if m.softmax == "adaptive" else ())
         for k in keys:
-            same(f"model.{k}", getattr(m, k, None), f"model.{k}", getattr(src, k, None))
+            same(f"model.{k}", getattr(m, k), f"model.{k}", getattr(src, k))
         return
     if m.embedding.pretrained:
         raise UserError("model.embedding.pretrained: not with model.init_from (the embedding comes from the LM run)")
+    if m.embedding.freeze:
+        raise UserError(
+            "model.embedding.freeze: not with model.init_from (train.unfreeze: gradual holds the embedding, "
+            "the bottom layer group, until the last unfreezing epoch)"
+        )
     enc = m.encoder
     same("model.encoder.cell", enc.cell, "model.cell", src.cell)
     same("model.encoder.hidden", enc.hidden, "model.hidden", src.hidden)
