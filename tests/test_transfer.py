@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 import textrnn
 from textrnn import config, transfer
 from textrnn.config import ClassifyModel, LMModel, Seq2SeqModel
+from textrnn.errors import UserError
 from textrnn.nn.padded_encoder import PaddedEncoder, reverse_within
 from textrnn.step import Step, layer_groups, make_optimizer, make_schedule
 from textrnn.tasks.classify import Classifier
@@ -300,6 +301,29 @@ def test_separate_directions_stack_each_direction_on_its_own():
     for b in range(3):  # one by one, no padding: the same
         alone, _ = enc(x[b : b + 1, : lengths[b]], lengths[b : b + 1])
         torch.testing.assert_close(alone[0], out[b, : lengths[b]])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "minlstm"])
+def test_inspect_steps_the_separate_stacks_by_hand(cell):
+    from textrnn import probe
+
+    torch.manual_seed(0)
+    cfg = ClassifyModel(
+        embedding={"dim": 4}, encoder={"cell": cell, "hidden": 3, "layers": 3, "separate_directions": True}
+    )
+    model = Classifier(cfg, 20, 0, 2)
+    recs = probe.layers(model, None, torch.tensor([5, 6, 7, 8]))
+    assert [(r["layer"], r["direction"]) for r in recs] == [(i, d) for i in (1, 2, 3) for d in ("forward", "backward")]
+    assert max(r["max_abs_diff"] for r in recs) < 1e-5
+    with pytest.raises(UserError, match="separate_directions needs impl: padded"):
+        config.validate(
+            {
+                "name": "x",
+                "data": {"train": {"path": "t"}},
+                "model": {"encoder": {"impl": "packed", "separate_directions": True}},
+            },
+            "p.yaml",
+        )
 
 
 # ---------------------------------------------------------------- bad input: one line, exit 2, no run directory
