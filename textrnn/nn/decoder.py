@@ -44,14 +44,14 @@ class Decoder(nn.Module):
             self.bridge_h = nn.Linear(enc_state_dim, L * H)
             self.bridge_c = nn.Linear(enc_state_dim, L * H) if self.is_lstm else None
 
-    def init_state(self, enc_h: torch.Tensor, enc_c: torch.Tensor | None):
-        """Encoder top-layer final states [B, D*He] (c None for a GRU/RNN encoder) -> decoder state."""
+    def init_state(self, enc_h: torch.Tensor):
+        """Encoder top-layer final hidden states [B, D*He] -> decoder state (an LSTM's c bridged from them too)."""
         B, H, L = enc_h.size(0), self.cfg.hidden, self.cfg.layers
         if self.cfg.bridge:
             h = torch.tanh(self.bridge_h(enc_h)).view(B, L, H).transpose(0, 1).contiguous()  # [L, B, H]
             c = None
             if self.bridge_c is not None:  # an LSTM decoder
-                c = self.bridge_c(enc_c if enc_c is not None else enc_h).view(B, L, H).transpose(0, 1).contiguous()
+                c = self.bridge_c(enc_h).view(B, L, H).transpose(0, 1).contiguous()
         else:
             h = enc_h.new_zeros(L, B, H)
             c = torch.zeros_like(h) if self.is_lstm else None

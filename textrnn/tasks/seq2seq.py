@@ -66,8 +66,7 @@ class Seq2Seq(nn.Module):
         """src [B, S], lengths [B] -> decoder state, memory {memory [B, S, D], keys [B, S, K], mask [B, S]}."""
         out, st = self.encoder(self.src_embed(src), lengths)  # [B, S, D]
         mask = torch.arange(src.size(1), device=src.device)[None, :] < lengths.to(src.device)[:, None]
-        h, c = st if isinstance(st, tuple) else (st, None)
-        state = self.decoder.init_state(self._top(h), None if c is None else self._top(c))
+        state = self.decoder.init_state(self._top(st))  # st: final hidden states [L*D, B, H] (no cell states)
         return state, {"memory": out, "keys": self.decoder.attn.keys(out), "mask": mask}
 
     def forward(self, src, lengths, tgt_in):
