@@ -4,7 +4,7 @@
 
 Both models share the pipeline's data, sizes and optimizer; only `model.softmax` differs. Each
 variant is its own task (the same train split, read once) with its own model and the trainer's
-step (textrnn.step), so each carries its own hidden state from window to window. Prints JSON:
+step (textrnn.training.step), so each carries its own hidden state from window to window. Prints JSON:
 training tokens/s of each and their ratio (the perplexity cost needs equal-budget training runs:
 see benchmarks/README.md).
 """
@@ -17,10 +17,11 @@ from functools import partial
 
 import torch
 
-from textrnn import bench, config
-from textrnn.step import Step
+from textrnn import config
 from textrnn.tasks.base import build_task
-from textrnn.trainer import seed_everything
+from textrnn.tools import bench
+from textrnn.training.step import Step
+from textrnn.training.trainer import seed_everything
 
 
 def main():

@@ -4,7 +4,7 @@
 
 Both variants are the pipeline with `model.bidirectional` true and false: the same train split
 (read and tokenized once), the same windows, sizes and optimizer, each with its own model, carried
-state and the trainer's step (textrnn.step, built by cells_speed.variant). They take turns for
+state and the trainer's step (textrnn.training.step, built by cells_speed.variant). They take turns for
 `--rounds` rounds of `--steps` steps (bench.alternating), so the machine's noise hits both alike.
 Prints JSON: text tokens/s of each (a bidirectional step predicts every token twice, once per
 direction: `predictions_per_s`), parameters, and the ratio bidirectional / unidirectional.
@@ -19,7 +19,8 @@ from functools import partial
 import torch
 from cells_speed import params, variant
 
-from textrnn import bench, config
+from textrnn import config
+from textrnn.tools import bench
 
 
 def main():

@@ -3,7 +3,7 @@
     python benchmarks/cells_speed.py pipelines/imdb.yaml [--cells lstm mingru minlstm] [--steps 20]
         [--rounds 3] [--equal-params] [--set key=value ...]
 
-Every cell trains with the trainer's step (textrnn.step: forward, loss, backward, clip,
+Every cell trains with the trainer's step (textrnn.training.step: forward, loss, backward, clip,
 optimizer) on the same bucketed train batches at the pipeline's sizes, in this one process;
 the cells take turns for `--rounds` rounds and each reports its median round, so the ratios
 hold on a shared, noisy machine. `--equal-params` also runs each min cell with the hidden size
@@ -20,9 +20,10 @@ import statistics
 
 import torch
 
-from textrnn import bench, config
-from textrnn.step import Step
+from textrnn import config
 from textrnn.tasks.base import Task, build_model
+from textrnn.tools import bench
+from textrnn.training.step import Step
 
 
 def cell_key(cfg: config.Pipeline) -> str:

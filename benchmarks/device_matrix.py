@@ -5,7 +5,7 @@
 
 For each variant (encoder path packed | padded, precision fp32 | bf16 | fp16, and on CUDA the
 first path's bf16 run again without the prefetch thread, with and without pinned host memory)
-it times the trainer's step (textrnn.step: forward, backward, clip, optimizer) on the pipeline's
+it times the trainer's step (textrnn.training.step: forward, backward, clip, optimizer) on the pipeline's
 own bucketed batches, as `textrnn bench` does, after preparing the data once per encoder path.
 Prints JSON: every variant's real tokens/s, and the ratios packed / padded per precision and each
 precision / fp32 per path.
@@ -19,8 +19,9 @@ import sys
 
 import torch
 
-from textrnn import bench, config
+from textrnn import config
 from textrnn.device import pick_device
+from textrnn.tools import bench
 
 
 def unpinned(task, device: torch.device):

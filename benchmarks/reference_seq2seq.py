@@ -10,7 +10,7 @@ padded [B*T, V] logits with ignore_index, Adam, clipping. Both models train on t
 (the same data, vocabulary and token budget), alternating in rounds so that machine noise hits
 both; prints JSON with target tokens/s of each and their ratio.
 
-The two time different steps on purpose: textrnn's model runs the trainer's step (textrnn.step:
+The two time different steps on purpose: textrnn's model runs the trainer's step (textrnn.training.step:
 fused Adam, `train.precision`, the gradient scaler where fp16), the reference its own
 hand-written step (plain `torch.optim.Adam`, float32, no scaler), as a 150-line script would.
 """
@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from textrnn import bench, config
-from textrnn.step import Step
+from textrnn import config
+from textrnn.tools import bench
+from textrnn.training.step import Step
 
 
 class Reference(nn.Module):

@@ -2,7 +2,7 @@
 
     python benchmarks/throughput.py pipelines/sst2.yaml [--steps 150] [--set key=value ...]
 
-Both variants run the trainer's step (textrnn.step: clipping, `train.precision`) in this one
+Both variants run the trainer's step (textrnn.training.step: clipping, `train.precision`) in this one
 process on the same data, model size and token budget, so their ratio is meaningful on a noisy
 machine. Prints JSON: real (non-pad) tokens/s, pad fraction.
 """
@@ -15,9 +15,11 @@ import random
 
 import torch
 
-from textrnn import bench, config, precision
+from textrnn import config
 from textrnn.data import batching
-from textrnn.step import Step
+from textrnn.tools import bench
+from textrnn.training import precision
+from textrnn.training.step import Step
 
 
 def measure(task, step: Step, batches: list[list[int]], steps: int) -> float:

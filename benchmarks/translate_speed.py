@@ -3,7 +3,7 @@
     python benchmarks/translate_speed.py pipelines/multi30k-de-en.yaml [--steps 300] [--run RUN]
         [--test SRC_FILE] [--set key=value ...]
 
-Trains `--steps` steps of the pipeline's model (the trainer's step, textrnn.step: clipping,
+Trains `--steps` steps of the pipeline's model (the trainer's step, textrnn.training.step: clipping,
 optimizer, `train.precision`) and reports target tokens/s; then decodes the test source file
 (default: the pipeline's test split) greedily, with beam 5, and with a plain hand-written greedy
 loop over the same weights (the in-process baseline), with that model or with a trained run
@@ -19,12 +19,13 @@ import time
 
 import torch
 
-from textrnn import bench, config, rundir
+from textrnn import config, rundir
 from textrnn.data import parallel
-from textrnn.step import Step
 from textrnn.tasks.base import build_task
 from textrnn.tasks.seq2seq import search_cfg
-from textrnn.trainer import seed_everything
+from textrnn.tools import bench
+from textrnn.training.step import Step
+from textrnn.training.trainer import seed_everything
 
 
 def train_steps(task, model, cfg, steps: int) -> float:
@@ -109,7 +110,7 @@ def main():
         out["train_target_tokens_per_s"] = train_steps(task, model, cfg, a.steps)
     model.eval()
     if a.quantize:
-        from textrnn.precision import quantize_int8
+        from textrnn.training.precision import quantize_int8
 
         model = quantize_int8(model)
         out["quantized"] = True

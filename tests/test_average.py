@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 import textrnn
 from textrnn import config, rundir
 from textrnn.errors import UserError
-from textrnn.trainer import Trainer, run_pipeline
+from textrnn.training.trainer import Trainer, run_pipeline
 
 from helpers import write, write_tiny_data
 

@@ -48,7 +48,7 @@ def folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def runs(folder):
-    from textrnn.trainer import run_pipeline
+    from textrnn.training.trainer import run_pipeline
 
     d, pipes = folder
     return {

@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from textrnn import flops, precision
 from textrnn.errors import UserError
+from textrnn.tools import flops
+from textrnn.training import precision
 
 from helpers import ROOT
 

@@ -10,10 +10,11 @@ import torch
 import torch.nn.functional as F
 
 import textrnn
-from textrnn import config, flops, probe
+from textrnn import config
 from textrnn.data.sources import Examples
 from textrnn.tasks.base import build_task
-from textrnn.trainer import run_pipeline
+from textrnn.tools import flops, probe
+from textrnn.training.trainer import run_pipeline
 
 from helpers import LM_TEXTS, ROOT, TINY_TRAIN, write
 

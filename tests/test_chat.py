@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from textrnn.chat import Session, run_pipe
+from textrnn.cli.repl import Session, run_pipe
 from textrnn.data import dialogue
 from textrnn.errors import UserError
 
@@ -78,8 +78,8 @@ def test_repl_through_a_pipe():
 
 
 def test_repl_options_are_search_settings():
-    from textrnn.chat import FLOAT_OPTIONS, INT_OPTIONS
-    from textrnn.search import SearchCfg
+    from textrnn.cli.repl import FLOAT_OPTIONS, INT_OPTIONS
+    from textrnn.decoding.search import SearchCfg
 
     assert (INT_OPTIONS | FLOAT_OPTIONS) <= set(SearchCfg.model_fields)
     _, err, seen = drive("/set block_ngram 3\n/set alpha 0.2\nhi\n")
@@ -94,7 +94,7 @@ def test_repl_eof_without_quit():
 def test_sampling_and_repetition_penalty():
     import torch
 
-    from textrnn.search import SearchCfg, constrain, pick
+    from textrnn.decoding.search import SearchCfg, constrain, pick
 
     logp = torch.log_softmax(torch.tensor([[2.0, 1.0, 0.5, -1.0, -3.0]] * 4), -1)
     assert pick(logp, SearchCfg(temperature=0), None).tolist() == [0, 0, 0, 0]
@@ -113,7 +113,7 @@ def test_sampling_and_repetition_penalty():
 def test_ngram_blocking_never_repeats():
     import torch
 
-    from textrnn.search import SearchCfg, constrain
+    from textrnn.decoding.search import SearchCfg, constrain
 
     hist = torch.tensor([[5, 6, 7, 5, 6]])
     logp = torch.zeros(1, 10)
@@ -148,7 +148,7 @@ train: {epochs: 25, batch_tokens: 400, optimizer: {lr: 0.01}, threads: 1, patien
 
 def test_chat_trains_and_talks_through_a_pipe(tmp_path, cli):
     from textrnn import config
-    from textrnn.trainer import run_pipeline
+    from textrnn.training.trainer import run_pipeline
 
     run, summary = run_pipeline(config.load(_chat_pipeline(tmp_path)), output=str(tmp_path / "run"))
     assert {"perplexity", "distinct_1", "distinct_2", "top_reply_share"} <= set(summary["valid"])

@@ -8,7 +8,7 @@ from textrnn import config
 from textrnn.data import sources
 from textrnn.tasks.base import build_task
 from textrnn.tasks.classify import Classify
-from textrnn.trainer import run_pipeline
+from textrnn.training.trainer import run_pipeline
 
 from helpers import ROOT
 

@@ -9,8 +9,9 @@ import pytest
 import torch
 from test_seq2seq import sources, tiny_model
 
-from textrnn import config, search
-from textrnn.trainer import run_pipeline
+from textrnn import config
+from textrnn.decoding import search
+from textrnn.training.trainer import run_pipeline
 
 from helpers import ROOT
 

@@ -5,10 +5,11 @@ import json
 import pytest
 import torch
 
-from textrnn import config, probe
+from textrnn import config
 from textrnn.data.sources import Examples
 from textrnn.tasks.base import build_task
-from textrnn.trainer import run_pipeline
+from textrnn.tools import probe
+from textrnn.training.trainer import run_pipeline
 
 from helpers import ROOT
 

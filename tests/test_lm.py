@@ -8,11 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from textrnn import config, generation, rundir, sampling
+from textrnn import config, rundir
 from textrnn.data.sources import Examples
+from textrnn.decoding import generation, sampling
 from textrnn.tasks.base import build_task
 from textrnn.tasks.lm import columns
-from textrnn.trainer import run_pipeline
+from textrnn.training.trainer import run_pipeline
 
 from helpers import LM_TEXTS, ROOT, write
 

@@ -187,7 +187,7 @@ def test_stacked_mingru_runs_train_save_load_and_use(tmp_path, cli, runs):
 
 
 def test_flops_counts_the_projections_and_the_scan():
-    from textrnn import flops
+    from textrnn.tools import flops
 
     enc = PaddedEncoder(6, Encoder(cell="mingru", hidden=5, layers=2, bidirectional=True))
     rec = flops.Recorder(enc)

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from textrnn import config
-from textrnn.trainer import run_pipeline
+from textrnn.training.trainer import run_pipeline
 
 from helpers import ROOT, write
 
@@ -169,7 +169,7 @@ def test_unknown_valid_label_is_named(tmp_path, cli):
 
 
 def test_inference_precision_option(trained, cli):
-    from textrnn import precision
+    from textrnn.training import precision
 
     run, _ = trained
     texts = ["an absolute delight", "a dull, lifeless mess", "the film is superb and I loved it"]

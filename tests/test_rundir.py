@@ -76,7 +76,7 @@ def test_output_that_is_a_file_is_refused(pipeline, tmp_path, cli):
 
 
 def test_sigterm_checkpoints_and_resume_matches_uninterrupted(pipeline, tmp_path):
-    from textrnn.trainer import run_pipeline
+    from textrnn.training.trainer import run_pipeline
 
     cfg = config.load(pipeline)
     _, whole = run_pipeline(cfg, output=str(tmp_path / "whole"), quiet=True)
@@ -109,7 +109,7 @@ def test_resume_command_repeats_the_real_command():
 
 def test_stream_language_model_resume_is_exact(tmp_path):
     """The hidden state carried between BPTT windows is part of the checkpoint."""
-    from textrnn.trainer import run_pipeline
+    from textrnn.training.trainer import run_pipeline
 
     write(tmp_path / "t.txt", "\n".join(["the cat sat on the mat", "a dog and a cat", "see you soon"] * 20) + "\n")
     p = write(

@@ -5,13 +5,14 @@ import json
 import pytest
 import torch
 
-from textrnn import config, search
+from textrnn import config
 from textrnn.config import Source
 from textrnn.data import parallel
+from textrnn.decoding import search
 from textrnn.errors import UserError
 from textrnn.nn import attention
 from textrnn.tasks.seq2seq import Seq2Seq, Seq2SeqModel
-from textrnn.trainer import run_pipeline
+from textrnn.training.trainer import run_pipeline
 
 from helpers import ROOT, write
 
@@ -291,7 +292,7 @@ def test_quantized_translation_agrees_with_float(trained, cli):
 
 
 def test_translate_under_bf16_keeps_lines_or_refuses(trained, cli):
-    from textrnn import precision
+    from textrnn.training import precision
 
     run, _ = trained
     code, out, err = cli("translate", run, "--precision", "bf16", stdin="ein Hund .\n\nzwei Männer .\n".encode())

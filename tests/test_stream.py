@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from textrnn import config
 from textrnn.data import sources
 from textrnn.tasks.base import build_task
-from textrnn.trainer import run_pipeline
+from textrnn.training.trainer import run_pipeline
 
 from helpers import ROOT, write
 

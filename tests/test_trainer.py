@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from textrnn import config, rundir
-from textrnn.step import Step, make_optimizer
-from textrnn.trainer import TrainState, run_pipeline
+from textrnn.training.step import Step, make_optimizer
+from textrnn.training.trainer import TrainState, run_pipeline
 
 from helpers import write
 

@@ -9,15 +9,16 @@ import torch
 from safetensors.torch import load_file
 
 import textrnn
-from textrnn import config, transfer
+from textrnn import config
 from textrnn.config import ClassifyModel, LMModel, Seq2SeqModel
 from textrnn.errors import UserError
 from textrnn.nn.padded_encoder import PaddedEncoder, reverse_within
-from textrnn.step import Step, layer_groups, make_optimizer, make_schedule
 from textrnn.tasks.classify import Classifier
 from textrnn.tasks.lm import LanguageModel
 from textrnn.tasks.seq2seq import Seq2Seq
-from textrnn.trainer import Trainer, run_pipeline
+from textrnn.training import transfer
+from textrnn.training.step import Step, layer_groups, make_optimizer, make_schedule
+from textrnn.training.trainer import Trainer, run_pipeline
 
 from helpers import LM_TEXTS, NEG, POS, ROOT, write, write_tiny_data
 
@@ -305,7 +306,7 @@ def test_separate_directions_stack_each_direction_on_its_own():
 
 @pytest.mark.parametrize("cell", ["lstm", "minlstm"])
 def test_inspect_steps_the_separate_stacks_by_hand(cell):
-    from textrnn import probe
+    from textrnn.tools import probe
 
     torch.manual_seed(0)
     cfg = ClassifyModel(

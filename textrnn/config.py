@@ -282,7 +282,7 @@ class LMGenerate(Strict):
 
 class SearchCfg(Strict):
     """translate / chat: decoding settings (the pipeline's `generate:` section; CLI options, the REPL's
-    /set and the Python API override them, all validated here; the search is textrnn.search)."""
+    /set and the Python API override them, all validated here; the search is textrnn.decoding.search)."""
 
     beam: Size = 5  # 1 = greedy
     alpha: NonNegative = 0.6  # length penalty ((5 + len) / 6) ** alpha; 0 = raw log-probability

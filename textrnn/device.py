@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from textrnn import dist
 from textrnn.errors import UserError
+from textrnn.training import dist
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 

@@ -21,7 +21,7 @@ def open_session(
 
     `override`: decoding settings (beam, temperature, top_k, top_p, seed; None = the pipeline's).
     """
-    from textrnn import chat as repl
+    from textrnn.cli import repl as repl
 
     bot = open_model(
         run_dir,
@@ -56,7 +56,7 @@ def chat(
     precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
 ):
     """Chat with a model: each line gets a reply; /help lists the commands."""
-    from textrnn import chat as repl
+    from textrnn.cli import repl as repl
 
     session, cfg = open_session(
         run_dir,

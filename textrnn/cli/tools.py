@@ -23,7 +23,7 @@ def bench(
 ):
     """Training tokens/s, FLOPs per token, roofline fraction, inference speed and peak memory, as JSON."""
     from textrnn import config, rundir
-    from textrnn.bench import bench as run_bench
+    from textrnn.tools.bench import bench as run_bench
 
     cfg = config.load(pipeline, set_)
     text = json.dumps(run_bench(cfg, steps, run_dir, device, precision), indent=2)
@@ -54,9 +54,9 @@ def inspect(
     from rich.console import Console
     from rich.text import Text
 
-    from textrnn import plots, probe
     from textrnn.inference import Classifier, Translator
     from textrnn.tasks.seq2seq import plot_attention
+    from textrnn.tools import plots, probe
 
     if len(args) < 2:
         raise UserError("give a run directory and then the text to inspect")
@@ -142,7 +142,7 @@ def compare(
     ),
 ):
     """A Markdown table of runs: the pipeline keys that differ, size, speed and metrics; learning curves."""
-    from textrnn import compare as cmp
+    from textrnn.tools import compare as cmp
 
     if len(runs) < 2:
         raise UserError("give two or more run directories to compare")

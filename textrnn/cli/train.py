@@ -32,7 +32,7 @@ def run(
 ):
     """Train a pipeline and write its run directory (a summary and the next commands at the end)."""
     from textrnn import config
-    from textrnn.trainer import run_pipeline
+    from textrnn.training.trainer import run_pipeline
 
     if device not in (None, "auto", "cpu", "cuda", "mps"):
         raise UserError(f"--device {device}: use cpu, cuda, mps or auto")

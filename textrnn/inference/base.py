@@ -160,7 +160,8 @@ class TaskModel:
     # -- plots
     def plot(self, what: str = "curves"):
         """A matplotlib Figure: "curves" (loss and the valid metric per epoch); classifiers also "confusion"."""
-        from textrnn import plots, rundir
+        from textrnn import rundir
+        from textrnn.tools import plots
 
         if what == "curves":
             return plots.curves_figure(

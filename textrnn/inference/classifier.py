@@ -39,7 +39,7 @@ class Classifier(TaskModel):
 
     def _figure(self, what: str):
         """The confusion matrix of the test split (else valid) from summary.json."""
-        from textrnn import plots
+        from textrnn.tools import plots
 
         s = self.summary
         split = "test" if "confusion" in s.get("test", {}) else "valid"

@@ -6,7 +6,7 @@ from typing import Optional, Sequence, Union, overload
 
 from pydantic import ValidationError
 
-from textrnn import generation
+from textrnn.decoding import generation
 from textrnn.errors import UserError
 from textrnn.inference.base import TaskModel, default, texts_arg
 

@@ -62,10 +62,10 @@ def open_run(
     `quantize` gives dynamic int8 weights (CPU only, not with a reduced precision); `verify` checks
     every file against the run's manifest (SHA-256) first.
     """
-    from textrnn import precision as prec
     from textrnn import rundir
     from textrnn.device import pick_device
     from textrnn.tasks.base import build_model, build_task
+    from textrnn.training import precision as prec
 
     run, cfg = read_pipeline(run_dir, overrides)
     if verify:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable
 
-from textrnn import search
+from textrnn.decoding import search
 
 ReplyFn = Callable[[list[str], dict], str]  # (the last turns, oldest first; decoding settings) -> reply
 

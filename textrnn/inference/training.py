@@ -48,7 +48,7 @@ def train(
     `overwrite` replaces a run already there (otherwise it is refused). Shows the progress bar
     unless `progress=False`. Returns the Run (path and summary)."""
     from textrnn import config
-    from textrnn.trainer import run_pipeline
+    from textrnn.training.trainer import run_pipeline
 
     if isinstance(overrides, Mapping):
         cfg = config.load(Path(pipeline), values=dict(overrides))

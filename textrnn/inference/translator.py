@@ -6,7 +6,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from textrnn import search
+from textrnn.decoding import search
 from textrnn.errors import UserError
 from textrnn.inference.base import TaskModel, texts_arg
 from textrnn.inference.session import ChatSession

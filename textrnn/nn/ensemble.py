@@ -1,7 +1,7 @@
 """Ensembles of trained models that share a vocabulary: modules with their members' interface.
 
 EnsembleClassifier averages the members' class probabilities; EnsembleSeq2Seq presents the
-decoding interface of textrnn.search (start / step / select) and averages the members'
+decoding interface of textrnn.decoding.search (start / step / select) and averages the members'
 log-probabilities at every step, each member with its own encoder output, attention and decoder
 state, so greedy, sampling and batched beam search run on it unchanged.
 """

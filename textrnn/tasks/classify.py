@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from textrnn import transfer
 from textrnn.config import ClassifyModel, Pipeline
 from textrnn.data import batching
 from textrnn.errors import UserError
@@ -20,6 +19,7 @@ from textrnn.nn.padded_encoder import PaddedEncoder, last_hidden
 from textrnn.registry import get, register
 from textrnn.rundir import write_json
 from textrnn.tasks.base import Task, read_json
+from textrnn.training import transfer
 
 
 class Classifier(nn.Module):
@@ -196,7 +196,7 @@ class Classify(Task):
         self.labels = labels
 
     def plots(self, model, run: Path, device) -> None:
-        from textrnn.plots import confusion
+        from textrnn.tools.plots import confusion
 
         split = "test" if "test" in self.data else "valid"
         m = self.evaluate(model, split, device)

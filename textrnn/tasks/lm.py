@@ -1,5 +1,5 @@
 """Next-word language modelling: embedding → RNN → dropout → (tied) softmax; perplexity
-(generation: textrnn.generation).
+(generation: textrnn.decoding.generation).
 
 Two data modes:
 * `stream`: each split is one token stream (an <eos> after every line, one <eos> in front as the
@@ -30,7 +30,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from textrnn import dist, transfer
 from textrnn.config import LMModel, Pipeline
 from textrnn.data import batching
 from textrnn.errors import UserError
@@ -39,6 +38,7 @@ from textrnn.nn.dropout import Dropout
 from textrnn.nn.embedding import Embedding, load_vectors
 from textrnn.registry import register
 from textrnn.tasks.base import Task
+from textrnn.training import dist, transfer
 
 
 class LanguageModel(nn.Module):

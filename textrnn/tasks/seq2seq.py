@@ -2,7 +2,7 @@
 
 Teacher-forced training with masked, label-smoothed cross-entropy; validation loss,
 perplexity, BLEU and chrF (sacrebleu on detokenized text) every epoch; the best checkpoint by
-valid BLEU. Decoding is `textrnn.search` (batched greedy / beam search).
+valid BLEU. Decoding is `textrnn.decoding.search` (batched greedy / beam search).
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from pydantic import ValidationError
 from rich.console import Console
 from torch import nn
 
-from textrnn import config, dist, search, transfer
+from textrnn import config
 from textrnn.config import SearchCfg, Seq2SeqModel
 from textrnn.data import batching, parallel
+from textrnn.decoding import search
 from textrnn.errors import UserError
 from textrnn.nn.decoder import Decoder, select_state
 from textrnn.nn.embedding import Embedding, load_vectors
@@ -29,6 +30,7 @@ from textrnn.registry import register
 from textrnn.tasks.base import Task
 from textrnn.text import tokenized, tokenizers
 from textrnn.text.vocab import Vocab
+from textrnn.training import dist, transfer
 
 console = Console(stderr=True, soft_wrap=True)
 DEFAULT_MAX_LENGTH = 200  # tokens kept per side when tokenizer.max_length is not set
@@ -359,7 +361,7 @@ class Translate(Task):
 
 def plot_attention(w: np.ndarray, src: list[str], tgt: list[str], path: Path, title: str) -> None:
     """Heat map of attention weights [T, S]: target tokens down, source tokens across."""
-    from textrnn.plots import _save, subplots
+    from textrnn.tools.plots import _save, subplots
 
     fig, ax = subplots(figsize=(max(4, 0.45 * len(src) + 2), max(3, 0.4 * len(tgt) + 1.5)))
     im = ax.imshow(w, cmap="Blues", vmin=0, vmax=1, aspect="auto")

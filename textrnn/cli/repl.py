@@ -22,7 +22,7 @@ HELP = """commands:
   /help               this text
   /quit               leave (Ctrl-D too)"""
 
-# the names of textrnn.search.SearchCfg's fields (tested)
+# the names of textrnn.decoding.search.SearchCfg's fields (tested)
 INT_OPTIONS = {"beam", "top_k", "min_length", "block_ngram", "max_extra", "seed"}
 FLOAT_OPTIONS = {"temperature", "top_p", "repetition_penalty", "alpha", "max_ratio"}
 

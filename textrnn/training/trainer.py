@@ -19,13 +19,14 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from textrnn import config, dist, precision, report, rundir, transfer
+from textrnn import config, rundir
 from textrnn.data import batching
 from textrnn.data.prefetch import prefetch
 from textrnn.device import pick_device
 from textrnn.errors import Interrupted, UserError
-from textrnn.step import Step
 from textrnn.tasks.base import Task, build_model, build_task
+from textrnn.training import dist, precision, report, transfer
+from textrnn.training.step import Step
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -465,7 +466,7 @@ class Trainer:
         st.epoch, st.step_in_epoch = epoch + 1, 0
         self._write_metrics(st.history)
         if self.main:  # the learning curves so far, to look at while training goes on
-            from textrnn import plots
+            from textrnn.tools import plots
 
             plots.curves(st.history, task.metric, self.run / "curves.png", self.cfg.name, st.best_epoch)
         shown = " ".join(f"{k} {v:.4f}" for k, v in valid.items() if isinstance(v, float) and k != "examples")
@@ -541,7 +542,7 @@ class Trainer:
             self._warn(w)
         summary["warnings"] = self.warnings
         rundir.write_json(self.run / "summary.json", summary)
-        from textrnn import plots
+        from textrnn.tools import plots
 
         plots.curves(st.history, task.metric, self.run / "curves.png", self.cfg.name, st.best_epoch)
         task.plots(model, self.run, self.device)

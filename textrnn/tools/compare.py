@@ -95,7 +95,7 @@ def report(runs: list[str], output: Optional[Path]) -> str:
     if not differ:
         md += "\nThe pipelines are identical (apart from name and output).\n"
     if output is not None:
-        from textrnn import plots
+        from textrnn.tools import plots
 
         png = output.with_name(output.stem + "-curves.png")
         plots.compare_curves({n: r["history"] for n, r in zip(names, rs)}, metric, png)

@@ -1,7 +1,7 @@
 """`textrnn bench`: training speed against the machine's own GEMM rate, inference speed, peak memory.
 
 All figures come from one process, so their ratios hold on a noisy machine:
-* training: real (non-pad) tokens/s over `steps` of the trainer's step (textrnn.step) on the
+* training: real (non-pad) tokens/s over `steps` of the trainer's step (textrnn.training.step) on the
   pipeline's own batches,
   pad fraction, model FLOPs per token (3 x the forward pass's matrix products), the float32
   GEMM rate of the same shapes, and achieved / GEMM = the roofline fraction;
@@ -20,13 +20,15 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from textrnn import config, flops, precision, rundir
+from textrnn import config, rundir
 from textrnn.data import batching
 from textrnn.data.prefetch import prefetch as data_prefetch
 from textrnn.device import pick_device
-from textrnn.step import Step
 from textrnn.tasks.base import Task, build_model, build_task
-from textrnn.trainer import seed_everything
+from textrnn.tools import flops
+from textrnn.training import precision
+from textrnn.training.step import Step
+from textrnn.training.trainer import seed_everything
 
 
 def _pct(xs: list[float], q: float) -> float:

@@ -1,7 +1,7 @@
 """Language-model generation: sampled continuations of a prompt and next-word completion.
 
 Works on a language-model task (`textrnn.tasks.lm.LM`: tokenizer, vocabulary, data mode) and
-its model; `textrnn.sampling` picks tokens. Completion returns whole words, also for subword
+its model; `textrnn.decoding.sampling` picks tokens. Completion returns whole words, also for subword
 (sentencepiece) vocabularies, where a small beam over word pieces sums the probability of
 each word.
 """
@@ -14,7 +14,7 @@ from typing import Optional
 
 import torch
 
-from textrnn import sampling
+from textrnn.decoding import sampling
 from textrnn.errors import UserError
 
 

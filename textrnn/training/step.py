@@ -13,7 +13,8 @@ from typing import Any, Callable, Literal, Optional, Union
 import torch
 from torch import nn
 
-from textrnn import config, precision
+from textrnn import config
+from textrnn.training import precision
 
 LossFn = Callable[[nn.Module, dict], tuple[torch.Tensor, int]]  # (model, batch) -> (mean loss [], tokens)
 Schedule = Union[torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.ReduceLROnPlateau]

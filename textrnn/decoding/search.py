@@ -18,8 +18,8 @@ from typing import Optional
 
 import torch
 
-from textrnn import sampling
 from textrnn.config import SearchCfg  # the settings' schema (with every pipeline schema)
+from textrnn.decoding import sampling
 
 NEG = float("-inf")
 

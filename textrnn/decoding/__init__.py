@@ -1,0 +1,1 @@
+"""Decoding: batched greedy / beam search, token sampling, LM generation."""

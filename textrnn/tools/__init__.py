@@ -1,0 +1,1 @@
+"""The tools behind `bench`, `flops`, `inspect`, `compare` and the plots."""

@@ -1,0 +1,1 @@
+"""The trainer: the step, precision, multi-process training, transfer from a run."""
