@@ -156,3 +156,34 @@ def test_amp_is_folded_into_precision(tmp_path):
     )
     saved = {"name": "t", "data": {"train": {"path": "x"}}, "train": {"amp": False, "precision": "fp32"}}
     assert config.validate(config.upgrade_saved(saved), "s").train.precision == "fp32"
+
+
+def test_the_reference_pipeline_shows_every_key():
+    """pipelines/sentiment.yaml says it shows every key of a classify pipeline: as a key, or (for an
+    alternative to a shown key) in a comment; valid and test take the train split's keys."""
+    import re
+
+    from helpers import ROOT
+
+    path = ROOT / "pipelines/sentiment.yaml"
+    text = path.read_text()
+    raw = config.read_yaml(path)
+
+    def keys(d, prefix=""):
+        for k, v in d.items():
+            yield prefix + k
+            if isinstance(v, dict) and v and k not in ("label_names",):
+                yield from keys(v, prefix + k + ".")
+
+    shown = set(keys(raw))
+    comments = [line.split("#", 1)[1] for line in text.splitlines() if "#" in line]
+    commented = {w for c in comments for w in re.findall(r"\b(\w+):", c)}
+    schema = set(keys(config.load(path).model_dump(mode="json")))
+    missing = []
+    for k in sorted(schema):
+        k_train = re.sub(r"^data\.(valid|test)\.", "data.train.", k)
+        alternative = k.split(".")[-1] in commented and (k_train.startswith("data.train.") or k == "generate")
+        if k in shown or k_train in shown or alternative:
+            continue
+        missing.append(k)
+    assert missing == [], f"pipelines/sentiment.yaml does not show {missing}"
