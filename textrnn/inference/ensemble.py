@@ -23,8 +23,6 @@ from textrnn.inference.classifier import Classifier
 from textrnn.inference.opening import Opened, open_run, read_pipeline
 from textrnn.inference.translator import Chatbot, Translator
 
-TASKS = ("classify", "translate", "chat")  # the tasks an ensemble averages
-
 
 class Ensemble(TaskModel):
     """What an ensemble adds to its task's class: `members` (the run directories, first = `run`);
@@ -50,9 +48,22 @@ class Ensemble(TaskModel):
             f"device={self.device}, precision={self.precision})"
         )
 
+    @staticmethod
+    def combine(models: list) -> Any:
+        """The members' torch modules as one module of the task's interface."""
+        from textrnn.nn.ensemble import EnsembleSeq2Seq
+
+        return EnsembleSeq2Seq(models)
+
 
 class EnsembleClassifier(Ensemble, Classifier):
     """Classifiers whose class probabilities are averaged."""
+
+    @staticmethod
+    def combine(models: list) -> Any:
+        from textrnn.nn.ensemble import EnsembleClassifier as ClassifierModule
+
+        return ClassifierModule(models)
 
 
 class EnsembleTranslator(Ensemble, Translator):
@@ -82,9 +93,6 @@ def ensemble(
     docstring); the options are textrnn.load's, applied to every run. Runs of other tasks, tokenizers,
     vocabularies or labels are refused with one line (textrnn.UserError) before any weights are read
     (the learned tokenizer and the vocabularies: as each run is opened)."""
-    from textrnn.nn.ensemble import EnsembleClassifier as ClassifierModule
-    from textrnn.nn.ensemble import EnsembleSeq2Seq
-
     if isinstance(runs, (str, bytes, os.PathLike)) or not isinstance(runs, (list, tuple)):
         raise UserError("ensemble: give a list of run directories (textrnn.load opens one)")
     if not runs:
@@ -96,7 +104,7 @@ def ensemble(
     for run, cfg in pipes[1:]:
         if cfg.task != task:
             raise UserError(f"{run}: a {cfg.task} run, {first_run} a {task} run: an ensemble's runs share a task")
-    if task not in TASKS:
+    if task not in CLASSES:
         raise UserError(f"{first_run}: a {task} run; ensembles are of classify, translate or chat runs")
     for run, cfg in pipes[1:]:
         _same_reading(first_run, first, run, cfg)
@@ -105,7 +113,7 @@ def ensemble(
     for o in opened[1:]:
         _same_vocabulary(lead, o)
     models = [o.model for o in opened]
-    module = ClassifierModule(models) if task == "classify" else EnsembleSeq2Seq(models)
+    module = CLASSES[task].combine(models)
     out = CLASSES[task](Opened(lead.run, lead.cfg, lead.task, module.eval(), lead.device, lead.precision, quantize))
     out.members = tuple(o.run for o in opened)
     return out

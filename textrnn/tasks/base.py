@@ -36,6 +36,11 @@ class Task(ABC):
     metric: ClassVar[str] = "loss"  # the valid metric that picks the best checkpoint
     higher_is_better: ClassVar[bool] = False
     labelled: ClassVar[bool] = True  # its examples carry a label (read from the sources' label column)
+    # model.init_from (training/transfer.py): what a model of this task takes from a language-model run:
+    # "all" (every weight: an LM), "encoder" (embedding + recurrent layers), or None (refused: see no_transfer)
+    transfer: ClassVar[Optional[str]] = "encoder"
+    no_transfer: ClassVar[str] = ""  # why model.init_from is refused, where it is
+    transfer_source: ClassVar[bool] = False  # its runs are what model.init_from starts from (the LM)
     train_stream: Stream  # the streamed train split (set by take_stream when data.train.streaming)
 
     def __init__(self, cfg: Pipeline):

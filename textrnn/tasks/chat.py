@@ -54,6 +54,8 @@ def distinct(replies: list[list[str]], n: int) -> float:
 @register("task", "chat")
 class Chat(Translate):
     name = "chat"
+    transfer = None
+    no_transfer = "its <sep> token is not in a language model's vocabulary"
     metric = "perplexity"
     higher_is_better = False
 

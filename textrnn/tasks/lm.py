@@ -209,6 +209,8 @@ class LM(Task):
     metric = "perplexity"
     higher_is_better = False
     labelled = False
+    transfer = "all"
+    transfer_source = True
 
     def __init__(self, cfg: Pipeline):
         super().__init__(cfg)

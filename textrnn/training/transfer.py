@@ -31,6 +31,14 @@ LM_SHAPE = ("cell", "hidden", "layers", "bidirectional", "tie_weights", "softmax
 ADAPTIVE_SHAPE = ("cutoffs", "div_value")  # and these, with the adaptive softmax
 
 
+def task_class(name: str) -> Any:
+    """The Task class registered under a task name."""
+    import textrnn.tasks  # noqa: F401  (registers the tasks)
+    from textrnn.registry import get
+
+    return get("task", name)
+
+
 def source(cfg: config.Pipeline) -> Optional[Path]:
     """The LM run a pipeline starts from (model.init_from, relative to the working directory), or None."""
     init = getattr(cfg.model, "init_from", None)
@@ -43,11 +51,8 @@ def resolve(cfg: config.Pipeline, run: Path, resume: bool) -> config.Pipeline:
     lm = source(cfg)
     if lm is None:
         return cfg
-    if cfg.task == "chat":
-        raise UserError(
-            "model.init_from: not for chat (its <sep> token is not in a language model's vocabulary); "
-            "classify, lm and translate pipelines take it"
-        )
+    if task_class(cfg.task).transfer is None:
+        raise UserError(f"model.init_from: not for {cfg.task} ({task_class(cfg.task).no_transfer})")
     if resume:
         try:
             _, saved = rundir.open_run(run)
@@ -65,7 +70,7 @@ def open_lm(lm: Path) -> config.Pipeline:
         _, lm_cfg = rundir.open_run(lm)
     except UserError as e:
         raise UserError(f"model.init_from: {e}") from None
-    if lm_cfg.task != "lm":
+    if not task_class(lm_cfg.task).transfer_source:
         raise UserError(f"model.init_from {lm}: a {lm_cfg.task} run; transfer starts from a language model (task: lm)")
     if not (lm / "model.safetensors").is_file():
         raise UserError(f"model.init_from {lm}: no model.safetensors (the LM run has not finished an epoch)")
@@ -86,7 +91,7 @@ def check_sizes(cfg: config.Pipeline, lm_cfg: config.Pipeline, lm: Path) -> None
             raise UserError(f"model.init_from {lm}: {here_key} {_v(here)} here, {lm_key} {_v(there)} in the LM")
 
     same("model.embedding.dim", m.embedding.dim, "model.embedding.dim", src.embedding.dim)
-    if cfg.task == "lm":
+    if task_class(cfg.task).transfer == "all":
         keys = LM_SHAPE + (ADAPTIVE_SHAPE if m.softmax == "adaptive" else ())
         for k in keys:
             same(f"model.{k}", getattr(m, k), f"model.{k}", getattr(src, k))
