@@ -69,3 +69,15 @@ def runs(tmp_path_factory):
         p = write(d / f"{task}.yaml", f"name: {task}\n{body}")
         out[task] = textrnn.train(p, overrides={"train.seed": 1}, output=d / "runs" / task, progress=False)
     return out
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models train fastest on one thread (and do not stall when other jobs share the cores):
+    a module asks for it with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

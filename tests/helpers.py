@@ -104,3 +104,22 @@ def live(models, settings=None):
     finally:
         server.should_exit = True
         t.join(10)
+
+
+class Cut(Exception):
+    """What `cut_at` raises from inside a run: a crash at a chosen step."""
+
+
+def cut_at(cfg, output, step: int, **kw) -> None:
+    """Run a pipeline and crash it right after training step `step` (its last checkpoint stays),
+    for tests that resume it and compare with an uninterrupted run."""
+    import pytest
+
+    from textrnn.training.trainer import run_pipeline
+
+    def die(s):
+        if s == step:
+            raise Cut
+
+    with pytest.raises(Cut):
+        run_pipeline(cfg, output=str(output), on_step=die, **kw)

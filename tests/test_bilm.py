@@ -16,7 +16,7 @@ from textrnn.tasks.base import build_task
 from textrnn.tools import flops, probe
 from textrnn.training.trainer import run_pipeline
 
-from helpers import LM_TEXTS, ROOT, TINY_TRAIN, write
+from helpers import LM_TEXTS, ROOT, TINY_TRAIN, cut_at, write
 
 TINY = [
     "tokenizer.kind=whitespace",
@@ -34,13 +34,7 @@ TEXTS = LM_TEXTS[:7]  # each sentence once
 BI_KEYS = {"perplexity_fwd", "perplexity_bwd", "loss_fwd", "loss_bwd"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models train fastest on one thread (and do not stall when other jobs share the cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def task_on(*extra, texts=TEXTS, seed=0):
@@ -227,15 +221,9 @@ def test_bidirectional_stream_resume_is_exact(tmp_path):
     cfg = config.load(p, ["train.batch_tokens=null", "train.batch_size=2", "train.checkpoint_every=3"])
     _, whole = run_pipeline(cfg, output=str(tmp_path / "whole"), quiet=True)
 
-    class Boom(Exception):
-        pass
-
-    def die(step):
-        if step == 7:  # mid-epoch 1; the last checkpoint is at step 6, with the states after window 6
-            raise Boom
-
-    with pytest.raises(Boom):
-        run_pipeline(cfg, output=str(tmp_path / "cut"), on_step=die, quiet=True)
+    cut_at(
+        cfg, tmp_path / "cut", 7, quiet=True
+    )  # mid-epoch 1; the last checkpoint (step 6) holds the states after window 6
     ck = torch.load(tmp_path / "cut" / "last.pt", weights_only=False)
     assert set(ck["task"]) == {"hidden", "hidden_bw"}
     _, resumed = run_pipeline(cfg, output=str(tmp_path / "cut"), resume=True, quiet=True)

@@ -30,13 +30,7 @@ TINY = [
 FIT = ["data.train.limit=1000", "train.epochs=3"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models train fastest on one thread (and do not stall when other jobs share the cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TEXTS = LM_TEXTS[: 7 * 3]  # the seven sentences three times

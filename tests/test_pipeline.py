@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from textrnn import config
 from textrnn.training.trainer import run_pipeline
 
-from helpers import ROOT, write
+from helpers import ROOT, cut_at, write
 
 FAST = ["train.epochs=3", "model.embedding.dim=16", "model.encoder.hidden=16", "train.checkpoint_every=5"]
 
@@ -95,20 +95,10 @@ def test_same_seed_same_metrics(trained, tmp_path):
     assert again["valid"] == summary["valid"] and again["test"] == summary["test"]
 
 
-class Boom(Exception):
-    pass
-
-
 def test_resume_after_interruption_matches_uninterrupted(trained, tmp_path):
     run, summary = trained
     out = tmp_path / "resumed"
-
-    def die(step):
-        if step == 23:  # mid-epoch 2; the last checkpoint is at step 20
-            raise Boom
-
-    with pytest.raises(Boom):
-        run_pipeline(sample_cfg(), output=str(out), on_step=die)
+    cut_at(sample_cfg(), out, 23)  # mid-epoch 2; the last checkpoint is at step 20
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
     _, resumed = run_pipeline(sample_cfg(), output=str(out), resume=True)
     assert resumed["valid"] == summary["valid"] and resumed["test"] == summary["test"]

@@ -8,7 +8,7 @@ import pytest
 from textrnn import config, rundir
 from textrnn.errors import Interrupted
 
-from helpers import write
+from helpers import cut_at, write
 
 ROWS = "".join(f"{t}\tpos\n" for t in ["good film", "great fun", "loved it", "superb"]) + "".join(
     f"{t}\tneg\n" for t in ["bad film", "dull mess", "hated it", "awful"]
@@ -122,15 +122,9 @@ def test_stream_language_model_resume_is_exact(tmp_path):
     cfg = config.load(p)
     _, whole = run_pipeline(cfg, output=str(tmp_path / "whole"), quiet=True)
 
-    class Boom(Exception):
-        pass
-
-    def die(step):
-        if step == 7:  # mid-epoch 1; the last checkpoint is at step 6, with the state after window 6
-            raise Boom
-
-    with pytest.raises(Boom):
-        run_pipeline(cfg, output=str(tmp_path / "cut"), on_step=die, quiet=True)
+    cut_at(
+        cfg, tmp_path / "cut", 7, quiet=True
+    )  # mid-epoch 1; the last checkpoint (step 6) holds the state after window 6
     _, resumed = run_pipeline(cfg, output=str(tmp_path / "cut"), resume=True, quiet=True)
     assert resumed["valid"]["perplexity"] == whole["valid"]["perplexity"]
 

@@ -20,7 +20,7 @@ from textrnn.training import transfer
 from textrnn.training.step import Step, layer_groups, make_optimizer, make_schedule
 from textrnn.training.trainer import Trainer, run_pipeline
 
-from helpers import LM_TEXTS, NEG, POS, ROOT, write, write_tiny_data
+from helpers import LM_TEXTS, NEG, POS, ROOT, cut_at, write, write_tiny_data
 
 TRAIN = "train: {epochs: %d, batch_size: 4, threads: 1, checkpoint_every: 0, optimizer: {lr: 0.02}}\n"
 LM = (
@@ -36,12 +36,7 @@ CLF = (
 WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -267,15 +262,7 @@ def test_resume_with_gradual_unfreezing_is_exact_and_needs_no_lm_run(d, tmp_path
     cfg = config.load(p)
     _, whole = run_pipeline(cfg, output=str(tmp_path / "whole"), quiet=True)
 
-    class Boom(Exception):
-        pass
-
-    def die(step):
-        if step == 7:  # mid-epoch 2 (5 batches an epoch); the last checkpoint is at step 6
-            raise Boom
-
-    with pytest.raises(Boom):
-        run_pipeline(cfg, output=str(tmp_path / "cut"), on_step=die, quiet=True)
+    cut_at(cfg, tmp_path / "cut", 7, quiet=True)  # mid-epoch 2 (5 batches an epoch); the last checkpoint is at step 6
     shutil.rmtree(lm)
     _, resumed = run_pipeline(cfg, output=str(tmp_path / "cut"), resume=True, quiet=True)
     assert resumed["valid"] == whole["valid"]
