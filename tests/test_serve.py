@@ -2,6 +2,7 @@
 auth, sessions, a full queue, graceful shutdown."""
 
 import asyncio
+import http.client
 import json
 import os
 import signal
@@ -307,19 +308,22 @@ def test_sigterm_drains_and_exits_0(runs):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
+        deadline = time.monotonic() + 180  # a start-up (torch, spaCy, the model) on busy cores takes a while
+        while True:
+            assert p.poll() is None, p.stdout.read().decode()  # the server died: say why
             try:
                 if httpx.get(url + "/health").status_code == 200:
                     break
             except httpx.TransportError:
+                assert time.monotonic() < deadline, "the server did not listen within 180 s"
                 time.sleep(0.1)
         body = {"texts": ["the"] * 8, "max_tokens": 30, "num": 16, "temperature": 1.0}
-        with ThreadPoolExecutor(1) as pool:
-            pending = pool.submit(post, url, "/v1/models/lm/generate", body)
-            time.sleep(0.05)
-            p.send_signal(signal.SIGTERM)
-            r = pending.result()
-        assert r.status_code == 200 and len(r.json()["results"]) == 8
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("POST", "/v1/models/lm/generate", json.dumps(body), {"Content-Type": "application/json"})
+        time.sleep(0.5)  # the request is sent (and long: 8 x 16 samples): let the server take it before SIGTERM
+        p.send_signal(signal.SIGTERM)
+        r = conn.getresponse()
+        assert r.status == 200 and len(json.loads(r.read())["results"]) == 8
         assert p.wait(30) == 0
     finally:
         if p.poll() is None:
