@@ -385,3 +385,12 @@ def test_the_shipped_transfer_pipelines_fit_the_shipped_lm(name, monkeypatch):
     t = cfg.train
     assert (t.unfreeze, t.discriminative, t.schedule.kind, t.optimizer.name) == ("gradual", 2.6, "slanted", "adam")
     assert 0.002 <= t.optimizer.lr <= 0.004
+
+
+def test_the_shipped_middle_stage_continues_the_shipped_lm(monkeypatch):
+    """pipelines/sst2-lm.yaml (ULMFiT's middle stage) has imdb-lm.yaml's model, so init_from takes every weight."""
+    monkeypatch.setenv("TEXTRNN_CORPORA", "/c")
+    mid, lm = config.load(ROOT / "pipelines" / "sst2-lm.yaml"), config.load(ROOT / "pipelines" / "imdb-lm.yaml")
+    assert mid.task == "lm" and mid.model.init_from == "runs/imdb-lm"
+    transfer.check_sizes(mid, lm, Path("runs/imdb-lm"))
+    assert transfer.inherit(mid, lm, "imdb-lm").tokenizer == lm.tokenizer
