@@ -152,6 +152,11 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
             f"{path}: not written: {bad[0]} is not finite (training diverged; lower "
             f"train.optimizer.lr or set train.clip); the files already there are kept"
         )
+    write_tensors(tensors, path)
+
+
+def write_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """A safetensors file written whole or not at all (temporary name, then rename)."""
     fd, tmp = temp_beside(path)
     os.close(fd)
     try:
@@ -164,13 +169,18 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
         raise
 
 
+def read_tensors(path: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors; an unreadable file is one line."""
+    try:
+        return load_file(str(path), device=str(device))
+    except Exception as e:
+        raise UserError(f"{path}: unreadable weights file ({str(e).splitlines()[0]})") from None
+
+
 def load_weights(model: torch.nn.Module, path: Path, device: str = "cpu") -> None:
     if not path.is_file():
         raise UserError(f"{path}: missing (the run has not saved a model yet)")
-    try:
-        state = load_file(str(path), device=str(device))
-    except Exception as e:
-        raise UserError(f"{path}: unreadable weights file ({str(e).splitlines()[0]})") from None
+    state = read_tensors(path, device)
     bad = [k for k, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
     if bad:
         raise UserError(f"{path}: {bad[0]} holds NaN or infinite values (a damaged or diverged model)")
@@ -208,25 +218,14 @@ def average_weights(paths: Sequence[Path], out: Path) -> None:
     total: dict[str, torch.Tensor] = {}
     last: dict[str, torch.Tensor] = {}
     for path in paths:
-        try:
-            state = load_file(str(path))
-        except Exception as e:
-            raise UserError(f"{path}: unreadable weights file ({str(e).splitlines()[0]})") from None
+        state = read_tensors(path)
         if last and (set(state) != set(last) or any(state[k].shape != last[k].shape for k in state)):
             raise UserError(f"{path}: other tensors than {paths[0]} (not the same model)")
         for k, t in state.items():
             if t.is_floating_point():
                 total[k] = total[k] + t.double() if k in total else t.double()
         last = state
-    mean = {k: (total[k] / len(paths)).to(t.dtype) if k in total else t for k, t in last.items()}
-    fd, tmp = temp_beside(out)
-    os.close(fd)
-    try:
-        save_file(mean, tmp, metadata={"format": "pt"})
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_tensors({k: (total[k] / len(paths)).to(t.dtype) if k in total else t for k, t in last.items()}, out)
 
 
 def _sha256(path: Path) -> str:

@@ -92,7 +92,7 @@ class LanguageModel(nn.Module):
     def layer_groups(self) -> list[list[nn.Parameter]]:
         """Fine-tuning's layer groups, bottom to top: embedding; recurrent layer 0 (both directions);
         …; the softmax (and its projection). A tied softmax weight is the embedding's."""
-        stacks = [s for s in (self.rnn, getattr(self, "rnn_bw", None)) if s is not None]
+        stacks = [s for s in (self.rnn, self.rnn_bw) if s is not None]
         by_layer = [(layer_index(name), p) for stack in stacks for name, p in stack.named_parameters()]
         layers: list[list[nn.Parameter]] = [[] for _ in range(1 + max(i for i, _ in by_layer))]
         for i, p in by_layer:

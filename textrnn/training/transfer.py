@@ -134,15 +134,6 @@ def inherit(cfg: config.Pipeline, src: config.Pipeline, where: str) -> config.Pi
 # ---------------------------------------------------------------- weights
 
 
-def read_weights(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(path))
-    except Exception as e:
-        raise UserError(f"{path}: unreadable weights file ({str(e).splitlines()[0]})") from None
-
-
 def lm_name(name: str, i: int) -> str:
     """A one-layer module's parameter name -> layer i's in a multi-layer stack of the same cell:
     weight_ih_l0 -> weight_ih_l{i} (nn.LSTM / GRU / RNN), layers.0.proj.weight -> layers.{i}.proj.weight."""
@@ -171,7 +162,7 @@ def load_into(model: nn.Module, cfg: config.Pipeline) -> list[str]:
     if isinstance(model, LanguageModel):
         rundir.load_weights(model, path)
         return [f"initialised from {lm}: every weight"]
-    state = read_weights(path)
+    state = rundir.read_tensors(path)
     emb: Any = getattr(model, "input_embed")  # an Embedding
     _copy(emb.emb.weight, "the embedding", state, "embed.emb.weight", lm)
     enc: Any = getattr(model, "encoder")  # a PaddedEncoder
