@@ -8,7 +8,7 @@ import torch
 import textrnn
 from textrnn.config import Encoder
 from textrnn.errors import UserError
-from textrnn.nn.mincells import MinGRU, MinLSTM, lerp_scan, use_path
+from textrnn.nn.mincells import MinGRU, MinLSTM, loop_scan, use_path
 from textrnn.nn.padded_encoder import PaddedEncoder
 
 from helpers import TINY_TRAIN, write, write_tiny_data
@@ -51,12 +51,17 @@ def test_scan_and_loop_equal_the_recurrence_values_and_gradients(cls):
         assert torch.allclose(h_n, stack_by_hand(m, x0, h0, "sequential")[1], atol=1e-10)
 
 
-def test_the_step_loop_gradient_is_exact():
+@pytest.mark.parametrize("kind", ["mingru", "minlstm"])
+@pytest.mark.parametrize("D", [1, 2])
+def test_the_step_loop_gradient_is_exact(kind, D):
+    """The hand-written backward of the loop (gates, candidate, h0; both directions; a padding mask)."""
     torch.manual_seed(1)
-    z = torch.rand(9, 2, 3, dtype=torch.double, requires_grad=True)
-    c = torch.randn(9, 2, 3, dtype=torch.double, requires_grad=True)
-    h0 = torch.randn(2, 3, dtype=torch.double, requires_grad=True)
-    assert torch.autograd.gradcheck(lerp_scan, (z, c, h0))
+    G = 1 if kind == "mingru" else 2
+    P = torch.randn(9, 3, (G + 1) * D * 2, dtype=torch.double, requires_grad=True)  # H = 2
+    h0 = torch.randn(3, D * 2, dtype=torch.double, requires_grad=True)
+    mask = (torch.arange(9)[:, None] < torch.tensor([9, 5, 1])[None, :]).double()[:, :, None]  # [T, B, 1]
+    assert torch.autograd.gradcheck(lambda P, h0: loop_scan(P, kind, D, h0, mask), (P, h0))
+    assert torch.autograd.gradcheck(lambda P, h0: loop_scan(P, kind, D, h0), (P, h0))
 
 
 @pytest.mark.parametrize("cell", ["mingru", "minlstm"])

@@ -87,52 +87,143 @@ def scan(
     return (outs[0] if len(outs) == 1 else torch.cat(outs, 1)).to(dtype)
 
 
-class _LerpScan(torch.autograd.Function):
-    """h_t = h_{t-1} + z_t (g(c_t) - h_{t-1}), stepped through time without an autograd graph per step.
+class _LoopScan(torch.autograd.Function):
+    """Both cells' recurrence h_t = h_{t-1} + z_t (g(c_t) - h_{t-1}) over D directions at once, from
+    the raw projections, stepped through time with a hand-written backward (one autograd node, not T).
 
-    Both cells are this recurrence (a_t = 1 - z_t, b_t = z_t g(c_t)): minGRU's z is its update
-    gate, minLSTM's the normalized input gate i'. z, c [T, B, H] (time-major: each step reads
-    contiguous rows), h0 [B, H] -> h [T, B, H]. The backward pass runs the recurrence backwards:
-    G_t = dL/dh_t + (1 - z_{t+1}) G_{t+1}; dL/dz_t = G_t (g(c_t) - h_{t-1}); dL/dc_t = G_t z_t g'(c_t).
+    P [T, B, (G+1)·D·H] is time-major: G gate blocks (minGRU: k, z = σ(k); minLSTM: kf, ki,
+    z = i / (f + i) = σ(softplus(-kf) - softplus(-ki))), then the candidate block c, each D·H wide
+    with direction d in its columns d·H ... (d+1)·H. Direction 0 runs forward in time, direction 1
+    backward (t = T-1 down to 0). mask [T, B, 1] or None: where it is 0, z = 0 and the state stands
+    still, so a right-padded row's backward direction starts at its own last token (from h0) and its
+    forward state stops there. h0 [B, D·H] -> h [T, B, D·H].
+    Backward: G_t = dL/dh_t + (1 - z_next) G_next (next in the direction's own time),
+    dL/dz_t = G_t (g(c_t) - h_prev), dL/dc_t = G_t z_t g'(c_t), then through the gates' σ.
     """
 
     @staticmethod
-    def forward(ctx, z: torch.Tensor, c: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
-        v = g(c)  # [T, B, H]
+    def forward(ctx, P: torch.Tensor, h0: torch.Tensor, mask: Optional[torch.Tensor], kind: str, D: int):
+        G = len(MinLayer.GATES[kind])
+        DH = P.size(2) // (G + 1)
+        H = DH // D
+        c = P[..., G * DH :]  # [T, B, DH]
+        if kind == "mingru":
+            z = torch.sigmoid(P[..., :DH])
+            saved: tuple[torch.Tensor, ...] = ()
+        else:
+            kf, ki = P[..., :DH], P[..., DH : 2 * DH]
+            z = torch.sigmoid(F.softplus(-kf) - F.softplus(-ki))
+            saved = (torch.sigmoid(-kf), torch.sigmoid(-ki))  # 1 - f, 1 - i
+        if mask is not None:
+            z.mul_(mask)
+        v = torch.maximum(torch.sigmoid(c), c + 0.5)  # g(c): σ(c) <= c + 0.5 exactly when c >= 0
         h = torch.empty_like(v)
-        prev = h0
-        for t in range(v.size(0)):
-            prev = torch.lerp(prev, v[t], z[t], out=h[t])
-        ctx.save_for_backward(z, c, v, h, h0)
+        T = P.size(0)
+        runs = [(range(T), slice(0, H))] + ([(range(T - 1, -1, -1), slice(H, DH))] if D == 2 else [])
+        for steps, cols in runs:
+            vs, zs, hs = v[..., cols].unbind(0), z[..., cols].unbind(0), h[..., cols].unbind(0)
+            prev = h0[:, cols]
+            for t in steps:
+                prev = torch.lerp(prev, vs[t], zs[t], out=hs[t])
+        ctx.save_for_backward(z, v, h, h0, *saved)
+        ctx.kind, ctx.D = kind, D
         return h
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        z, c, v, h, h0 = ctx.saved_tensors
-        G = grad.clone(memory_format=torch.contiguous_format)  # [T, B, H]
+        z, v, h, h0, *saved = ctx.saved_tensors
+        T, D = z.size(0), ctx.D
+        DH = z.size(2)
+        H = DH // D
+        Gr = grad.clone(memory_format=torch.contiguous_format)  # [T, B, DH]: dL/dh_t, then G_t
         keep = 1 - z  # a_t
-        for t in range(G.size(0) - 1, 0, -1):
-            G[t - 1].addcmul_(keep[t], G[t])
-        dh0 = keep[0] * G[0]  # [B, H]
-        dz = torch.empty_like(G)
-        torch.mul(G[0], v[0] - h0, out=dz[0])
-        torch.mul(G[1:], v[1:] - h[:-1], out=dz[1:])  # G_t (g(c_t) - h_{t-1})
-        dc = G.mul_(z).mul_(torch.where(c >= 0, 1.0, v * (1 - v)))  # g'(c): 1, or σ'(c) = g (1 - g) below 0
-        return dz, dc, dh0
+        diff = torch.empty_like(v)  # g(c_t) - h_prev
+        dh0 = torch.empty_like(h0)
+        for d in range(D):
+            cols = slice(d * H, (d + 1) * H)
+            gs, ks = Gr[..., cols].unbind(0), keep[..., cols].unbind(0)
+            order = range(T - 1, 0, -1) if d == 0 else range(0, T - 1)
+            nxt = -1 if d == 0 else 1  # the step the state goes to next in backward-in-time order
+            for t in order:
+                gs[t + nxt].addcmul_(ks[t], gs[t])
+            # the direction's first step (from h0), and the steps with a previous state, and where it lies
+            first, rest, prev = (
+                (0, slice(1, None), slice(None, -1)) if d == 0 else (T - 1, slice(None, -1), slice(1, None))
+            )
+            torch.mul(ks[first], gs[first], out=dh0[:, cols])
+            torch.sub(v[first, :, cols], h0[:, cols], out=diff[first, :, cols])
+            torch.sub(v[rest, :, cols], h[prev, :, cols], out=diff[rest, :, cols])
+        Gz = Gr.mul_(z)  # G z
+        G = len(MinLayer.GATES[ctx.kind])
+        dP = torch.empty(*z.shape[:2], (G + 1) * DH, dtype=z.dtype, device=z.device)
+        dd = diff.mul_(Gz).mul_(keep)  # dL/dz · z (1 - z): through σ (and zero where masked)
+        if ctx.kind == "mingru":
+            dP[..., :DH] = dd
+        else:
+            one_minus_f, one_minus_i = saved
+            torch.mul(dd, one_minus_f, out=dP[..., :DH]).neg_()  # d(log i - log f)/dkf = -(1 - f)
+            torch.mul(dd, one_minus_i, out=dP[..., DH : 2 * DH])  # d(log i - log f)/dki = 1 - i
+        slope = (1 - v).mul_(v).masked_fill_(v >= 0.5, 1.0)  # g'(c): 1 for c >= 0, σ'(c) = g (1 - g) below
+        torch.mul(Gz, slope, out=dP[..., G * DH :])
+        return dP, dh0, None, None, None
 
 
-def lerp_scan(z: torch.Tensor, c: torch.Tensor, h0: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """h_t = h_{t-1} + z_t (g(c_t) - h_{t-1}) from h0 (zeros if None): z, c [T, B, H] -> h [T, B, H] (time-major).
+def loop_scan(
+    P: torch.Tensor, kind: str, D: int = 1, h0: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """The step loop over raw projections P [T, B, (G+1)·D·H] (time-major; see _LoopScan) -> h [T, B, D·H].
 
-    The scan's sequential twin in linear space. On a CPU it is the fast path: logcumsumexp
-    alone takes about 18 ns an element on the 2-core test VM, this loop's whole forward about
-    7 ns, and a log-space encoder step trained at a quarter of the loop's speed
-    (docs/min-cells.md); on a GPU each step would be a kernel launch, and the log-space scan is used.
+    The scan's sequential twin in linear space, and the fast path on a CPU: logcumsumexp alone
+    takes about 18 ns an element on the 2-core test VM, this loop's whole forward about 7 ns
+    (docs/min-cells.md); on a GPU each step would be a kernel launch, and the log-space scan is
+    used. Runs in float32 at least and returns P's dtype.
     """
-    dtype = c.dtype
+    dtype = P.dtype
     work = torch.promote_types(dtype, torch.float32)
-    h0 = c.new_zeros(c.shape[1:]) if h0 is None else h0
-    return _LerpScan.apply(z.to(work).contiguous(), c.to(work).contiguous(), h0.to(work)).to(dtype)
+    DH = P.size(2) // (len(MinLayer.GATES[kind]) + 1)
+    h0 = P.new_zeros(P.size(1), DH, dtype=work) if h0 is None else h0.to(work)
+    m = None if mask is None else mask.to(work)
+    return cast(torch.Tensor, _LoopScan.apply(P.to(work), h0, m, kind, D)).to(dtype)
+
+
+def runs_loop(x: torch.Tensor) -> bool:
+    """Whether min cells run x's sequences through the step loop (a CPU, or use_path("loop"))."""
+    return not x.is_cuda if _path[0] == "auto" else _path[0] == "loop"
+
+
+def both_directions(
+    fwd: "MinLayer", bwd: "MinLayer", x: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A bidirectional layer in one projection and one loop: x [B, T, I], mask [B, T, 1] of real steps
+    -> out [B, T, 2H] (forward, backward), h_n [2, B, H] (each direction's state after its last real token).
+
+    The backward direction runs from t = T-1 down with z = 0 on the padding, so it starts from zeros
+    at each row's own last token: no reversal of the input or the output is needed.
+    """
+    T = x.size(1)
+    xt = x.transpose(0, 1)  # [T, B, I]
+    P = F.linear(*_fold([fwd, bwd], xt))  # [T, B, (G+1)·2H]
+    h = loop_scan(P, fwd.kind, 2, mask=mask.transpose(0, 1))  # [T, B, 2H]
+    H = fwd.hidden_size
+    return h.transpose(0, 1), torch.stack([h[T - 1, :, :H], h[0, :, H:]])
+
+
+def _fold(layers: list["MinLayer"], x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(input, weight, bias) of one product that computes every layer's projection of x, blocks
+    interleaved gate by gate ([gate 0 of each layer], ..., [candidate of each layer]). A layer's
+    LayerNorm is shared (same input) and its affine part folded into its weights."""
+    ws, bs = [], []
+    norm = layers[0].norm
+    if norm is not None:
+        x = F.layer_norm(x, norm.normalized_shape, None, None, norm.eps)
+    for layer in layers:
+        w: torch.Tensor = layer.proj.weight  # [(G+1)H, I]
+        b: torch.Tensor = layer.proj.bias  # [(G+1)H]
+        if layer.norm is not None:
+            w, b = w * layer.norm.weight, b + w @ layer.norm.bias
+        ws.append(w.view(-1, layer.hidden_size, w.size(1)))  # [G+1, H, I]
+        bs.append(b.view(-1, layer.hidden_size))
+    return x, torch.stack(ws, 1).flatten(0, 2), torch.stack(bs, 1).flatten()
 
 
 class MinLayer(nn.Module):
@@ -184,8 +275,7 @@ class MinLayer(nn.Module):
         """
         if x.size(1) == 1:
             return self.step(x[:, 0], h0)[:, None]
-        parallel = x.is_cuda if _path[0] == "auto" else _path[0] == "parallel"
-        return self.parallel(x, h0) if parallel else self.loop(x, h0)
+        return self.loop(x, h0) if runs_loop(x) else self.parallel(x, h0)
 
     def parallel(self, x: torch.Tensor, h0: Optional[torch.Tensor] = None) -> torch.Tensor:
         """All steps at once: x [B, T, I] -> h [B, T, H] through the log-space scan."""
@@ -193,8 +283,9 @@ class MinLayer(nn.Module):
 
     def loop(self, x: torch.Tensor, h0: Optional[torch.Tensor] = None) -> torch.Tensor:
         """All projections in one product, then the recurrence stepped in linear space: x [B, T, I] -> h [B, T, H]."""
-        z, c = self._update(x.transpose(0, 1))  # [T, B, H] each: the projection writes time-major rows
-        return lerp_scan(z, c, h0).transpose(0, 1)
+        xt = x.transpose(0, 1)  # [T, B, I]: the projection writes time-major rows
+        P = self.proj(self.norm(xt) if self.norm is not None else xt)  # [T, B, (G+1)H]
+        return loop_scan(P, self.kind, 1, h0).transpose(0, 1)
 
     def gates(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """x [B, T, I] -> each gate's value and the candidate g(c), [B, T, H] each (what `inspect` shows)."""

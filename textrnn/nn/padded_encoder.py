@@ -19,7 +19,7 @@ bidirectional language model's layers fit).
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -27,6 +27,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from textrnn.config import SCAN_CELLS
 from textrnn.config import Encoder as EncCfg
+from textrnn.nn import mincells
 from textrnn.nn.cells import CELLS
 from textrnn.nn.dropout import Dropout
 
@@ -74,6 +75,13 @@ class PaddedEncoder(nn.Module):
         for i, f in enumerate(self.fwd):
             if i:
                 x = self.drop(x)
+            if self.residual and self.bwd is not None and mincells.runs_loop(x):
+                # min cells on the step loop: both directions in one product and one loop, no reversals
+                fl, bl = cast(mincells.MinRNN, f).layers[0], cast(mincells.MinRNN, self.bwd[i]).layers[0]
+                y, h_n = mincells.both_directions(cast(mincells.MinLayer, fl), cast(mincells.MinLayer, bl), x, mask)
+                finals += [h_n[0], h_n[1]]
+                x = (y + x if i else y) * mask
+                continue
             out_f, _ = f(x)  # [B, T, H]
             finals.append(out_f.gather(1, last)[:, 0])
             outs = [out_f]

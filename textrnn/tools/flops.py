@@ -69,7 +69,16 @@ class Recorder:
         self.shapes[("scan", (T, B, m.hidden_size))] += 1
 
     def _packed_encoder(self, m, inputs, out):
+        from textrnn.nn.mincells import runs_loop
+
         x, lengths = inputs[0], inputs[1]
+        if m.residual and m.bwd is not None and not m.separate and runs_loop(x):
+            # both directions of a min layer in one product and one loop: counted as two of each
+            B, T = x.shape[:2]
+            for f in m.fwd:
+                layer = f.layers[0]
+                self.shapes[("mm", (B * T, layer.proj.in_features, layer.proj.out_features))] += 2
+                self.shapes[("scan", (T, B, layer.hidden_size))] += 2
         if m.cfg.impl == "packed":
             G, D = GATES[m.cfg.cell.upper()], 2 if m.bwd is not None else 1
             self._recurrent(int(lengths.sum()), int(lengths.max()), x.size(-1), G, m.cfg.hidden, D, m.cfg.layers)
@@ -105,10 +114,11 @@ def flops(kind: str, dims: tuple) -> int:
 
 def _time_one(kind: str, dims: tuple, min_seconds: float = 0.02) -> float:
     if kind == "scan":
-        from textrnn.nn.mincells import lerp_scan
+        from textrnn.nn.mincells import loop_scan
 
-        z, c = torch.rand(*dims), torch.randn(*dims)
-        op = lambda: lerp_scan(z, c)  # noqa: E731
+        T, B, H = dims
+        P = torch.randn(T, B, 2 * H)  # a minGRU layer's projections: gate, candidate
+        op = lambda: loop_scan(P, "mingru")  # noqa: E731
     elif kind == "mm":
         M, K, N = dims
         a, b = torch.randn(M, K), torch.randn(K, N)
