@@ -1,6 +1,7 @@
 """The run directory under `textrnn run`: validate, then lock, then write; an existing run is never lost."""
 
 import hashlib
+import re
 import signal
 
 import pytest
@@ -169,7 +170,7 @@ def test_a_run_saved_with_train_amp_still_opens(runs, tmp_path):
 
     run = shutil.copytree(runs["classify"].path, tmp_path / "old")
     text = (run / "pipeline.yaml").read_text()
-    assert "precision: auto" in text
-    (run / "pipeline.yaml").write_text(text.replace("precision: auto", "amp: true\n  precision: auto"))
+    assert "\n  precision: " in text
+    (run / "pipeline.yaml").write_text(re.sub(r"\n  precision: \w+", "\n  amp: true\n  precision: auto", text))
     _, cfg = rundir.open_run(run)
     assert cfg.train.precision == "mixed"

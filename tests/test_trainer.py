@@ -43,7 +43,8 @@ def batch(k):
 
 
 def train_cfg(**kw):
-    return config.Train(optimizer={"name": "adam", "lr": 0.05}, **kw)
+    """fp32 unless a test asks otherwise (auto picks bf16 on a CPU with native bf16)."""
+    return config.Train(optimizer={"name": "adam", "lr": 0.05}, **({"precision": "fp32"} | kw))
 
 
 def test_the_step_is_forward_backward_clip_optimizer_schedule():
