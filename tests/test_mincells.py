@@ -81,6 +81,27 @@ def test_padded_batch_equals_each_sequence_alone_both_directions(cell, path):
             assert not out[b, n:].any()  # zeros past each length
 
 
+@pytest.mark.parametrize("cell", ["mingru", "minlstm"])
+def test_the_one_loop_bidirectional_layer_has_the_per_direction_gradients(cell):
+    """On the loop path both directions share one projection (LayerNorm affine folded in) and one
+    loop; its outputs and every gradient equal the log-space path's, which runs each direction alone."""
+    torch.manual_seed(6)
+    enc = PaddedEncoder(6, Encoder(cell=cell, hidden=5, layers=3, bidirectional=True)).double()
+    for p in enc.parameters():  # LayerNorm's affine part away from its (1, 0) start, so folding it matters
+        p.data.add_(0.1 * torch.randn_like(p))
+    lengths = torch.tensor([9, 4, 1, 7])
+    x0 = torch.randn(4, 9, 6, dtype=torch.double)
+    res = {}
+    for path in ("parallel", "loop"):
+        x = x0.clone().requires_grad_(True)
+        enc.zero_grad()
+        with use_path(path):
+            out, h_n = enc(x, lengths)
+        (out.sin().sum() + h_n.pow(2).sum()).backward()
+        res[path] = [out.detach(), h_n.detach(), x.grad] + [p.grad.clone() for p in enc.parameters()]
+    assert all(torch.allclose(a, b, atol=1e-9) for a, b in zip(res["loop"], res["parallel"]))
+
+
 @pytest.mark.parametrize("cls", CELLS)
 def test_state_carried_across_windows_equals_one_long_sequence(cls):
     torch.manual_seed(3)
