@@ -1,7 +1,9 @@
 """Training speed of the recurrent cells on a pipeline's own data: LSTM beside minGRU / minLSTM.
 
-    python benchmarks/cells_speed.py pipelines/imdb.yaml [--cells lstm mingru minlstm] [--steps 20]
+    python benchmarks/cells_speed.py pipelines/imdb.yaml [--cells lstm mingru minlstm mingru@2] [--steps 20]
         [--rounds 3] [--equal-params] [--set key=value ...]
+
+A cell written CELL@N runs with N layers (the pipeline's own count otherwise).
 
 Every cell trains with the trainer's step (textrnn.training.step: forward, loss, backward, clip,
 optimizer) on the same bucketed train batches at the pipeline's sizes, in this one process;
@@ -33,6 +35,13 @@ def cell_key(cfg: config.Pipeline) -> str:
 
 def hidden_key(cfg: config.Pipeline) -> str:
     return "model.encoder.hidden" if hasattr(cfg.model, "encoder") else "model.hidden"
+
+
+def cell_sets(cfg: config.Pipeline, spec: str) -> list[str]:
+    """CELL or CELL@N (N layers) -> the pipeline overrides that build it."""
+    cell, _, layers = spec.partition("@")
+    layers_key = "model.encoder.layers" if hasattr(cfg.model, "encoder") else "model.layers"
+    return [f"{cell_key(cfg)}={cell}"] + ([f"{layers_key}={int(layers)}"] if layers else [])
 
 
 def variant(task: Task, pipeline: str, sets: list[str]):
@@ -72,13 +81,12 @@ def main():
     cfg = config.load(a.pipeline, a.set)
     task = bench.prepared_task(cfg)
     batches = task.batches("train", shuffle=True, seed=1)
-    key = cell_key(cfg)
-    runs: dict[str, list[str]] = {c: a.set + [f"{key}={c}"] for c in a.cells}
+    runs: dict[str, list[str]] = {c: a.set + cell_sets(cfg, c) for c in a.cells}
     if a.equal_params:
         _, base, _ = variant(task, a.pipeline, runs[a.cells[0]])
         for c in a.cells[1:]:
-            h = equal_hidden(task, a.pipeline, a.set, c, params(base))
-            runs[f"{c} (hidden {h}, equal parameters)"] = a.set + [f"{key}={c}", f"{hidden_key(cfg)}={h}"]
+            h = equal_hidden(task, a.pipeline, a.set + cell_sets(cfg, c)[1:], c.partition("@")[0], params(base))
+            runs[f"{c} (hidden {h}, equal parameters)"] = a.set + cell_sets(cfg, c) + [f"{hidden_key(cfg)}={h}"]
     built = {name: variant(task, a.pipeline, sets) for name, sets in runs.items()}
     speeds: dict[str, list[float]] = {name: [] for name in built}
     for r in range(a.rounds):
