@@ -61,7 +61,7 @@ PAIRS = [
 ]
 TINY_TRAIN = (
     "train: {epochs: %d, batch_tokens: 60, optimizer: {lr: 0.02}, threads: 1, patience: 50, checkpoint_every: 0,\n"
-    "        precision: fp32}\n"  # fp32: the same numbers on a CPU with native bf16 (where auto picks bf16)
+    "        precision: fp32}\n"  # pinned: the same numbers on every CPU, whatever auto picks there
 )
 
 

@@ -43,7 +43,7 @@ def batch(k):
 
 
 def train_cfg(**kw):
-    """fp32 unless a test asks otherwise (auto picks bf16 on a CPU with native bf16)."""
+    """fp32 unless a test asks otherwise (pinned, whatever auto picks on this CPU)."""
     return config.Train(optimizer={"name": "adam", "lr": 0.05}, **({"precision": "fp32"} | kw))
 
 
