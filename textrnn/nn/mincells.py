@@ -52,8 +52,20 @@ def use_path(path: str) -> Iterator[None]:
 
 
 def g(v: torch.Tensor) -> torch.Tensor:
-    """The paper's positive activation for the candidate state: v + 0.5 (v >= 0), σ(v) (v < 0)."""
-    return torch.where(v >= 0, v + 0.5, torch.sigmoid(v))
+    """The paper's positive activation for the candidate state: v + 0.5 (v >= 0), σ(v) (v < 0).
+
+    Computed as max(σ(v), v + 0.5): σ lies below its tangent 0.5 + v/4 for v > 0 and above it for
+    v < 0, so the maximum picks the right branch everywhere, with no comparison mask."""
+    return torch.maximum(torch.sigmoid(v), v + 0.5)
+
+
+def update_gate(kind: str, gates: list[torch.Tensor]) -> torch.Tensor:
+    """Gate pre-activations -> z, the share of the candidate taken in: minGRU's update gate σ(k), or
+    minLSTM's normalized input gate i / (f + i) = σ(log i - log f) (its f / (f + i) is 1 - z)."""
+    if kind == "mingru":
+        return torch.sigmoid(gates[0])
+    kf, ki = gates
+    return torch.sigmoid(F.softplus(-kf) - F.softplus(-ki))
 
 
 def log_g(v: torch.Tensor) -> torch.Tensor:
@@ -106,17 +118,12 @@ class _LoopScan(torch.autograd.Function):
         G = len(MinLayer.GATES[kind])
         DH = P.size(2) // (G + 1)
         H = DH // D
-        c = P[..., G * DH :]  # [T, B, DH]
-        if kind == "mingru":
-            z = torch.sigmoid(P[..., :DH])
-            saved: tuple[torch.Tensor, ...] = ()
-        else:
-            kf, ki = P[..., :DH], P[..., DH : 2 * DH]
-            z = torch.sigmoid(F.softplus(-kf) - F.softplus(-ki))
-            saved = (torch.sigmoid(-kf), torch.sigmoid(-ki))  # 1 - f, 1 - i
+        *gates, c = P.split(DH, dim=-1)  # [T, B, DH] each
+        z = update_gate(kind, gates)
+        saved = tuple(torch.sigmoid(-k) for k in gates) if kind == "minlstm" else ()  # 1 - f, 1 - i
         if mask is not None:
             z.mul_(mask)
-        v = torch.maximum(torch.sigmoid(c), c + 0.5)  # g(c): σ(c) <= c + 0.5 exactly when c >= 0
+        v = g(c)
         h = torch.empty_like(v)
         T = P.size(0)
         runs = [(range(T), slice(0, H))] + ([(range(T - 1, -1, -1), slice(H, DH))] if D == 2 else [])
@@ -192,14 +199,16 @@ def runs_loop(x: torch.Tensor) -> bool:
 
 
 def both_directions(
-    fwd: "MinLayer", bwd: "MinLayer", x: torch.Tensor, mask: torch.Tensor
+    fwd_rnn: nn.Module, bwd_rnn: nn.Module, x: torch.Tensor, mask: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A bidirectional layer in one projection and one loop: x [B, T, I], mask [B, T, 1] of real steps
-    -> out [B, T, 2H] (forward, backward), h_n [2, B, H] (each direction's state after its last real token).
+    """A bidirectional layer (two one-layer MinRNNs) in one projection and one loop: x [B, T, I],
+    mask [B, T, 1] of real steps -> out [B, T, 2H] (forward, backward), h_n [2, B, H] (each
+    direction's state after its last real token).
 
     The backward direction runs from t = T-1 down with z = 0 on the padding, so it starts from zeros
     at each row's own last token: no reversal of the input or the output is needed.
     """
+    fwd, bwd = (cast(MinLayer, cast(MinRNN, m).layers[0]) for m in (fwd_rnn, bwd_rnn))
     T = x.size(1)
     xt = x.transpose(0, 1)  # [T, B, I]
     P = F.linear(*_fold([fwd, bwd], xt))  # [T, B, (G+1)·2H]
@@ -256,16 +265,10 @@ class MinLayer(nn.Module):
         return -F.softplus(d), -F.softplus(-d) + log_g(cand)  # log f', log i' + log h̃
 
     def _update(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x [..., I] -> z, the share of the candidate taken in, and the candidate's pre-activation c [..., H].
-
-        h_t = (1 - z_t) h_{t-1} + z_t g(c_t): minGRU's z is its update gate, minLSTM's the
-        normalized input gate i / (f + i) = σ(log i - log f) (its f / (f + i) is 1 - z).
-        """
+        """x [..., I] -> z (update_gate) and the candidate's pre-activation c [..., H]:
+        h_t = (1 - z_t) h_{t-1} + z_t g(c_t)."""
         *gates, cand = self._project(x)
-        if self.kind == "mingru":
-            return torch.sigmoid(gates[0]), cand
-        kf, ki = gates
-        return torch.sigmoid(F.softplus(-kf) - F.softplus(-ki)), cand
+        return update_gate(self.kind, gates), cand
 
     def forward(self, x: torch.Tensor, h0: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x [B, T, I], h0 [B, H] or None -> h [B, T, H].

@@ -19,7 +19,7 @@ bidirectional language model's layers fit).
 from __future__ import annotations
 
 import warnings
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import nn
@@ -75,10 +75,9 @@ class PaddedEncoder(nn.Module):
         for i, f in enumerate(self.fwd):
             if i:
                 x = self.drop(x)
-            if self.residual and self.bwd is not None and mincells.runs_loop(x):
-                # min cells on the step loop: both directions in one product and one loop, no reversals
-                fl, bl = cast(mincells.MinRNN, f).layers[0], cast(mincells.MinRNN, self.bwd[i]).layers[0]
-                y, h_n = mincells.both_directions(cast(mincells.MinLayer, fl), cast(mincells.MinLayer, bl), x, mask)
+            if self.one_loop(x):
+                assert self.bwd is not None
+                y, h_n = mincells.both_directions(f, self.bwd[i], x, mask)  # [B, T, 2H], [2, B, H]
                 finals += [h_n[0], h_n[1]]
                 x = (y + x if i else y) * mask
                 continue
@@ -92,6 +91,11 @@ class PaddedEncoder(nn.Module):
             y = torch.cat(outs, -1)  # [B, T, D*H]
             x = (y + x if self.residual and i else y) * mask
         return self.drop(x), torch.stack(finals)
+
+    def one_loop(self, x: torch.Tensor) -> bool:
+        """Whether each bidirectional layer runs as one product and one step loop (min cells on the
+        loop path, directions not separate): no reversals of input or output."""
+        return self.residual and self.bwd is not None and not self.separate and mincells.runs_loop(x)
 
     def _mask_last(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x [B, T, E] -> mask [B, T, 1] of real steps, index [B, 1, H] of each row's last real step."""

@@ -69,10 +69,8 @@ class Recorder:
         self.shapes[("scan", (T, B, m.hidden_size))] += 1
 
     def _packed_encoder(self, m, inputs, out):
-        from textrnn.nn.mincells import runs_loop
-
         x, lengths = inputs[0], inputs[1]
-        if m.residual and m.bwd is not None and not m.separate and runs_loop(x):
+        if m.one_loop(x):
             # both directions of a min layer in one product and one loop: counted as two of each
             B, T = x.shape[:2]
             for f in m.fwd:

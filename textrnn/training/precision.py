@@ -54,14 +54,14 @@ def resolve(precision: str, device: torch.device) -> Optional[torch.dtype]:
     if device.type == "cpu":
         if precision == "fp16":
             raise UserError("train.precision fp16: CUDA only; on a CPU use bf16 (where supported) or fp32")
-        native = cpu_native_bf16() and _lstm_works(torch.bfloat16)
+        if precision == "auto":
+            return None  # float32: see the module docstring (bf16 cost SST-2 accuracy)
+        native = cpu_native_bf16() and _lstm_works(torch.bfloat16)  # probed only when bf16 is asked for
         if precision == "bf16" and not native:
             raise UserError(
                 "train.precision bf16: this CPU has no native bfloat16 (AVX-512 BF16 / AMX), "
                 "where bf16 runs far slower than fp32; use fp32 or auto"
             )
-        if precision == "auto":
-            return None  # float32: see the module docstring (bf16 cost SST-2 accuracy)
         return torch.bfloat16 if native else None  # bf16, or mixed (bf16 where native)
     return None  # mps: float32
 
