@@ -99,6 +99,29 @@ def test_a_classifier_takes_both_directions_of_a_bidirectional_lm(d):
             assert torch.equal(getattr(model.encoder.bwd[i], f"{w}_l0"), lm[f"rnn_bw.{w}_l{i}"])
 
 
+@pytest.mark.parametrize("lengths", [[7], [7, 4, 2]])
+def test_the_initialised_encoder_computes_the_lm_states_in_both_directions(d, lengths):
+    """Not only equal tensors: the classifier's encoder, fed a text, yields the forward LM's top-layer
+    states left to right and the backward LM's right to left (each row from its own last token)."""
+    model, _ = built(clf_yaml(d, "bilstm"))
+    lm = LanguageModel(config.load(d / "bilstm.yaml").model, model.embed.emb.num_embeddings, 0)
+    lm.load_state_dict(lm_weights(d, "bilstm"))
+    model.eval(), lm.eval()
+    g = torch.Generator().manual_seed(0)
+    T = max(lengths)
+    ids = torch.randint(4, model.embed.emb.num_embeddings, (len(lengths), T), generator=g)
+    n = torch.tensor(lengths)
+    ids = ids.masked_fill(torch.arange(T)[None, :] >= n[:, None], 0)
+    with torch.no_grad():
+        out, _ = model.encoder(model.embed(ids), n)  # [B, T, 2H]
+        for b, k in enumerate(lengths):
+            row = ids[b : b + 1, :k]  # each text alone, no padding: the LM's own view
+            fwd, _ = lm.features(row)  # [1, k, H]
+            bwd, _ = lm.features(row.flip(1), backward=True)  # [1, k, H], right to left
+            torch.testing.assert_close(out[b, :k, :8], fwd[0])
+            torch.testing.assert_close(out[b, :k, 8:], bwd[0].flip(0))
+
+
 @pytest.mark.parametrize("lm", ["lstm", "bilstm"])
 def test_an_lm_continues_from_an_lm_with_every_weight(d, lm):
     """ULMFiT's middle stage: the LM trained further on the target task's own texts (labels ignored)."""
