@@ -23,6 +23,7 @@ TOL = 1e-4
 SHAPES = [(1, 4), (1, 11), (3, 4), (3, 11)]  # (batch, length)
 CLASSIFIERS = {  # beside the session's BiLSTM with max pooling
     "gru-mean-2layers": {"model.encoder.cell": "gru", "model.pooling": "mean", "model.encoder.layers": 2},
+    "lstm-concat": {"model.pooling": "concat"},
     "rnn-last-packed": {"model.encoder.cell": "rnn", "model.pooling": "last", "model.encoder.impl": "packed"},
     "lstm-attention-forward": {"model.pooling": "attention", "model.encoder.bidirectional": False},
 }

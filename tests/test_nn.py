@@ -4,23 +4,33 @@ import pytest
 import torch
 
 from textrnn.config import Encoder as EncCfg
-from textrnn.nn.heads import AttentionPool, MaxPool, MeanPool
+from textrnn.nn.heads import AttentionPool, ConcatPool, MaxPool, MeanPool
 from textrnn.nn.padded_encoder import PaddedEncoder
 from textrnn.tasks.classify import Classifier, ClassifyModel
 
 
-@pytest.mark.parametrize("pool", [MeanPool(), MaxPool(), AttentionPool(8)])
+@pytest.mark.parametrize("pool", [MeanPool(), MaxPool(), AttentionPool(8), ConcatPool()])
 def test_pooling_ignores_padding(pool):
     torch.manual_seed(0)
     out = torch.randn(2, 5, 8)
     mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
-    a, _ = pool(out, mask, None)
+    last = out[[0, 1], [2, 4]]  # [2, 8]: each row's last real step
+    a, _ = pool(out, mask, last)
     out2 = out.clone()
     out2[0, 3:] = 1e3  # garbage in padded positions
-    b, _ = pool(out2, mask, None)
+    b, _ = pool(out2, mask, last)
     assert torch.allclose(a, b)
-    ref, _ = pool(out[:1, :3], mask[:1, :3], None)
+    ref, _ = pool(out[:1, :3], mask[:1, :3], last[:1])
     assert torch.allclose(a[:1], ref, atol=1e-6)
+
+
+def test_concat_pooling_is_last_max_and_mean_side_by_side():
+    out, mask = torch.randn(2, 5, 4), torch.tensor([[1, 1, 1, 0, 0], [1] * 5], dtype=torch.bool)
+    last = torch.randn(2, 4)
+    got, _ = ConcatPool()(out, mask, last)
+    assert torch.equal(got[:, :4], last)
+    assert torch.equal(got[:, 4:8], MaxPool()(out, mask, last)[0])
+    assert torch.equal(got[:, 8:], MeanPool()(out, mask, last)[0])
 
 
 def test_attention_weights_sum_to_one_and_zero_on_padding():
@@ -43,7 +53,8 @@ def test_encoder_padded_batch_equals_each_sequence_alone(cell, impl):
 
 
 @pytest.mark.parametrize(
-    "pooling,cell", [("last", "lstm"), ("mean", "gru"), ("max", "rnn"), ("attention", "lstm"), ("last", "gru")]
+    "pooling,cell",
+    [("last", "lstm"), ("mean", "gru"), ("max", "rnn"), ("attention", "lstm"), ("last", "gru"), ("concat", "mingru")],
 )
 def test_classifier_batched_equals_one_by_one(pooling, cell):
     torch.manual_seed(0)

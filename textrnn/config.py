@@ -215,7 +215,8 @@ class ClassifyModel(Strict):
     init_from: Optional[str] = None
     embedding: Embedding = Embedding()
     encoder: Encoder = Encoder()
-    pooling: Literal["last", "mean", "max", "attention"] = "max"
+    # concat: ULMFiT's [last state, max, mean], 3x as wide into the head
+    pooling: Literal["last", "mean", "max", "attention", "concat"] = "max"
     head: Head = Head()
 
 

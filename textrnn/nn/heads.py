@@ -28,6 +28,16 @@ class LastPool(nn.Module):
         return last, None
 
 
+@register("pooling", "concat")
+class ConcatPool(nn.Module):
+    """ULMFiT's concat pooling: [last state, max, mean] -> [B, 3H] (the head reads 3H)."""
+
+    widen = 3
+
+    def forward(self, out, mask, last):
+        return torch.cat([last, MaxPool()(out, mask, last)[0], MeanPool()(out, mask, last)[0]], -1), None
+
+
 @register("pooling", "attention")
 class AttentionPool(nn.Module):
     """Additive self-attention: weights = softmax(v · tanh(W out)) over real steps."""

@@ -32,7 +32,7 @@ class Classifier(nn.Module):
         self.encoder = PaddedEncoder(cfg.embedding.dim, cfg.encoder)
         d = self.encoder.out_dim
         self.pool = get("pooling", cfg.pooling)(d) if cfg.pooling == "attention" else get("pooling", cfg.pooling)()
-        self.head = MLP(d, cfg.head.hidden, n_classes, cfg.head.dropout)
+        self.head = MLP(d * getattr(self.pool, "widen", 1), cfg.head.hidden, n_classes, cfg.head.dropout)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor, with_weights: bool = False):
         """ids [B, T], lengths [B] -> logits [B, C] (and pooling weights [B, T] or None)."""
