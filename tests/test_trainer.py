@@ -2,14 +2,16 @@
 
 import copy
 
+import pytest
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 from textrnn import config, rundir
 from textrnn.training.step import Step, make_optimizer
 from textrnn.training.trainer import TrainState, run_pipeline
 
-from helpers import write
+from helpers import NEG, PAIRS, POS, TINY_TRAIN, cut_at, write, write_tiny_data
 
 STATE_KEYS = {  # what last.pt has stored at its top level since the epoch_* keys came: old files must load
     "epoch",
@@ -112,3 +114,28 @@ def test_last_pt_keeps_its_flat_layout(tmp_path):
     ck = rundir.load_torch(run / "last.pt")
     assert set(ck) == STATE_KEYS | {"model", "optim", "sched", "scaler", "torch_rng", "task", "cuda_rng"}
     assert ck["global_step"] == summary["steps"] and ck["epoch"] == 1 and len(ck["history"]) == 1
+
+
+@pytest.mark.parametrize("task", ["classify", "translate"])
+def test_a_frozen_pretrained_embedding_stays_frozen_after_a_resume(tmp_path, task):
+    """model.embedding.freeze held on a fresh start only used to let a resumed run train the vectors."""
+    write_tiny_data(tmp_path)
+    words = {w for line in POS + NEG + [s for s, _ in PAIRS] for w in line.lower().split()}
+    write(tmp_path / "v.txt", "".join(f"{w} " + " ".join(["0.5"] * 8) + "\n" for w in sorted(words)))
+    data = (
+        "data: {train: {path: sent.tsv}, valid: {path: sent.tsv}}\n"
+        if task == "classify"
+        else "task: translate\ndata: {train: {src: mt.de, tgt: mt.en}, valid: {src: mt.de, tgt: mt.en}}\n"
+    )
+    p = write(
+        tmp_path / "p.yaml",
+        f"name: frozen\n{data}model: {{embedding: {{dim: 8, pretrained: {tmp_path / 'v.txt'}, freeze: true}}}}\n"
+        + TINY_TRAIN.replace("checkpoint_every: 0", "checkpoint_every: 2") % 2,
+    )
+    cfg = config.load(p)
+    run_pipeline(cfg, output=str(tmp_path / "whole"), quiet=True)
+    cut_at(cfg, tmp_path / "cut", 3, quiet=True)
+    run_pipeline(cfg, output=str(tmp_path / "cut"), resume=True, quiet=True)
+    name = "embed.emb.weight" if task == "classify" else "src_embed.emb.weight"
+    whole, cut = (load_file(str(tmp_path / r / "model.safetensors"))[name] for r in ("whole", "cut"))
+    assert torch.equal(cut, whole)

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from textrnn.config import Embedding as EmbCfg
 from textrnn.errors import UserError
 from textrnn.nn.dropout import Dropout
 from textrnn.text.vocab import Vocab
@@ -25,6 +26,16 @@ class Embedding(nn.Module):
     @property
     def weight(self) -> torch.Tensor:
         return self.emb.weight
+
+
+def pretrained_vectors(emb: nn.Embedding, vocab: Vocab, cfg: EmbCfg, fresh: bool) -> None:
+    """model.embedding.pretrained: a fresh model reads the vectors (a resumed or loaded one has its
+    weights from the run already); `freeze` holds them on every start, a resume's included."""
+    if not cfg.pretrained:
+        return
+    if fresh:
+        load_vectors(emb, vocab, cfg.pretrained)
+    emb.weight.requires_grad_(not cfg.freeze)
 
 
 def load_vectors(emb: nn.Embedding, vocab: Vocab, path: str, freeze: bool = False) -> float:

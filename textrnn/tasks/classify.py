@@ -13,7 +13,7 @@ from torch import nn
 from textrnn.config import ClassifyModel, Pipeline
 from textrnn.data import batching
 from textrnn.errors import UserError
-from textrnn.nn.embedding import Embedding, load_vectors
+from textrnn.nn.embedding import Embedding, pretrained_vectors
 from textrnn.nn.heads import MLP
 from textrnn.nn.padded_encoder import PaddedEncoder, last_hidden
 from textrnn.registry import get, register
@@ -129,8 +129,7 @@ class Classify(Task):
     def build_model(self) -> nn.Module:
         m = self.m
         model = Classifier(m, len(self.vocab), self.vocab.pad, len(self.labels))
-        if m.embedding.pretrained and self.fresh:
-            load_vectors(model.embed.emb, self.vocab, m.embedding.pretrained, m.embedding.freeze)
+        pretrained_vectors(model.embed.emb, self.vocab, m.embedding, self.fresh)
         return model
 
     def collate(self, split: str, idx: list[int], device) -> dict:

@@ -35,7 +35,7 @@ from textrnn.data import batching
 from textrnn.errors import UserError
 from textrnn.nn.cells import CELLS
 from textrnn.nn.dropout import Dropout
-from textrnn.nn.embedding import Embedding, load_vectors
+from textrnn.nn.embedding import Embedding, pretrained_vectors
 from textrnn.registry import register
 from textrnn.tasks.base import Task
 from textrnn.training import dist, transfer
@@ -231,6 +231,7 @@ class LM(Task):
         if self.streaming and self.m.mode != "sentences":
             raise UserError("data.train.streaming: language models stream in model.mode: sentences")
         lm = transfer.source(self.cfg)
+        self.fresh = not resume  # a new model: pretrained vectors are read (not when loading a run)
         if resume:
             self.load(run)
         elif lm is not None:  # model.init_from: the LM run's tokenizer and vocabulary
@@ -345,8 +346,7 @@ class LM(Task):
                 f"give smaller cutoffs or use softmax: full"
             )
         model = LanguageModel(self.m, len(self.vocab), self.vocab.pad)
-        if self.m.embedding.pretrained:
-            load_vectors(model.embed.emb, self.vocab, self.m.embedding.pretrained, self.m.embedding.freeze)
+        pretrained_vectors(model.embed.emb, self.vocab, self.m.embedding, self.fresh)
         return model
 
     def _nll(self, model, batch: dict, states: tuple[State, State], reduction: str):

@@ -24,7 +24,7 @@ from textrnn.data import batching, parallel
 from textrnn.decoding import search
 from textrnn.errors import UserError
 from textrnn.nn.decoder import Decoder, select_state
-from textrnn.nn.embedding import Embedding, load_vectors
+from textrnn.nn.embedding import Embedding, pretrained_vectors
 from textrnn.nn.padded_encoder import PaddedEncoder
 from textrnn.registry import register
 from textrnn.tasks.base import Task
@@ -215,8 +215,7 @@ class Translate(Task):
             model = Seq2Seq(m, len(self.vocab), len(self.vocab_tgt), self.vocab.pad, m.share_vocab)
         except ValueError as e:
             raise UserError(f"model.decoder.attention: {e}") from None
-        if m.embedding.pretrained and self.fresh:
-            load_vectors(model.src_embed.emb, self.vocab, m.embedding.pretrained, m.embedding.freeze)
+        pretrained_vectors(model.src_embed.emb, self.vocab, m.embedding, self.fresh)
         return model
 
     # -- batching
