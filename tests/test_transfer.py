@@ -405,9 +405,9 @@ def test_the_shipped_transfer_pipelines_fit_the_shipped_lm(name, monkeypatch):
         **lm.tokenizer.model_dump(),
         "max_length": cfg.tokenizer.max_length,
     }
-    t = cfg.train
-    assert (t.unfreeze, t.discriminative, t.schedule.kind, t.optimizer.name) == ("gradual", 2.6, "slanted", "adam")
-    assert 0.002 <= t.optimizer.lr <= 0.004
+    t = cfg.train  # what measured best on valid with the CPU LM (docs/transfer.md): all layers from the start
+    assert (t.unfreeze, t.discriminative, t.schedule.kind, cfg.model.pooling) == ("none", None, "plateau", "concat")
+    assert 0.001 <= t.optimizer.lr <= 0.004
 
 
 def test_the_shipped_middle_stage_continues_the_shipped_lm(monkeypatch):
