@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 
 from textrnn import config
-from textrnn.nn.padded_encoder import last_hidden
 from textrnn.training import transfer
 from textrnn.training.trainer import Trainer
 
@@ -32,10 +31,7 @@ def pooled(model, task, split: str, idx: list[int]) -> tuple[torch.Tensor, torch
     with torch.no_grad():
         for s in range(0, len(idx), 50):
             b = task.collate(split, idx[s : s + 50], torch.device("cpu"))
-            ids, lengths = b["ids"], b["lengths"]
-            out, state = model.encoder(model.embed(ids), lengths)  # [B, T, D*H]
-            mask = torch.arange(ids.size(1))[None, :] < lengths[:, None]  # [B, T]
-            f, _ = model.pool(out, mask, last_hidden(state, model.cfg.encoder))  # [B, F]
+            f, _ = model.pooled(model.embed(b["ids"]), b["lengths"])  # [B, F]
             feats.append(f)
             labels.append(b["y"])
     return torch.cat(feats), torch.cat(labels)

@@ -9,17 +9,27 @@ from textrnn.nn.dropout import Dropout
 from textrnn.registry import register
 
 
+def mean_over(out: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """out [B, T, H], mask [B, T] bool -> the mean over each row's real steps [B, H]."""
+    m = mask.unsqueeze(-1).to(out.dtype)
+    return (out * m).sum(1) / m.sum(1).clamp(min=1)
+
+
+def max_over(out: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """out [B, T, H], mask [B, T] bool -> the maximum over each row's real steps [B, H]."""
+    return out.masked_fill(~mask.unsqueeze(-1), float("-inf")).max(1).values
+
+
 @register("pooling", "mean")
 class MeanPool(nn.Module):
     def forward(self, out, mask, last):  # out [B, T, H], mask [B, T] bool, last [B, H] -> [B, H], None
-        m = mask.unsqueeze(-1).to(out.dtype)
-        return (out * m).sum(1) / m.sum(1).clamp(min=1), None
+        return mean_over(out, mask), None
 
 
 @register("pooling", "max")
 class MaxPool(nn.Module):
     def forward(self, out, mask, last):
-        return out.masked_fill(~mask.unsqueeze(-1), float("-inf")).max(1).values, None
+        return max_over(out, mask), None
 
 
 @register("pooling", "last")
@@ -35,7 +45,7 @@ class ConcatPool(nn.Module):
     widen = 3
 
     def forward(self, out, mask, last):
-        return torch.cat([last, MaxPool()(out, mask, last)[0], MeanPool()(out, mask, last)[0]], -1), None
+        return torch.cat([last, max_over(out, mask), mean_over(out, mask)], -1), None
 
 
 @register("pooling", "attention")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, Literal, cast
+from typing import ClassVar, Literal, Optional, cast
 
 import numpy as np
 import torch
@@ -36,11 +36,15 @@ class Classifier(nn.Module):
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor, with_weights: bool = False):
         """ids [B, T], lengths [B] -> logits [B, C] (and pooling weights [B, T] or None)."""
-        out, state = self.encoder(self.embed(ids), lengths)  # [B, T, D*H]
-        mask = torch.arange(ids.size(1), device=ids.device)[None, :] < lengths.to(ids.device)[:, None]  # [B, T]
-        pooled, weights = self.pool(out, mask, last_hidden(state, self.cfg.encoder))  # [B, D*H]
+        pooled, weights = self.pooled(self.embed(ids), lengths)
         logits = self.head(pooled)
         return (logits, weights) if with_weights else logits
+
+    def pooled(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Embedded x [B, T, E], lengths [B] -> what the head reads [B, F], pooling weights [B, T] or None."""
+        out, state = self.encoder(x, lengths)  # [B, T, D*H]
+        mask = torch.arange(x.size(1), device=x.device)[None, :] < lengths.to(x.device)[:, None]  # [B, T]
+        return self.pool(out, mask, last_hidden(state, self.cfg.encoder))
 
     @property
     def input_embed(self) -> Embedding:

@@ -163,11 +163,7 @@ def saliency(model, task, ids: torch.Tensor) -> dict:
     """Classification: gradient x embedding of each token for the predicted class's logit."""
     model.eval()
     e = model.embed.emb(ids[None]).detach().requires_grad_(True)  # [1, T, E]
-    out, state = model.encoder(e, torch.tensor([len(ids)]))
-    mask = torch.ones(1, len(ids), dtype=torch.bool)
-    from textrnn.nn.padded_encoder import last_hidden
-
-    pooled, weights = model.pool(out, mask, last_hidden(state, model.cfg.encoder))
+    pooled, weights = model.pooled(e, torch.tensor([len(ids)]))
     logits = model.head(pooled)[0]
     pred = int(logits.argmax())
     logits[pred].backward()
