@@ -3,7 +3,9 @@
     python benchmarks/cells_speed.py pipelines/imdb.yaml [--cells lstm mingru minlstm mingru@2] [--steps 20]
         [--rounds 3] [--equal-params] [--set key=value ...]
 
-A cell written CELL@N runs with N layers (the pipeline's own count otherwise).
+A cell written CELL@N runs with N layers (the pipeline's own count otherwise); CELL[@N],key=value,...
+also applies those overrides (e.g. `minlstm@2,model.decoder.cell=minlstm,model.decoder.layers=2` for
+a seq2seq pipeline's decoder).
 
 Every cell trains with the trainer's step (textrnn.training.step: forward, loss, backward, clip,
 optimizer) on the same bucketed train batches at the pipeline's sizes, in this one process;
@@ -38,10 +40,11 @@ def hidden_key(cfg: config.Pipeline) -> str:
 
 
 def cell_sets(cfg: config.Pipeline, spec: str) -> list[str]:
-    """CELL or CELL@N (N layers) -> the pipeline overrides that build it."""
-    cell, _, layers = spec.partition("@")
+    """CELL, CELL@N (N layers), then any ,key=value overrides -> the pipeline overrides that build it."""
+    head, *extra = spec.split(",")
+    cell, _, layers = head.partition("@")
     layers_key = "model.encoder.layers" if hasattr(cfg.model, "encoder") else "model.layers"
-    return [f"{cell_key(cfg)}={cell}"] + ([f"{layers_key}={int(layers)}"] if layers else [])
+    return [f"{cell_key(cfg)}={cell}"] + ([f"{layers_key}={int(layers)}"] if layers else []) + extra
 
 
 def variant(task: Task, pipeline: str, sets: list[str]):
@@ -85,7 +88,7 @@ def main():
     if a.equal_params:
         _, base, _ = variant(task, a.pipeline, runs[a.cells[0]])
         for c in a.cells[1:]:
-            h = equal_hidden(task, a.pipeline, a.set + cell_sets(cfg, c)[1:], c.partition("@")[0], params(base))
+            h = equal_hidden(task, a.pipeline, a.set + cell_sets(cfg, c)[1:], c.split(",")[0].partition("@")[0], params(base))
             runs[f"{c} (hidden {h}, equal parameters)"] = a.set + cell_sets(cfg, c) + [f"{hidden_key(cfg)}={h}"]
     built = {name: variant(task, a.pipeline, sets) for name, sets in runs.items()}
     speeds: dict[str, list[float]] = {name: [] for name in built}
