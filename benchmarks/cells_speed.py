@@ -11,8 +11,11 @@ Every cell trains with the trainer's step (textrnn.training.step: forward, loss,
 optimizer) on the same bucketed train batches at the pipeline's sizes, in this one process;
 the cells take turns for `--rounds` rounds and each reports its median round, so the ratios
 hold on a shared, noisy machine. `--equal-params` also runs each min cell with the hidden size
-that gives it the LSTM model's parameter count. Prints JSON: real (non-pad) tokens/s per cell
-and its ratio to the first cell.
+that gives it the LSTM model's parameter count. `--bound` (a classifier with a one-layer
+bidirectional encoder) also runs minGRU with its recurrence removed: the encoder's one projection,
+the mask and the dropout, no scan. No min-cell implementation at these sizes can beat that row;
+its ratio to the LSTM bounds what a faster scan could give. Prints JSON: real (non-pad) tokens/s
+per cell and its ratio to the first cell.
 """
 
 from __future__ import annotations
@@ -23,11 +26,33 @@ import json
 import statistics
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from textrnn import config
+from textrnn.nn import mincells
 from textrnn.tasks.base import Task, build_model
 from textrnn.tools import bench
 from textrnn.training.step import Step
+
+BOUND = "mingru without its recurrence (the bound)"
+
+
+class NoRecurrence(nn.Module):
+    """A one-layer bidirectional minGRU encoder minus the scan: x [B, T, E] -> the candidates' projection
+    [B, T, 2H] (masked, dropped out) and zero final states [2, B, H]; the same products as the real one."""
+
+    def __init__(self, enc: nn.Module):
+        super().__init__()
+        self.enc = enc
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor):
+        enc = self.enc
+        mask, _ = enc._mask_last(x, lengths)  # [B, T, 1]
+        f, b = (m.layers[0] for m in (enc.fwd[0], enc.bwd[0]))
+        P = F.linear(*mincells._fold([f, b], x))  # [B, T, 4H]: gates, then candidates
+        H2 = P.size(2) // 2
+        return enc.drop(P[..., H2:] * mask), x.new_zeros(2, x.size(0), H2 // 2)
 
 
 def cell_key(cfg: config.Pipeline) -> str:
@@ -79,6 +104,7 @@ def main():
     ap.add_argument("--steps", type=int, default=20, help="timed steps per cell per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--equal-params", action="store_true")
+    ap.add_argument("--bound", action="store_true", help="also minGRU with its recurrence removed (classify)")
     ap.add_argument("--set", action="append", default=[])
     a = ap.parse_args()
     cfg = config.load(a.pipeline, a.set)
@@ -88,9 +114,15 @@ def main():
     if a.equal_params:
         _, base, _ = variant(task, a.pipeline, runs[a.cells[0]])
         for c in a.cells[1:]:
-            h = equal_hidden(task, a.pipeline, a.set + cell_sets(cfg, c)[1:], c.split(",")[0].partition("@")[0], params(base))
+            cell = c.split(",")[0].partition("@")[0]
+            h = equal_hidden(task, a.pipeline, a.set + cell_sets(cfg, c)[1:], cell, params(base))
             runs[f"{c} (hidden {h}, equal parameters)"] = a.set + cell_sets(cfg, c) + [f"{hidden_key(cfg)}={h}"]
+    if a.bound:
+        runs[BOUND] = a.set + cell_sets(cfg, "mingru@1")
     built = {name: variant(task, a.pipeline, sets) for name, sets in runs.items()}
+    if a.bound:
+        model = built[BOUND][1]
+        model.encoder = NoRecurrence(model.encoder)  # type: ignore[assignment]
     speeds: dict[str, list[float]] = {name: [] for name in built}
     for r in range(a.rounds):
         for name, (t, model, step) in built.items():

@@ -57,9 +57,9 @@ def test_the_step_loop_gradient_is_exact(kind, D):
     """The hand-written backward of the loop (gates, candidate, h0; both directions; a padding mask)."""
     torch.manual_seed(1)
     G = 1 if kind == "mingru" else 2
-    P = torch.randn(9, 3, (G + 1) * D * 2, dtype=torch.double, requires_grad=True)  # H = 2
+    P = torch.randn(3, 9, (G + 1) * D * 2, dtype=torch.double, requires_grad=True)  # [B, T, .], H = 2
     h0 = torch.randn(3, D * 2, dtype=torch.double, requires_grad=True)
-    mask = (torch.arange(9)[:, None] < torch.tensor([9, 5, 1])[None, :]).double()[:, :, None]  # [T, B, 1]
+    mask = (torch.arange(9)[None, :] < torch.tensor([9, 5, 1])[:, None]).double()[:, :, None]  # [B, T, 1]
     assert torch.autograd.gradcheck(lambda P, h0: loop_scan(P, kind, D, h0, mask), (P, h0))
     assert torch.autograd.gradcheck(lambda P, h0: loop_scan(P, kind, D, h0), (P, h0))
 

@@ -103,14 +103,16 @@ class _LoopScan(torch.autograd.Function):
     """Both cells' recurrence h_t = h_{t-1} + z_t (g(c_t) - h_{t-1}) over D directions at once, from
     the raw projections, stepped through time with a hand-written backward (one autograd node, not T).
 
-    P [T, B, (G+1)·D·H] is time-major: G gate blocks (minGRU: k, z = σ(k); minLSTM: kf, ki,
-    z = i / (f + i) = σ(softplus(-kf) - softplus(-ki))), then the candidate block c, each D·H wide
-    with direction d in its columns d·H ... (d+1)·H. Direction 0 runs forward in time, direction 1
-    backward (t = T-1 down to 0). mask [T, B, 1] or None: where it is 0, z = 0 and the state stands
-    still, so a right-padded row's backward direction starts at its own last token (from h0) and its
-    forward state stops there. h0 [B, D·H] -> h [T, B, D·H].
+    P [B, T, (G+1)·D·H] is batch-major, as the projection writes it (no transposes in or out):
+    G gate blocks (minGRU: k, z = σ(k); minLSTM: kf, ki, z = i / (f + i) = σ(softplus(-kf) -
+    softplus(-ki))), then the candidate block c, each D·H wide with direction d in its columns
+    d·H ... (d+1)·H. Direction 0 runs forward in time, direction 1 backward (t = T-1 down to 0).
+    mask [B, T, 1] or None: where it is 0, z = 0 and the state stands still, so a right-padded
+    row's backward direction starts at its own last token (from h0) and its forward state stops
+    there. h0 [B, D·H] -> h [B, T, D·H]; each step reads and writes [B, H] rows (strided views).
     Backward: G_t = dL/dh_t + (1 - z_next) G_next (next in the direction's own time),
-    dL/dz_t = G_t (g(c_t) - h_prev), dL/dc_t = G_t z_t g'(c_t), then through the gates' σ.
+    dL/dz_t = G_t (g(c_t) - h_prev), dL/dc_t = G_t z_t g'(c_t), then through the gates' σ; each
+    σ' is one fused `sigmoid_backward` pass (grad · y (1 - y)).
     """
 
     @staticmethod
@@ -118,17 +120,17 @@ class _LoopScan(torch.autograd.Function):
         G = len(MinLayer.GATES[kind])
         DH = P.size(2) // (G + 1)
         H = DH // D
-        *gates, c = P.split(DH, dim=-1)  # [T, B, DH] each
+        *gates, c = P.split(DH, dim=-1)  # [B, T, DH] each
         z = update_gate(kind, gates)
         saved = tuple(torch.sigmoid(-k) for k in gates) if kind == "minlstm" else ()  # 1 - f, 1 - i
         if mask is not None:
             z.mul_(mask)
         v = g(c)
         h = torch.empty_like(v)
-        T = P.size(0)
+        T = P.size(1)
         runs = [(range(T), slice(0, H))] + ([(range(T - 1, -1, -1), slice(H, DH))] if D == 2 else [])
         for steps, cols in runs:
-            vs, zs, hs = v[..., cols].unbind(0), z[..., cols].unbind(0), h[..., cols].unbind(0)
+            vs, zs, hs = v[..., cols].unbind(1), z[..., cols].unbind(1), h[..., cols].unbind(1)
             prev = h0[:, cols]
             for t in steps:
                 prev = torch.lerp(prev, vs[t], zs[t], out=hs[t])
@@ -139,16 +141,16 @@ class _LoopScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         z, v, h, h0, *saved = ctx.saved_tensors
-        T, D = z.size(0), ctx.D
+        T, D = z.size(1), ctx.D
         DH = z.size(2)
         H = DH // D
-        Gr = grad.clone(memory_format=torch.contiguous_format)  # [T, B, DH]: dL/dh_t, then G_t
+        Gr = grad.clone(memory_format=torch.contiguous_format)  # [B, T, DH]: dL/dh_t, then G_t
         keep = 1 - z  # a_t
         diff = torch.empty_like(v)  # g(c_t) - h_prev
         dh0 = torch.empty_like(h0)
         for d in range(D):
             cols = slice(d * H, (d + 1) * H)
-            gs, ks = Gr[..., cols].unbind(0), keep[..., cols].unbind(0)
+            gs, ks = Gr[..., cols].unbind(1), keep[..., cols].unbind(1)
             order = range(T - 1, 0, -1) if d == 0 else range(0, T - 1)
             nxt = -1 if d == 0 else 1  # the step the state goes to next in backward-in-time order
             for t in order:
@@ -158,27 +160,35 @@ class _LoopScan(torch.autograd.Function):
                 (0, slice(1, None), slice(None, -1)) if d == 0 else (T - 1, slice(None, -1), slice(1, None))
             )
             torch.mul(ks[first], gs[first], out=dh0[:, cols])
-            torch.sub(v[first, :, cols], h0[:, cols], out=diff[first, :, cols])
-            torch.sub(v[rest, :, cols], h[prev, :, cols], out=diff[rest, :, cols])
-        Gz = Gr.mul_(z)  # G z
+            torch.sub(v[:, first, cols], h0[:, cols], out=diff[:, first, cols])
+            torch.sub(v[:, rest, cols], h[:, prev, cols], out=diff[:, rest, cols])
         G = len(MinLayer.GATES[ctx.kind])
         dP = torch.empty(*z.shape[:2], (G + 1) * DH, dtype=z.dtype, device=z.device)
-        dd = diff.mul_(Gz).mul_(keep)  # dL/dz · z (1 - z): through σ (and zero where masked)
-        if ctx.kind == "mingru":
-            dP[..., :DH] = dd
-        else:
+        dz = diff.mul_(Gr)  # dL/dz = G (g(c) - h_prev)
+        Gz = Gr.mul_(z)  # G z
+        # through σ: dL/dz · z (1 - z) (zero where masked: z = 0 there)
+        dd = dP[..., :DH] if ctx.kind == "mingru" else torch.empty_like(dz)
+        _sigmoid_backward(dz, z, dd)
+        if ctx.kind == "minlstm":
             one_minus_f, one_minus_i = saved
             torch.mul(dd, one_minus_f, out=dP[..., :DH]).neg_()  # d(log i - log f)/dkf = -(1 - f)
             torch.mul(dd, one_minus_i, out=dP[..., DH : 2 * DH])  # d(log i - log f)/dki = 1 - i
-        slope = (1 - v).mul_(v).masked_fill_(v >= 0.5, 1.0)  # g'(c): 1 for c >= 0, σ'(c) = g (1 - g) below
-        torch.mul(Gz, slope, out=dP[..., G * DH :])
+        # g'(c) = 1 for c >= 0 (where g(c) = c + 0.5 >= 0.5), σ'(c) = g (1 - g) below
+        dc = dP[..., G * DH :]
+        _sigmoid_backward(Gz, v, dc)
+        torch.where(v >= 0.5, Gz, dc, out=dc)
         return dP, dh0, None, None, None
+
+
+def _sigmoid_backward(grad: torch.Tensor, y: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """out = grad · y (1 - y) in one pass (σ's derivative at σ = y), written into `out` (a view is fine)."""
+    return torch.ops.aten.sigmoid_backward.grad_input(grad, y, grad_input=out)
 
 
 def loop_scan(
     P: torch.Tensor, kind: str, D: int = 1, h0: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None
 ) -> torch.Tensor:
-    """The step loop over raw projections P [T, B, (G+1)·D·H] (time-major; see _LoopScan) -> h [T, B, D·H].
+    """The step loop over raw projections P [B, T, (G+1)·D·H] (batch-major; see _LoopScan) -> h [B, T, D·H].
 
     The scan's sequential twin in linear space, and the fast path on a CPU: logcumsumexp alone
     takes about 18 ns an element on the 2-core test VM, this loop's whole forward about 7 ns
@@ -188,7 +198,7 @@ def loop_scan(
     dtype = P.dtype
     work = torch.promote_types(dtype, torch.float32)
     DH = P.size(2) // (len(MinLayer.GATES[kind]) + 1)
-    h0 = P.new_zeros(P.size(1), DH, dtype=work) if h0 is None else h0.to(work)
+    h0 = P.new_zeros(P.size(0), DH, dtype=work) if h0 is None else h0.to(work)
     m = None if mask is None else mask.to(work)
     return cast(torch.Tensor, _LoopScan.apply(P.to(work), h0, m, kind, D)).to(dtype)
 
@@ -210,11 +220,10 @@ def both_directions(
     """
     fwd, bwd = (cast(MinLayer, cast(MinRNN, m).layers[0]) for m in (fwd_rnn, bwd_rnn))
     T = x.size(1)
-    xt = x.transpose(0, 1)  # [T, B, I]
-    P = F.linear(*_fold([fwd, bwd], xt))  # [T, B, (G+1)·2H]
-    h = loop_scan(P, fwd.kind, 2, mask=mask.transpose(0, 1))  # [T, B, 2H]
+    P = F.linear(*_fold([fwd, bwd], x))  # [B, T, (G+1)·2H]
+    h = loop_scan(P, fwd.kind, 2, mask=mask)  # [B, T, 2H]
     H = fwd.hidden_size
-    return h.transpose(0, 1), torch.stack([h[T - 1, :, :H], h[0, :, H:]])
+    return h, torch.stack([h[:, T - 1, :H], h[:, 0, H:]])
 
 
 def _fold(layers: list["MinLayer"], x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -286,9 +295,8 @@ class MinLayer(nn.Module):
 
     def loop(self, x: torch.Tensor, h0: Optional[torch.Tensor] = None) -> torch.Tensor:
         """All projections in one product, then the recurrence stepped in linear space: x [B, T, I] -> h [B, T, H]."""
-        xt = x.transpose(0, 1)  # [T, B, I]: the projection writes time-major rows
-        P = self.proj(self.norm(xt) if self.norm is not None else xt)  # [T, B, (G+1)H]
-        return loop_scan(P, self.kind, 1, h0).transpose(0, 1)
+        P = self.proj(self.norm(x) if self.norm is not None else x)  # [B, T, (G+1)H]
+        return loop_scan(P, self.kind, 1, h0)
 
     def gates(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """x [B, T, I] -> each gate's value and the candidate g(c), [B, T, H] each (what `inspect` shows)."""

@@ -115,7 +115,7 @@ def _time_one(kind: str, dims: tuple, min_seconds: float = 0.02) -> float:
         from textrnn.nn.mincells import loop_scan
 
         T, B, H = dims
-        P = torch.randn(T, B, 2 * H)  # a minGRU layer's projections: gate, candidate
+        P = torch.randn(B, T, 2 * H)  # a minGRU layer's projections: gate, candidate
         op = lambda: loop_scan(P, "mingru")  # noqa: E731
     elif kind == "mm":
         M, K, N = dims
