@@ -28,14 +28,20 @@ SOURCES = ["ein hund", "die katze läuft", "", "der hund schläft und die katze 
 @pytest.fixture(scope="module")
 def members(runs, tmp_path_factory):
     """conftest's classify, translate and chat runs, beside a classifier and a translation model of
-    another seed (and decoder size) on the same data, and a classifier with another vocabulary."""
+    another seed (and decoder size) on the same data, a classifier with another vocabulary, one with
+    other labels and a translation model with another vocabulary."""
     d = tmp_path_factory.mktemp("ensemble")
     write_tiny_data(d)
-    write(d / "other.tsv", "text\tlabel\nsome other words\tpositive\nand more of them\tnegative\n" * 5)
+    write(d / "other.tsv", "text\tlabel\n" + "some other words\tpositive\nand more of them\tnegative\n" * 5)
+    write(d / "labels.tsv", "text\tlabel\n" + "a wonderful film\tgood\nI hated it\tbad\n" * 5)
+    write(d / "o.de", "ein anderer satz\nnoch mehr wörter\n" * 5)
+    write(d / "o.en", "another sentence\nmore words\n" * 5)
     pipes = {
         "clf2": (CLASSIFY % (("sent.tsv",) * 3) + TRAIN % 6, 2),
         "other": (CLASSIFY % (("other.tsv",) * 3) + TRAIN % 1, 1),
+        "labels": (CLASSIFY % (("labels.tsv",) * 3) + TRAIN % 1, 1),
         "mt2": (TRANSLATE + TRAIN % 8, 2),
+        "mt-other": (TRANSLATE.replace("mt.de", "o.de").replace("mt.en", "o.en") + TRAIN % 1, 1),
     }
     out = {"clf1": runs["classify"].path, "mt1": runs["translate"].path, "chat": runs["chat"].path}
     for name, (body, seed) in pipes.items():
@@ -118,7 +124,8 @@ def test_bad_members_are_one_line(members, tmp_path):
         return str(e.value)
 
     assert "share a task" in refused([members["clf1"], members["mt1"]])
-    assert "vocab.json differs" in refused([members["clf1"], members["other"]])
+    assert "vocab.json differs" in refused([members["mt1"], members["mt-other"]])
+    assert "share their labels" in refused([members["clf1"], members["labels"]])
     assert "not a textrnn run directory" in refused([members["clf1"], tmp_path])
     assert "no such run directory" in refused([members["clf1"], tmp_path / "none"])
     assert "list of run directories" in refused(str(members["clf1"]))
@@ -127,16 +134,90 @@ def test_bad_members_are_one_line(members, tmp_path):
         textrnn.load([members["clf1"], members["clf2"]])
 
 
-def test_tokenizer_settings_must_match(members, tmp_path):
+def test_tokenizer_settings_must_match_for_translators(members, tmp_path):
     import shutil
 
     run = tmp_path / "upper"
-    shutil.copytree(members["clf2"], run)
+    shutil.copytree(members["mt2"], run)
     (run / "pipeline.yaml").write_text(
         (run / "pipeline.yaml").read_text().replace("lower: true", "lower: false"), encoding="utf-8"
     )
     with pytest.raises(UserError, match="tokenizer.lower is False, True in"):
-        textrnn.ensemble([members["clf1"], run])
+        textrnn.ensemble([members["mt1"], run])
+
+
+def test_classifiers_that_read_differently_average_what_each_reads(members, tmp_path):
+    """Another vocabulary (and tokenizer settings): each member reads the texts itself."""
+    import shutil
+
+    from textrnn.inference import accept_edits
+    from textrnn.inference.ensemble import EachReadsClassifier
+
+    upper = tmp_path / "upper"  # clf2 with other tokenizer settings: it reads "I" and "i" apart
+    shutil.copytree(members["clf2"], upper)
+    (upper / "pipeline.yaml").write_text(
+        (upper / "pipeline.yaml").read_text().replace("lower: true", "lower: false"), encoding="utf-8"
+    )
+    accept_edits(upper)
+    for other in (members["other"], upper):
+        a, b = textrnn.load(members["clf1"]), textrnn.load(other)
+        ens = textrnn.ensemble([members["clf1"], other])
+        assert isinstance(ens, EachReadsClassifier) and ens.members == (members["clf1"], other)
+        mean = (a.predict_proba(TEXTS) + b.predict_proba(TEXTS)) / 2
+        assert not np.allclose(a.predict_proba(TEXTS), b.predict_proba(TEXTS), atol=1e-3)
+        np.testing.assert_allclose(ens.predict_proba(TEXTS), mean, atol=1e-6)
+        one_by_one = np.concatenate([ens.predict_proba([t]) for t in TEXTS])
+        np.testing.assert_allclose(ens.predict_proba(TEXTS), one_by_one, atol=1e-6)
+        got = ens.predict(TEXTS)
+        assert [p.label for p in got] == [ens.labels[i] for i in mean.argmax(1)]
+        assert [(p.unknown, p.tokens) for p in got] == [(p.unknown, p.tokens) for p in a.predict(TEXTS)]
+        assert ens.parameters == a.parameters + b.parameters
+    rows = [line.split("\t") for line in (members["clf2"].parent / "sent.tsv").read_text().splitlines()[1:]]
+    p = ens.predict_proba([t for t, _ in rows])
+    y = np.array([ens.labels.index(lab) for _, lab in rows])
+    m = ens.evaluate(members["clf2"].parent / "sent.tsv")
+    assert m["examples"] == len(rows) and m["accuracy"] == pytest.approx(float((p.argmax(1) == y).mean()))
+    assert m["loss"] == pytest.approx(float(-np.log(p[np.arange(len(y)), y]).mean()), rel=1e-5)
+
+
+def test_reading_each_equals_one_module_where_members_read_alike(members):
+    """The each-reads path gives the shared-module path's numbers for members that read alike."""
+    from textrnn.inference.ensemble import _each_reads
+    from textrnn.inference.opening import open_run
+
+    runs = [members["clf1"], members["clf2"]]
+    shared = textrnn.ensemble(runs)
+    each = _each_reads([open_run(r, (), "cpu", "fp32", False, True) for r in runs])
+    np.testing.assert_allclose(each.predict_proba(TEXTS), shared.predict_proba(TEXTS), atol=1e-6)
+    a, b = each.evaluate(), shared.evaluate()
+    assert a["confusion"] == b["confusion"] and a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+
+
+def test_members_may_order_their_labels_differently(members, tmp_path):
+    """A copy of clf2 whose labels (and output rows) are swapped is the same classifier to an ensemble."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from textrnn.inference import accept_edits
+
+    run = tmp_path / "swapped"
+    shutil.copytree(members["clf2"], run)
+    labels = json.loads((run / "labels.json").read_text())
+    (run / "labels.json").write_text(json.dumps(labels[::-1]))
+    weights = load_file(run / "model.safetensors")
+    n = len(labels)
+    out = [k for k, v in weights.items() if k.startswith("head.") and v.shape[0] == n]  # the last layer's rows
+    assert out
+    save_file({k: (v.flip(0).contiguous() if k in out else v) for k, v in weights.items()}, run / "model.safetensors")
+    accept_edits(run)
+    assert textrnn.load(run).labels == labels[::-1]
+    swapped = textrnn.ensemble([members["clf1"], run])
+    np.testing.assert_allclose(
+        swapped.predict_proba(TEXTS),
+        textrnn.ensemble([members["clf1"], members["clf2"]]).predict_proba(TEXTS),
+        atol=1e-6,
+    )
 
 
 def test_cli_ensembles_predict_translate_evaluate(members, cli, tmp_path):
@@ -155,6 +236,9 @@ def test_cli_ensembles_predict_translate_evaluate(members, cli, tmp_path):
     code, out, err = cli("translate", members["mt1"], members["mt2"], f, "--beam", "3")
     assert code == 0, err
     assert out.splitlines() == textrnn.ensemble([members["mt1"], members["mt2"]]).translate(SOURCES, beam=3)
+
+    code, out, err = cli("evaluate", c1, members["other"])  # another vocabulary: each member reads
+    assert code == 0 and json.loads(out) == textrnn.ensemble([c1, members["other"]]).evaluate(), err
 
     code, _, err = cli("evaluate", c1, members["mt1"])
     assert code == 2 and "share a task" in err and len(err.strip().splitlines()) == 1

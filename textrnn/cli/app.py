@@ -66,7 +66,10 @@ def open_model(
     return inference.load(run_dir, device=device, precision=precision, quantize=quantize, overrides=overrides)
 
 
-WITH_HELP = "Another run of the same task and vocabulary: the runs answer as one ensemble. Repeatable."
+WITH_HELP = (
+    "Another run of the same task and vocabulary (classifiers: the same labels): the runs answer as one ensemble. "
+    "Repeatable."
+)
 
 
 def leading_runs(args: List[str]) -> tuple[List[str], List[str]]:

@@ -49,7 +49,9 @@ def run(
 
 def evaluate(
     runs: List[str] = typer.Argument(
-        ..., metavar="RUN", help="Run directory (several: the ensemble of them, one task and vocabulary)."
+        ...,
+        metavar="RUN",
+        help="Run directory (several: the ensemble of them; one task and vocabulary, classifiers one label set).",
     ),
     set_: List[str] = typer.Option([], "--set", help=SET_HELP + " E.g. data.test.path=FILE."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),

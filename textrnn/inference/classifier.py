@@ -58,6 +58,10 @@ class Classifier(TaskModel):
         with self._lock, self.task.amp():
             return self.task.predict_proba(self.model, items, self.device)
 
+    def _probs(self, items: list[str], ids: list[np.ndarray]) -> np.ndarray:
+        """Class probabilities [N, C] of texts `items`, numericalized by this run as `ids`."""
+        return self.task.predict_ids(self.model, ids, self.device)
+
     @overload
     def predict(self, texts: str) -> Prediction: ...  # type: ignore[overload-overlap]  # a str is one text
     @overload
@@ -72,7 +76,7 @@ class Classifier(TaskModel):
             return []
         with self._lock, self.task.amp():
             ids = self.task.numericalize(items, cache=False)  # encoded once: probabilities and unknown counts
-            probs = self.task.predict_ids(self.model, ids, self.device)
+            probs = self._probs(items, ids)
         labels = self.task.labels
         out = []
         for p, (unk, n) in zip(probs, self.task.unknown_of(ids)):

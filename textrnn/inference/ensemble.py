@@ -5,20 +5,28 @@
 
 Classifiers average the members' class probabilities; translation and chat models average the
 members' log-probabilities at every search step (textrnn.nn.ensemble), so every method of the
-single-run class works as it does for one run. The members must share the task, the tokenizer
-settings and learned tokenizer, the vocabularies and the labels; tokenization, the `generate:`
+single-run class works as it does for one run. Translation and chat members must share the task,
+the tokenizer settings and learned tokenizer and the vocabularies; tokenization, the `generate:`
 defaults and the test split come from the first run.
+
+Classifiers need only the same labels. Those that also read text alike (tokenizer, vocabulary,
+label order) run as one module over one batch of ids; the others (a run initialised from a
+language model has the LM's vocabulary, a run from scratch its own) each read the texts
+themselves, one pass per member, and their probabilities are averaged the same way
+(EachReadsClassifier). `predict`'s unknown-token counts and the test split are the first run's.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
 
 from textrnn import config
 from textrnn.errors import UserError
-from textrnn.inference.base import TaskModel
+from textrnn.inference.base import TaskModel, texts_arg
 from textrnn.inference.classifier import Classifier
 from textrnn.inference.opening import Opened, open_run, read_pipeline
 from textrnn.inference.translator import Chatbot, Translator
@@ -66,6 +74,49 @@ class EnsembleClassifier(Ensemble, Classifier):
         return ClassifierModule(models)
 
 
+class EachReadsClassifier(EnsembleClassifier):
+    """Classifiers of one label set that read text differently: each member numericalizes the texts
+    itself (its tokenizer, vocabulary and label order) and the mean of their class probabilities,
+    in the first run's label order, is the ensemble's."""
+
+    readers: tuple[Classifier, ...] = ()
+    columns: tuple[list[int], ...] = ()  # per reader: its column of each of the first run's labels
+
+    @property
+    def parameters(self) -> int:
+        return sum(r.parameters for r in self.readers)
+
+    def _probs(self, items: list[str], ids: Any = None) -> np.ndarray:
+        """The members' mean class probabilities [N, C] for texts `items` (each reads them itself)."""
+        return np.mean([r.predict_proba(items)[:, cols] for r, cols in zip(self.readers, self.columns)], 0)
+
+    def predict_proba(self, texts: Union[str, Sequence[str]]) -> np.ndarray:
+        items, _ = texts_arg(texts, "predict_proba")
+        if not items:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return self._probs(items)
+
+    def evaluate(self, test=None) -> dict:
+        """The metrics of the mean probabilities on the test split (or `test`), as one run reports them:
+        loss is the mean negative log of the true label's probability."""
+        from textrnn.tasks.classify import metrics_from_confusion
+
+        with self._lock:
+            examples = self.task.read_test(self._test_source(test))
+        index = {lab: i for i, lab in enumerate(self.labels)}
+        unknown = sorted(set(examples.labels) - set(index))
+        if unknown:
+            raise UserError(
+                f"{examples.origin}: label {unknown[0]!r} is not one of the ensemble's ({', '.join(self.labels)})"
+            )
+        y = np.array([index[lab] for lab in examples.labels], dtype=np.int64)
+        p = self._probs(list(examples.texts)).astype(np.float64) if len(y) else np.zeros((0, len(index)))
+        conf = np.zeros((len(index), len(index)), dtype=np.int64)  # [true, predicted]
+        np.add.at(conf, (y, p.argmax(1)), 1)
+        loss = float(-np.log(np.maximum(p[np.arange(len(y)), y], np.finfo(np.float64).tiny)).sum())
+        return metrics_from_confusion(conf, loss)
+
+
 class EnsembleTranslator(Ensemble, Translator):
     """Translation models whose next-token log-probabilities are averaged at every search step."""
 
@@ -106,10 +157,18 @@ def ensemble(
             raise UserError(f"{run}: a {cfg.task} run, {first_run} a {task} run: an ensemble's runs share a task")
     if task not in CLASSES:
         raise UserError(f"{first_run}: a {task} run; ensembles are of classify, translate or chat runs")
-    for run, cfg in pipes[1:]:
-        _same_reading(first_run, first, run, cfg)
+    if task != "classify":
+        for run, cfg in pipes[1:]:
+            _same_reading(first_run, first, run, cfg)
     opened = [open_run(run, overrides, device, precision, quantize, verify) for run, _ in pipes]
     lead = opened[0]
+    if task == "classify":
+        for o in opened[1:]:
+            _same_labels(lead, o)
+        if any(_reading(cfg) != _reading(first) for _, cfg in pipes[1:]) or any(
+            _vocabulary_difference(lead, o) for o in opened[1:]
+        ):
+            return _each_reads(opened)
     for o in opened[1:]:
         _same_vocabulary(lead, o)
     models = [o.model for o in opened]
@@ -145,6 +204,35 @@ def _first_difference(a: list[str], b: list[str]) -> str:
         if x != y:
             return f"entry {i} is {y!r}, not {x!r}"
     return f"{len(b):,} entries, not {len(a):,}"
+
+
+def _each_reads(opened: list[Opened]) -> EachReadsClassifier:
+    """Classifiers that read text differently as one EachReadsClassifier (the first run leads)."""
+    lead = opened[0]
+    out = EachReadsClassifier(lead)
+    out.readers = tuple(Classifier(o) for o in opened)
+    out.columns = tuple([r.labels.index(lab) for lab in out.labels] for r in out.readers)
+    out.members = tuple(o.run for o in opened)
+    return out
+
+
+def _same_labels(a: Opened, b: Opened) -> None:
+    """Two opened classifier runs have the same labels (in any order)."""
+    la, lb = list(getattr(a.task, "labels", [])), list(getattr(b.task, "labels", []))
+    if sorted(la) != sorted(lb):
+        raise UserError(
+            f"{b.run}: labels {', '.join(lb)}, {a.run}: {', '.join(la)}: an ensemble's classifiers share their labels"
+        )
+
+
+def _vocabulary_difference(a: Opened, b: Opened) -> Optional[str]:
+    """None when the learned tokenizers, vocabularies and labels of two opened runs are equal, else
+    what differs (one line)."""
+    try:
+        _same_vocabulary(a, b)
+    except UserError as err:
+        return str(err)
+    return None
 
 
 def _same_vocabulary(a: Opened, b: Opened) -> None:
