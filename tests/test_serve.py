@@ -15,6 +15,7 @@ import pytest
 
 pytest.importorskip("fastapi")
 import httpx  # noqa: E402
+import numpy as np  # noqa: E402
 
 import textrnn  # noqa: E402
 from textrnn.errors import UserError  # noqa: E402
@@ -284,11 +285,35 @@ class _Fake:
 
 # -- the command line
 def test_named_runs():
-    assert named_runs(["runs/sentiment", "mt=runs/x/"]) == {"sentiment": "runs/sentiment", "mt": "runs/x/"}
+    assert named_runs(["runs/sentiment", "mt=runs/x/"]) == {"sentiment": ["runs/sentiment"], "mt": ["runs/x/"]}
+    assert named_runs(["ens=runs/a,runs/b", "runs/c/,runs/d"]) == {
+        "ens": ["runs/a", "runs/b"],
+        "c": ["runs/c/", "runs/d"],
+    }
     with pytest.raises(UserError, match="two models named 'a'"):
         named_runs(["x/a", "y/a"])
     with pytest.raises(UserError, match="model name"):
         named_runs(["b a d=runs/x"])
+    with pytest.raises(UserError, match="no run directory"):
+        named_runs(["ens=,"])
+
+
+def test_serve_an_ensemble(runs, tmp_path):
+    """NAME=RUN1,RUN2 serves the ensemble of the runs: its answers are textrnn.ensemble's."""
+    from textrnn.serve.run import open_models
+
+    clf = runs["classify"].path
+    other = textrnn.train(clf / "pipeline.yaml", overrides={"train.seed": 2}, output=tmp_path / "c2", progress=False)
+    models = open_models([f"ens={clf},{other.path}", str(clf)])
+    ens = textrnn.ensemble([clf, other.path])
+    assert models["ens"].members == (clf, other.path) and not hasattr(models[clf.name], "members")
+    texts = POS[:2] + NEG[:2]
+    assert not np.allclose(ens.predict_proba(texts), models[clf.name].predict_proba(texts), atol=1e-3)
+    with live(models) as (url, _):
+        listed = {m["name"]: m for m in httpx.get(url + "/v1/models").json()["models"]}
+        assert listed["ens"]["members"] == [str(clf), str(other.path)]
+        got = post(url, "/v1/models/ens/predict", {"texts": texts}).json()["results"]
+    assert [g["prob"] for g in got] == pytest.approx([p.prob for p in ens.predict(texts)], abs=1e-6)
 
 
 def test_serve_a_missing_run_is_one_line(cli, tmp_path):

@@ -11,7 +11,10 @@ from textrnn.cli.app import DEVICE_HELP, QUANTIZE_HELP
 
 def serve(
     runs: List[str] = typer.Argument(
-        ..., metavar="RUN...", help="Run directories, each served under its directory name or as NAME=RUN."
+        ...,
+        metavar="RUN...",
+        help="Run directories, each served under its directory name or as NAME=RUN; "
+        "RUN1,RUN2,... (or NAME=RUN1,RUN2,...) serves their ensemble as one model.",
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback by default)."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on."),

@@ -12,21 +12,38 @@ from typing import Optional, Sequence
 from textrnn.errors import UserError
 
 
-def named_runs(specs: Sequence[str]) -> dict[str, str]:
-    """'RUN' or 'NAME=RUN' -> {name: run}; the name defaults to the run directory's name."""
-    out: dict[str, str] = {}
+def named_runs(specs: Sequence[str]) -> dict[str, list[str]]:
+    """'RUN', 'NAME=RUN' or either with RUN1,RUN2,... (an ensemble) -> {name: [run, ...]}; the name
+    defaults to the (first) run directory's name."""
+    out: dict[str, list[str]] = {}
     for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep:
-            name, path = Path(spec.rstrip("/")).name, spec
+            name, path = "", spec
+        paths = [p for p in path.split(",") if p]
+        if not paths:
+            raise UserError(f"{spec}: no run directory (give RUN, NAME=RUN or NAME=RUN1,RUN2,...)")
+        name = name if sep else Path(paths[0].rstrip("/")).name
         if not name or not all(c.isalnum() or c in "-_." for c in name):
             raise UserError(f"{spec}: a model name is letters, digits, '-', '_' or '.' (give NAME=RUN)")
         if name in out:
-            raise UserError(f"two models named {name!r} ({out[name]} and {path}); name them: NAME=RUN")
-        out[name] = path
+            raise UserError(f"two models named {name!r} ({','.join(out[name])} and {path}); name them: NAME=RUN")
+        out[name] = paths
     if not out:
         raise UserError("serve: give at least one run directory")
     return out
+
+
+def open_models(specs: Sequence[str], device: str = "cpu", quantize: bool = False) -> dict:
+    """Every served model by name: one run (textrnn.load) or the ensemble of several (textrnn.ensemble)."""
+    import textrnn
+
+    return {
+        name: textrnn.load(paths[0], device=device, quantize=quantize)
+        if len(paths) == 1
+        else textrnn.ensemble(paths, device=device, quantize=quantize)
+        for name, paths in named_runs(specs).items()
+    }
 
 
 def loopback(host: str) -> bool:
@@ -55,7 +72,6 @@ def serve(
         from textrnn.serve.app import Settings, create_app
     except ImportError as e:
         raise UserError(f"serve needs the serve extra ({e.name} is missing): pip install 'textrnn[serve]'") from None
-    import textrnn
 
     if log_level not in ("critical", "error", "warning", "info", "debug", "trace"):
         raise UserError(f"--log-level {log_level}: one of critical, error, warning, info, debug, trace")
@@ -72,9 +88,10 @@ def serve(
     # its threads wait on each other whenever the loop runs (measured on 2 cores: 1.9 ms per sentence
     # on 1 thread, 37 ms on 2 threads with the other core busy).
     torch.set_num_threads(threads or max(1, (os.cpu_count() or 2) - 1))
-    models = {name: textrnn.load(path, device=device, quantize=quantize) for name, path in named_runs(specs).items()}
+    models = open_models(specs, device, quantize)
     for name, m in models.items():
-        print(f"serving {name}: {m.kind} from {m.run}", file=sys.stderr)
+        runs = ", ".join(str(r) for r in getattr(m, "members", ())) or str(m.run)
+        print(f"serving {name}: {m.kind} from {runs}", file=sys.stderr)
     app = create_app(models, cfg)
     server = Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30))
     try:
