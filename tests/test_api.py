@@ -58,6 +58,39 @@ def test_classifier_predict_batched_equals_one_by_one(runs):
     assert clf.predict_proba(texts).shape == (5, 2)
 
 
+def test_evaluate_the_valid_split_as_training_scored_it(runs, cli, tmp_path):
+    """split="valid": the declared valid split, or the part carved from train with the run's seed, scored as
+    training scored its best model; the test split is not read."""
+    data = runs["classify"].path.parent.parent  # the runs fixture's data folder
+    for task, key in (("classify", "accuracy"), ("translate", "bleu")):
+        m = textrnn.load(runs[task].path, device="cpu").evaluate(split="valid")
+        assert m[key] == pytest.approx(runs[task].summary["valid"][key], abs=1e-9)
+    test = write(tmp_path / "test.tsv", (data / "sent.tsv").read_text())
+    p = write(
+        tmp_path / "carved.yaml",
+        f"name: carved\ntask: classify\ndata: {{train: {{path: {data / 'sent.tsv'}}}, test: {{path: {test}}}, "
+        "valid_fraction: 0.3}\ntokenizer: {kind: whitespace, lower: true}\n"
+        "model: {embedding: {dim: 16}, encoder: {hidden: 16}}\n"
+        "train: {epochs: 3, batch_tokens: 60, threads: 1, checkpoint_every: 0}\n",
+    )
+    run = textrnn.train(p, output=tmp_path / "carved", progress=False)
+    test.unlink()  # a valid split carved from train needs no test file
+    clf = textrnn.load(run.path, device="cpu")
+    m = clf.evaluate(split="valid")
+    want = run.summary["valid"]
+    assert m["examples"] == 6 and m["accuracy"] == want["accuracy"] and m["loss"] == pytest.approx(want["loss"])
+    code, out, err = cli("evaluate", run.path, "--split", "valid")
+    assert code == 0 and json.loads(out) == m, err
+    with pytest.raises(UserError, match="test.tsv"):
+        clf.evaluate()
+    with pytest.raises(UserError, match="not both"):
+        clf.evaluate(data / "sent.tsv", split="valid")
+    with pytest.raises(UserError, match="test or valid"):
+        clf.evaluate(split="dev")
+    code, _, err = cli("evaluate", run.path, "--split", "dev")
+    assert code == 2 and "test or valid" in err
+
+
 def test_classifier_evaluate_plot_and_cli_agree(runs, cli, tmp_path):
     from matplotlib.figure import Figure
 

@@ -56,12 +56,17 @@ def evaluate(
     set_: List[str] = typer.Option([], "--set", help=SET_HELP + " E.g. data.test.path=FILE."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
+    split: str = typer.Option(
+        "test", "--split", help="test, or valid: the pipeline's valid split (carved from train as in training)."
+    ),
 ):
-    """Evaluate the best model on the test split (or any file given with --set) and print JSON."""
+    """Evaluate the best model on the test split (or any file given with --set, or --split valid) and print JSON."""
+    if split not in ("test", "valid"):
+        raise UserError(f"--split {split}: test or valid")
     m = open_model(runs[0], "evaluate", device=device, precision=precision, overrides=set_, members=runs[1:])
-    if m.pipeline.data.test is None:
+    if split == "test" and m.pipeline.data.test is None:
         raise UserError(f"{m.run}: the pipeline declares no test split; give one with --set data.test.path=FILE")
-    typer.echo(json.dumps(m.evaluate()))
+    typer.echo(json.dumps(m.evaluate(split=split)))
 
 
 def info(

@@ -144,12 +144,22 @@ class TaskModel:
         except ValidationError as err:
             raise UserError(explain(err, Source, "evaluate", prefix=("test",))) from None
 
-    def evaluate(self, test: TestSource = None) -> dict:
+    def _examples(self, test: TestSource, split: str):
+        """What evaluate scores: the test split, `test`, or (split="valid") the pipeline's valid split."""
+        if split not in ("test", "valid"):
+            raise UserError(f"evaluate: split {split!r}: test or valid")
+        if split == "valid":
+            if test is not None:
+                raise UserError("evaluate: give test=... or split='valid', not both")
+            return self.task.read_valid()
+        return self.task.read_test(self._test_source(test))
+
+    def evaluate(self, test: TestSource = None, split: str = "test") -> dict:
         """Metrics of the model on the pipeline's test split, or on `test` (a file, (src, tgt) files or a
-        source mapping such as {"path": "x.tsv", "text": 0, "label": 1})."""
+        source mapping such as {"path": "x.tsv", "text": 0, "label": 1}), or with split="valid" on its
+        valid split (declared, or carved from train with the run's seed as in training)."""
         with self._lock:
-            source = self._test_source(test)
-            examples = self.task.read_test(source)
+            examples = self._examples(test, split)
             self.task.add_split("_evaluate", examples)
             try:
                 with self.task.amp():

@@ -96,13 +96,13 @@ class EachReadsClassifier(EnsembleClassifier):
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         return self._probs(items)
 
-    def evaluate(self, test=None) -> dict:
-        """The metrics of the mean probabilities on the test split (or `test`), as one run reports them:
-        loss is the mean negative log of the true label's probability."""
+    def evaluate(self, test=None, split: str = "test") -> dict:
+        """The metrics of the mean probabilities on the test split (or `test`, or split="valid"), as one
+        run reports them: loss is the mean negative log of the true label's probability."""
         from textrnn.tasks.classify import metrics_from_confusion
 
         with self._lock:
-            examples = self.task.read_test(self._test_source(test))
+            examples = self._examples(test, split)
         index = {lab: i for i, lab in enumerate(self.labels)}
         unknown = sorted(set(examples.labels) - set(index))
         if unknown:

@@ -62,9 +62,11 @@ def train(
     return Run(Path(path), summary)
 
 
-def evaluate(run: Union[str, os.PathLike], test=None, device: str = "auto", precision: str = "fp32") -> dict:
+def evaluate(
+    run: Union[str, os.PathLike], test=None, device: str = "auto", precision: str = "fp32", split: str = "test"
+) -> dict:
     """Metrics of a run's best model on its test split, or on `test` (a file, (src, tgt) files, or a
-    source mapping); the same numbers `textrnn evaluate` prints."""
+    source mapping), or with split="valid" on its valid split; the numbers `textrnn evaluate` prints."""
     from textrnn.inference import load
 
-    return load(os.fspath(run), device=device, precision=precision).evaluate(test)
+    return load(os.fspath(run), device=device, precision=precision).evaluate(test, split=split)

@@ -69,6 +69,16 @@ class Task(ABC):
 
         return sources.read_splits(self.cfg.data, self.cfg.train.seed, labelled=self.labelled)
 
+    def read_valid(self):
+        """The valid split alone: the declared one, or the part carved from train with the run's seed,
+        exactly as training carved it (the test split is not read)."""
+        cfg = self.cfg
+        self.cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"test": None})})
+        try:
+            return self.read_splits()["valid"]
+        finally:
+            self.cfg = cfg
+
     def read_test(self, source=None):
         """The declared test split alone (for `textrnn evaluate`), or `source` (a config.Source) instead."""
         from textrnn.data import sources
