@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, ClassVar, Optional, Sequence, Union
 
 import numpy as np
 
@@ -37,6 +37,7 @@ class Ensemble(TaskModel):
     it has no summary or learning curves of its own."""
 
     members: tuple[Path, ...] = ()
+    read_apart: ClassVar[bool] = False  # members that read text differently may still ensemble (each reads)
 
     @property
     def summary(self) -> dict:
@@ -66,6 +67,8 @@ class Ensemble(TaskModel):
 
 class EnsembleClassifier(Ensemble, Classifier):
     """Classifiers whose class probabilities are averaged."""
+
+    read_apart = True
 
     @staticmethod
     def combine(models: list) -> Any:
@@ -141,9 +144,10 @@ def ensemble(
     verify: bool = True,
 ) -> TaskModel:
     """Open run directories of one classify, translate or chat task as one model (see the module's
-    docstring); the options are textrnn.load's, applied to every run. Runs of other tasks, tokenizers,
-    vocabularies or labels are refused with one line (textrnn.UserError) before any weights are read
-    (the learned tokenizer and the vocabularies: as each run is opened)."""
+    docstring); the options are textrnn.load's, applied to every run. Runs of other tasks, classifiers
+    of other labels, translation and chat runs of other tokenizers or vocabularies are refused with
+    one line (textrnn.UserError) before any weights are read (the learned tokenizer, the vocabularies
+    and the labels: as each run is opened). Classifiers that read text differently each read it."""
     if isinstance(runs, (str, bytes, os.PathLike)) or not isinstance(runs, (list, tuple)):
         raise UserError("ensemble: give a list of run directories (textrnn.load opens one)")
     if not runs:
@@ -157,12 +161,13 @@ def ensemble(
             raise UserError(f"{run}: a {cfg.task} run, {first_run} a {task} run: an ensemble's runs share a task")
     if task not in CLASSES:
         raise UserError(f"{first_run}: a {task} run; ensembles are of classify, translate or chat runs")
-    if task != "classify":
+    cls = CLASSES[task]
+    if not cls.read_apart:
         for run, cfg in pipes[1:]:
             _same_reading(first_run, first, run, cfg)
     opened = [open_run(run, overrides, device, precision, quantize, verify) for run, _ in pipes]
     lead = opened[0]
-    if task == "classify":
+    if cls.read_apart:
         for o in opened[1:]:
             _same_labels(lead, o)
         if any(_reading(cfg) != _reading(first) for _, cfg in pipes[1:]) or any(
@@ -172,8 +177,8 @@ def ensemble(
     for o in opened[1:]:
         _same_vocabulary(lead, o)
     models = [o.model for o in opened]
-    module = CLASSES[task].combine(models)
-    out = CLASSES[task](Opened(lead.run, lead.cfg, lead.task, module.eval(), lead.device, lead.precision, quantize))
+    module = cls.combine(models)
+    out = cls(Opened(lead.run, lead.cfg, lead.task, module.eval(), lead.device, lead.precision, quantize))
     out.members = tuple(o.run for o in opened)
     return out
 
