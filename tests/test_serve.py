@@ -321,6 +321,11 @@ def test_serve_a_missing_run_is_one_line(cli, tmp_path):
     assert code == 2 and err.count("\n") == 1 and "nope" in err
 
 
+def test_serve_a_bad_ensemble_is_one_line(cli, runs):
+    code, _, err = cli("serve", f"ens={runs['classify'].path},{runs['translate'].path}", "--port", "0")
+    assert code == 2 and err.count("\n") == 1 and "share a task" in err
+
+
 def test_sigterm_drains_and_exits_0(runs):
     port = free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
