@@ -78,20 +78,23 @@ class EnsembleClassifier(Ensemble, Classifier):
 
 
 class EachReadsClassifier(EnsembleClassifier):
-    """Classifiers of one label set that read text differently: each member numericalizes the texts
-    itself (its tokenizer, vocabulary and label order) and the mean of their class probabilities,
-    in the first run's label order, is the ensemble's."""
+    """Classifiers of one label set that read text differently: the members that read alike form a
+    reader (one run, or their EnsembleClassifier over one numericalization); each reader reads the
+    texts itself (its tokenizer, vocabulary and label order), and the members' mean class
+    probability, in the first run's label order, is the ensemble's."""
 
     readers: tuple[Classifier, ...] = ()
     columns: tuple[list[int], ...] = ()  # per reader: its column of each of the first run's labels
+    weights: tuple[int, ...] = ()  # per reader: how many members it holds
 
     @property
     def parameters(self) -> int:
         return sum(r.parameters for r in self.readers)
 
     def _probs(self, items: list[str], ids: Any = None) -> np.ndarray:
-        """The members' mean class probabilities [N, C] for texts `items` (each reads them itself)."""
-        return np.mean([r.predict_proba(items)[:, cols] for r, cols in zip(self.readers, self.columns)], 0)
+        """The members' mean class probabilities [N, C] for texts `items` (each reader reads them once)."""
+        parts = [w * r.predict_proba(items)[:, cols] for r, cols, w in zip(self.readers, self.columns, self.weights)]
+        return np.sum(parts, 0) / sum(self.weights)
 
     def predict_proba(self, texts: Union[str, Sequence[str]]) -> np.ndarray:
         items, _ = texts_arg(texts, "predict_proba")
@@ -176,11 +179,7 @@ def ensemble(
             return _each_reads(opened)
     for o in opened[1:]:
         _same_vocabulary(lead, o)
-    models = [o.model for o in opened]
-    module = cls.combine(models)
-    out = cls(Opened(lead.run, lead.cfg, lead.task, module.eval(), lead.device, lead.precision, quantize))
-    out.members = tuple(o.run for o in opened)
-    return out
+    return _shared(cls, opened)
 
 
 def _reading(cfg: config.Pipeline) -> dict[str, Any]:
@@ -212,11 +211,29 @@ def _first_difference(a: list[str], b: list[str]) -> str:
 
 
 def _each_reads(opened: list[Opened]) -> EachReadsClassifier:
-    """Classifiers that read text differently as one EachReadsClassifier (the first run leads)."""
-    lead = opened[0]
-    out = EachReadsClassifier(lead)
-    out.readers = tuple(Classifier(o) for o in opened)
+    """Classifiers that read text differently as one EachReadsClassifier (the first run leads); the
+    members that read alike (tokenizer settings, vocabulary, labels) share one reader."""
+    groups: list[list[Opened]] = []
+    for o in opened:
+        for g in groups:
+            if _reading(g[0].cfg) == _reading(o.cfg) and _vocabulary_difference(g[0], o) is None:
+                g.append(o)
+                break
+        else:
+            groups.append([o])
+    out = EachReadsClassifier(opened[0])
+    out.readers = tuple(Classifier(g[0]) if len(g) == 1 else _shared(EnsembleClassifier, g) for g in groups)
     out.columns = tuple([r.labels.index(lab) for lab in out.labels] for r in out.readers)
+    out.weights = tuple(len(g) for g in groups)
+    out.members = tuple(o.run for o in opened)
+    return out
+
+
+def _shared(cls: type[Ensemble], opened: list[Opened]) -> Any:
+    """Runs that read alike as one `cls` over one module and one numericalization (the first run leads)."""
+    lead = opened[0]
+    module = cls.combine([o.model for o in opened])
+    out = cls(Opened(lead.run, lead.cfg, lead.task, module.eval(), lead.device, lead.precision, lead.quantized))
     out.members = tuple(o.run for o in opened)
     return out
 
