@@ -14,7 +14,9 @@ hold on a shared, noisy machine. `--equal-params` also runs each min cell with t
 that gives it the LSTM model's parameter count. `--bound` (a classifier with a one-layer
 bidirectional encoder) also runs minGRU with its recurrence removed: the encoder's one projection,
 the mask and the dropout, no scan. No min-cell implementation at these sizes can beat that row;
-its ratio to the LSTM bounds what a faster scan could give. Prints JSON: real (non-pad) tokens/s
+its ratio to the LSTM bounds what a faster scan could give. `--torch-steps` also runs each min cell
+with its time steps as one PyTorch call each (`mincells.use_stepper("torch")`), beside the default
+(numba's compiled loops when numba is installed: `textrnn[fast]`). Prints JSON: real (non-pad) tokens/s
 per cell and its ratio to the first cell.
 """
 
@@ -105,6 +107,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--equal-params", action="store_true")
     ap.add_argument("--bound", action="store_true", help="also minGRU with its recurrence removed (classify)")
+    ap.add_argument("--torch-steps", action="store_true", help="also each min cell with PyTorch's per-step calls")
     ap.add_argument("--set", action="append", default=[])
     a = ap.parse_args()
     cfg = config.load(a.pipeline, a.set)
@@ -117,8 +120,12 @@ def main():
             cell = c.split(",")[0].partition("@")[0]
             h = equal_hidden(task, a.pipeline, a.set + cell_sets(cfg, c)[1:], cell, params(base))
             runs[f"{c} (hidden {h}, equal parameters)"] = a.set + cell_sets(cfg, c) + [f"{hidden_key(cfg)}={h}"]
+    steppers = {name: "auto" for name in runs}
+    if a.torch_steps:
+        for name in [n for n in runs if n.startswith("min")]:
+            runs[f"{name} (torch steps)"], steppers[f"{name} (torch steps)"] = runs[name], "torch"
     if a.bound:
-        runs[BOUND] = a.set + cell_sets(cfg, "mingru@1")
+        runs[BOUND], steppers[BOUND] = a.set + cell_sets(cfg, "mingru@1"), "auto"
     built = {name: variant(task, a.pipeline, sets) for name, sets in runs.items()}
     if a.bound:
         model = built[BOUND][1]
@@ -127,14 +134,16 @@ def main():
     for r in range(a.rounds):
         for name, (t, model, step) in built.items():
             collate = lambda idx: t.collate("train", idx, "cpu")  # noqa: E731
-            if r == 0:
-                bench.run_steps(step, collate, batches, 0, 3)  # warm-up
-            tokens, seconds = bench.run_steps(step, collate, batches, 3 + r * a.steps, a.steps)
+            with mincells.use_stepper(steppers[name]):
+                if r == 0:
+                    bench.run_steps(step, collate, batches, 0, 3)  # warm-up
+                tokens, seconds = bench.run_steps(step, collate, batches, 3 + r * a.steps, a.steps)
             speeds[name].append(tokens / seconds)
     first = statistics.median(speeds[a.cells[0]])
     out = {
         "pipeline": cfg.name,
         "threads": torch.get_num_threads(),
+        "numba": mincells.scan_kernels.available(),
         "steps_per_round": a.steps,
         "rounds": a.rounds,
         "cells": {

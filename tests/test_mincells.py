@@ -8,7 +8,8 @@ import torch
 import textrnn
 from textrnn.config import Encoder
 from textrnn.errors import UserError
-from textrnn.nn.mincells import MinGRU, MinLSTM, loop_scan, use_path
+from textrnn.nn import scan_kernels
+from textrnn.nn.mincells import MinGRU, MinLSTM, loop_scan, use_path, use_stepper
 from textrnn.nn.padded_encoder import PaddedEncoder
 
 from helpers import TINY_TRAIN, write, write_tiny_data
@@ -51,17 +52,63 @@ def test_scan_and_loop_equal_the_recurrence_values_and_gradients(cls):
         assert torch.allclose(h_n, stack_by_hand(m, x0, h0, "sequential")[1], atol=1e-10)
 
 
+@pytest.mark.parametrize("stepper", ["numba", "torch"])
 @pytest.mark.parametrize("kind", ["mingru", "minlstm"])
 @pytest.mark.parametrize("D", [1, 2])
-def test_the_step_loop_gradient_is_exact(kind, D):
-    """The hand-written backward of the loop (gates, candidate, h0; both directions; a padding mask)."""
+def test_the_step_loop_gradient_is_exact(kind, D, stepper):
+    """The hand-written backward of the loop (gates, candidate, h0; both directions; a padding mask),
+    with the steps as numba's compiled loops and as PyTorch calls."""
     torch.manual_seed(1)
     G = 1 if kind == "mingru" else 2
     P = torch.randn(3, 9, (G + 1) * D * 2, dtype=torch.double, requires_grad=True)  # [B, T, .], H = 2
     h0 = torch.randn(3, D * 2, dtype=torch.double, requires_grad=True)
     mask = (torch.arange(9)[None, :] < torch.tensor([9, 5, 1])[:, None]).double()[:, :, None]  # [B, T, 1]
-    assert torch.autograd.gradcheck(lambda P, h0: loop_scan(P, kind, D, h0, mask), (P, h0))
-    assert torch.autograd.gradcheck(lambda P, h0: loop_scan(P, kind, D, h0), (P, h0))
+    with use_stepper(stepper):
+        assert torch.autograd.gradcheck(lambda P, h0: loop_scan(P, kind, D, h0, mask), (P, h0))
+        assert torch.autograd.gradcheck(lambda P, h0: loop_scan(P, kind, D, h0), (P, h0))
+
+
+def loop_run(P, kind, D, h0, mask, stepper):
+    """(h, dL/dP, dL/dh0) of one loop_scan under `stepper`, for a fixed random upstream gradient."""
+    P, h0 = P.clone().requires_grad_(True), h0.clone().requires_grad_(True)
+    with use_stepper(stepper):
+        h = loop_scan(P, kind, D, h0, mask)
+    h.backward(torch.randn(h.shape, generator=torch.Generator().manual_seed(9), dtype=h.dtype))
+    return h.detach(), P.grad, h0.grad
+
+
+@pytest.mark.parametrize("kind", ["mingru", "minlstm"])
+@pytest.mark.parametrize("D", [1, 2])
+def test_the_compiled_steps_equal_the_pytorch_steps_in_float32(kind, D):
+    """numba's loops against PyTorch's per-step calls at a training shape: values and every gradient,
+    padded rows of random lengths, large pre-activations (gates near 0 and 1, g on both branches)."""
+    torch.manual_seed(7)
+    G = 1 if kind == "mingru" else 2
+    B, T, H = 6, 37, 24
+    P = 3 * torch.randn(B, T, (G + 1) * D * H)
+    h0 = torch.randn(B, D * H)
+    mask = (torch.arange(T)[None, :] < torch.randint(1, T + 1, (B,))[:, None]).float()[:, :, None]
+    numba_run, torch_run = (loop_run(P, kind, D, h0, mask, s) for s in ("numba", "torch"))
+    for a, b in zip(numba_run, torch_run):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
+    assert numba_run[1].abs().max() > 0.1  # the gradients are not trivially zero
+
+
+def test_without_numba_the_pytorch_steps_run(monkeypatch):
+    torch.manual_seed(8)
+    P, h0 = torch.randn(2, 5, 8), torch.randn(2, 4)
+    ref = loop_run(P, "mingru", 1, h0, None, "torch")
+    monkeypatch.setattr(scan_kernels, "available", lambda: False)
+    called = []
+    monkeypatch.setattr(scan_kernels, "forward", lambda *a: called.append(a))
+    got = loop_run(P, "mingru", 1, h0, None, "auto")
+    assert not called and all(torch.equal(a, b) for a, b in zip(got, ref))
+    with pytest.raises(RuntimeError, match=r"pip install 'textrnn\[fast\]'"):
+        with use_stepper("numba"):
+            pass
+    with pytest.raises(ValueError, match="stepper 'fast': one of auto, numba, torch"):
+        with use_stepper("fast"):
+            pass
 
 
 @pytest.mark.parametrize("cell", ["mingru", "minlstm"])

@@ -33,9 +33,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from textrnn.nn import scan_kernels
+
 CHUNK = 64  # scan steps per chunk (see scan)
 PATHS = ("auto", "parallel", "loop")
 _path = ["auto"]  # how MinLayer.forward runs a sequence; set with `use_path`
+STEPPERS = ("auto", "numba", "torch")
+_stepper = ["auto"]  # who runs the loop path's steps; set with `use_stepper`
 
 
 @contextlib.contextmanager
@@ -49,6 +53,29 @@ def use_path(path: str) -> Iterator[None]:
         yield
     finally:
         _path[0] = old
+
+
+@contextlib.contextmanager
+def use_stepper(stepper: str) -> Iterator[None]:
+    """Run the loop path's time steps with `stepper` inside the block: auto (numba's compiled loops
+    when numba is installed, else torch), numba (the compiled loops; an error without numba) or
+    torch (one PyTorch call per step). Tests and benchmarks."""
+    if stepper not in STEPPERS:
+        raise ValueError(f"stepper {stepper!r}: one of {', '.join(STEPPERS)}")
+    if stepper == "numba" and not scan_kernels.available():
+        raise RuntimeError("the numba stepper needs numba: pip install 'textrnn[fast]'")
+    old, _stepper[0] = _stepper[0], stepper
+    try:
+        yield
+    finally:
+        _stepper[0] = old
+
+
+def _compiled(x: torch.Tensor) -> bool:
+    """Whether the loop's steps over x run as numba's compiled loops (CPU tensors only)."""
+    if x.is_cuda or _stepper[0] == "torch" or x.dtype not in (torch.float32, torch.float64):
+        return False
+    return _stepper[0] == "numba" or scan_kernels.available()
 
 
 def g(v: torch.Tensor) -> torch.Tensor:
@@ -126,14 +153,18 @@ class _LoopScan(torch.autograd.Function):
         if mask is not None:
             z.mul_(mask)
         v = g(c)
-        h = torch.empty_like(v)
-        T = P.size(1)
-        runs = [(range(T), slice(0, H))] + ([(range(T - 1, -1, -1), slice(H, DH))] if D == 2 else [])
-        for steps, cols in runs:
-            vs, zs, hs = v[..., cols].unbind(1), z[..., cols].unbind(1), h[..., cols].unbind(1)
-            prev = h0[:, cols]
-            for t in steps:
-                prev = torch.lerp(prev, vs[t], zs[t], out=hs[t])
+        ctx.compiled = _compiled(v)  # the backward runs with the forward's stepper
+        if ctx.compiled:
+            h = scan_kernels.forward(v, z, h0, D)
+        else:
+            h = torch.empty_like(v)
+            T = P.size(1)
+            runs = [(range(T), slice(0, H))] + ([(range(T - 1, -1, -1), slice(H, DH))] if D == 2 else [])
+            for steps, cols in runs:
+                vs, zs, hs = v[..., cols].unbind(1), z[..., cols].unbind(1), h[..., cols].unbind(1)
+                prev = h0[:, cols]
+                for t in steps:
+                    prev = torch.lerp(prev, vs[t], zs[t], out=hs[t])
         ctx.save_for_backward(z, v, h, h0, *saved)
         ctx.kind, ctx.D = kind, D
         return h
@@ -141,6 +172,9 @@ class _LoopScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         z, v, h, h0, *saved = ctx.saved_tensors
+        if ctx.compiled:
+            dP, dh0 = scan_kernels.backward(grad, z, v, h, h0, tuple(saved), ctx.D)
+            return dP, dh0, None, None, None
         T, D = z.size(1), ctx.D
         DH = z.size(2)
         H = DH // D

@@ -1,0 +1,164 @@
+"""The min cells' step loop compiled with numba (optional: `pip install 'textrnn[fast]'`).
+
+The PyTorch step loop of `mincells._LoopScan` costs one operator call per time step and direction
+(the forward's lerp, the backward's addcmul) over small [B, H] row blocks, and its backward makes
+eight more elementwise passes over [B, T, D·H]. Here the forward's recurrence is one compiled
+call, and the whole backward (the adjoint recurrence, the gates' and the candidate's derivatives,
+dL/dh0) is another, one pass: rows (b) in parallel over torch's thread count, time sequential
+inside a row, a step's H columns contiguous (vectorized). The forward computes h + z (v - h) where
+torch's lerp switches to v - (v - h)(1 - z) for z >= 1/2, so the two steppers agree to rounding
+(1e-7 in float32), not bit for bit. numba is imported, and each kernel compiled (cached on disk),
+on first use; without numba `available()` is False and the PyTorch steps run.
+
+Tensors: CPU, contiguous, float32 or float64; [B, T, D·H] with direction d in columns d·H ...
+(d+1)·H, direction 0 running forward in time, direction 1 backward.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Optional
+
+import torch
+
+_lock = threading.Lock()
+_kernels: dict[str, Any] = {}
+_state: list[Optional[bool]] = [None]  # None: not tried yet; then whether numba loaded
+
+
+def available() -> bool:
+    """Whether numba is installed and its kernels can run (imports it on the first call)."""
+    if _state[0] is None:
+        with _lock:
+            if _state[0] is None:
+                _state[0] = _build()
+    return bool(_state[0])
+
+
+def _build() -> bool:
+    try:
+        import numba
+        import numpy as np
+    except ImportError:
+        return False
+    if not os.environ.get("NUMBA_THREADING_LAYER"):  # unless the user chose one
+        # a thread-safe layer (TBB or OpenMP): a server may run a model from several threads at once
+        numba.config.THREADING_LAYER = "threadsafe"  # type: ignore[attr-defined]  # set at import
+    jit = numba.njit(parallel=True, cache=True, boundscheck=False, nogil=True)
+
+    # Each time step's H columns are taken as 1-d views first: indexing through views lets LLVM
+    # vectorize the inner loop (2.4x faster than indexing the 3-d arrays, the same numbers).
+
+    def steps_forward(v, z, h0, h, D):  # pragma: no cover - compiled
+        """h_t = h_{t-1} + z_t (v_t - h_{t-1}) from h0 [B, DH]; writes h [B, T, DH]."""
+        B, T, DH = v.shape
+        H = DH // D
+        for b in numba.prange(B):
+            for d in range(D):
+                lo, hi = d * H, (d + 1) * H
+                prev = h0[b, lo:hi]
+                for s in range(T):
+                    t = s if d == 0 else T - 1 - s
+                    ht, zt, vt = h[b, t, lo:hi], z[b, t, lo:hi], v[b, t, lo:hi]
+                    for j in range(H):
+                        ht[j] = prev[j] + zt[j] * (vt[j] - prev[j])
+                    prev = ht
+
+    def steps_backward(grad, z, v, h, h0, omf, omi, dP, dh0, D, one):  # pragma: no cover - compiled
+        """The whole backward (see mincells._LoopScan) in one pass per row and direction, walking
+        each direction's time backwards with the adjoint G [H]: writes dP [B, T, (NG+1)·DH] (NG gate
+        blocks: minGRU's k, or minLSTM's kf, ki when omf / omi = 1 - f, 1 - i are given, else
+        empty) and dh0 [B, DH]. `one` is 1 in the tensors' dtype (a literal 1 would widen float32)."""
+        B, T, DH = z.shape
+        H = DH // D
+        NG = 2 if omf.shape[0] else 1
+        half = one / 2
+        for b in numba.prange(B):
+            G = np.empty(H, z.dtype)
+            for d in range(D):
+                lo, hi = d * H, (d + 1) * H
+                for s in range(T):
+                    t = T - 1 - s if d == 0 else s
+                    gt, zt, vt = grad[b, t, lo:hi], z[b, t, lo:hi], v[b, t, lo:hi]
+                    if s == 0:  # the direction's last step: nothing comes after it
+                        for j in range(H):
+                            G[j] = gt[j]
+                    else:  # G_t = dL/dh_t + (1 - z_next) G_next
+                        zn = z[b, t + 1 if d == 0 else t - 1, lo:hi]
+                        for j in range(H):
+                            G[j] = gt[j] + (one - zn[j]) * G[j]
+                    hp = h0[b, lo:hi] if s == T - 1 else h[b, t - 1 if d == 0 else t + 1, lo:hi]  # h_prev
+                    dc = dP[b, t, NG * DH + lo : NG * DH + hi]
+                    for j in range(H):
+                        gz = G[j] * zt[j]  # dL/dc = G z g'(c): g' = 1 where g(c) >= 1/2, else σ'
+                        dc[j] = gz if vt[j] >= half else gz * vt[j] * (one - vt[j])
+                    dk = dP[b, t, lo:hi]
+                    for j in range(H):  # dL/dz = G (g(c) - h_prev), through z's σ
+                        dk[j] = G[j] * (vt[j] - hp[j]) * zt[j] * (one - zt[j])
+                    if NG == 2:  # minLSTM: z = σ(log i - log f): dkf = -dz' (1 - f), dki = dz' (1 - i)
+                        # (a loop of its own: one loop over all eight arrays is not vectorized)
+                        di, of, oi = dP[b, t, DH + lo : DH + hi], omf[b, t, lo:hi], omi[b, t, lo:hi]
+                        for j in range(H):
+                            di[j] = dk[j] * oi[j]
+                        for j in range(H):
+                            dk[j] = -dk[j] * of[j]
+                zf = z[b, 0 if d == 0 else T - 1, lo:hi]
+                for j in range(H):
+                    dh0[b, lo + j] = (one - zf[j]) * G[j]
+
+    _kernels["forward"], _kernels["backward"] = jit(steps_forward), jit(steps_backward)
+    try:  # a machine with neither TBB nor OpenMP for numba: the PyTorch steps
+        one = torch.ones(1, 2, 2)
+        forward(one, one, torch.zeros(1, 2), 2)
+    except Exception:  # noqa: BLE001 - numba's errors for a missing layer vary by version
+        return False
+    return True
+
+
+def _threads() -> None:
+    import numba
+
+    most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at import
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), most)))
+
+
+def forward(v: torch.Tensor, z: torch.Tensor, h0: torch.Tensor, D: int) -> torch.Tensor:
+    """v = g(c), z [B, T, DH], h0 [B, DH] -> h [B, T, DH]: each direction's states."""
+    _threads()
+    h = torch.empty_like(v)
+    _kernels["forward"](v.numpy(), z.numpy(), h0.contiguous().numpy(), h.numpy(), D)
+    return h
+
+
+def backward(
+    grad: torch.Tensor,
+    z: torch.Tensor,
+    v: torch.Tensor,
+    h: torch.Tensor,
+    h0: torch.Tensor,
+    saved: tuple[torch.Tensor, ...],
+    D: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """dL/dh [B, T, DH] and the forward's z, v, h [B, T, DH], h0 [B, DH], saved = () for minGRU or
+    (1 - f, 1 - i) for minLSTM -> dL/dP [B, T, (G+1)·DH], dL/dh0 [B, DH]."""
+    _threads()
+    DH = z.size(2)
+    dP = z.new_empty(*z.shape[:2], (len(saved) or 1) * DH + DH)
+    dh0 = torch.empty_like(h0)
+    omf, omi = saved if saved else (z.new_empty(0, 1, 1),) * 2
+    one = torch.ones((), dtype=z.dtype).numpy()[()]
+    _kernels["backward"](
+        grad.contiguous().numpy(),
+        z.numpy(),
+        v.numpy(),
+        h.numpy(),
+        h0.contiguous().numpy(),
+        omf.numpy(),
+        omi.numpy(),
+        dP.numpy(),
+        dh0.numpy(),
+        D,
+        one,
+    )
+    return dP, dh0
