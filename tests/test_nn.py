@@ -97,7 +97,11 @@ def test_dropout_keeps_1_minus_p_scaled_and_is_identity_in_eval():
     y = d(x)
     kept = y != 0
     assert abs(kept.float().mean().item() - 0.7) < 0.01
+    for lane in range(4):  # each of the four 16-bit numbers a 64-bit draw gives is unbiased
+        assert abs(kept.view(-1, 4)[:, lane].float().mean().item() - 0.7) < 0.01
     assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))
+    torch.manual_seed(0)
+    assert torch.equal(Dropout(0.3)(x), y)  # torch's seed fixes the mask
     y.sum().backward()
     assert torch.equal(x.grad, y.detach())  # gradient flows through the kept elements only, scaled alike
     d.eval()
