@@ -73,7 +73,7 @@ def use_stepper(stepper: str) -> Iterator[None]:
 
 def _compiled(x: torch.Tensor) -> bool:
     """Whether the loop's steps over x run as numba's compiled loops (CPU tensors only)."""
-    if x.is_cuda or _stepper[0] == "torch" or x.dtype not in (torch.float32, torch.float64):
+    if x.device.type != "cpu" or _stepper[0] == "torch" or x.dtype not in (torch.float32, torch.float64):
         return False
     return _stepper[0] == "numba" or scan_kernels.available()
 

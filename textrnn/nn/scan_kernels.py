@@ -123,11 +123,16 @@ def _threads() -> None:
     numba.set_num_threads(max(1, min(torch.get_num_threads(), most)))
 
 
+def _np(t: torch.Tensor):
+    """A contiguous CPU tensor's numpy view (no copy when it is contiguous already)."""
+    return t.detach().contiguous().numpy()
+
+
 def forward(v: torch.Tensor, z: torch.Tensor, h0: torch.Tensor, D: int) -> torch.Tensor:
     """v = g(c), z [B, T, DH], h0 [B, DH] -> h [B, T, DH]: each direction's states."""
     _threads()
     h = torch.empty_like(v)
-    _kernels["forward"](v.numpy(), z.numpy(), h0.contiguous().numpy(), h.numpy(), D)
+    _kernels["forward"](_np(v), _np(z), _np(h0), h.numpy(), D)
     return h
 
 
@@ -145,17 +150,11 @@ def backward(
     _threads()
     DH = z.size(2)
     dP = z.new_empty(*z.shape[:2], (len(saved) or 1) * DH + DH)
-    dh0 = torch.empty_like(h0)
+    dh0 = h0.new_empty(h0.shape)  # contiguous, whatever h0's strides
     omf, omi = saved if saved else (z.new_empty(0, 1, 1),) * 2
     one = torch.ones((), dtype=z.dtype).numpy()[()]
     _kernels["backward"](
-        grad.contiguous().numpy(),
-        z.numpy(),
-        v.numpy(),
-        h.numpy(),
-        h0.contiguous().numpy(),
-        omf.numpy(),
-        omi.numpy(),
+        *map(_np, (grad, z, v, h, h0, omf, omi)),
         dP.numpy(),
         dh0.numpy(),
         D,
