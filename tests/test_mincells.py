@@ -269,3 +269,21 @@ def test_flops_counts_the_projections_and_the_scan():
     assert rec.shapes == {("scan", (7, 3, 5)): 4, ("mm", (21, 6, 10)): 2, ("mm", (21, 10, 10)): 2}
     assert rec.forward_flops() == 4 * 3 * 21 * 5 + 2 * 2 * 21 * 6 * 10 + 2 * 2 * 21 * 10 * 10
     assert flops.gemm_seconds(rec.shapes) > 0
+
+
+def test_the_run_header_says_how_the_min_cells_step(tmp_path, cli, monkeypatch):
+    write_tiny_data(tmp_path)
+    p = write(
+        tmp_path / "c.yaml",
+        "name: c\ntask: classify\ndata: {train: {path: sent.tsv}, valid: {path: sent.tsv}}\n"
+        "tokenizer: {kind: whitespace}\nmodel: {embedding: {dim: 8}, encoder: {cell: mingru, hidden: 8}}\n"
+        + TINY_TRAIN
+        % 1,
+    )
+    code, out, err = cli("run", p, "-o", tmp_path / "a")
+    assert code == 0, err
+    assert "min cells: compiled step loop (numba)" in out + err
+    monkeypatch.setattr(scan_kernels, "available", lambda: False)
+    code, out, err = cli("run", p, "-o", tmp_path / "b")
+    assert code == 0, err
+    assert "min cells: PyTorch steps (pip install 'textrnn[fast]' compiles them" in (out + err).replace("\n", " ")

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, Optional
 import numpy as np
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from textrnn import config, rundir
@@ -24,6 +25,7 @@ from textrnn.data import batching
 from textrnn.data.prefetch import prefetch
 from textrnn.device import pick_device
 from textrnn.errors import Interrupted, UserError
+from textrnn.nn import mincells
 from textrnn.tasks.base import Task, build_model, build_task
 from textrnn.training import dist, precision, report, transfer
 from textrnn.training.step import Step
@@ -292,7 +294,9 @@ class Trainer:
             shape = "streamed batches"
         else:
             shape = f"{self.steps_per_epoch} batches per epoch · {self.pad:.1%} padding"
-        console.print(f"[dim]{self.n_params:,} parameters · {shape} · {prec}[/]")
+        steps = mincells.stepper_label(model, self.device)  # None without min cells or off the CPU
+        parts = [f"{self.n_params:,} parameters", shape, prec] + ([escape(steps)] if steps else [])
+        console.print(f"[dim]{' · '.join(parts)}[/]")
 
         def on_signal(signum, frame):
             if self.stop_requested:
