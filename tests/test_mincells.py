@@ -287,3 +287,27 @@ def test_the_run_header_says_how_the_min_cells_step(tmp_path, cli, monkeypatch):
     code, out, err = cli("run", p, "-o", tmp_path / "b")
     assert code == 0, err
     assert "min cells: PyTorch steps (pip install 'textrnn[fast]' compiles them" in (out + err).replace("\n", " ")
+
+
+def test_the_compiled_loop_runs_from_several_threads_at_once():
+    """A server runs one model from several threads: each thread's result equals the serial one."""
+    import threading
+
+    torch.manual_seed(10)
+    enc = PaddedEncoder(6, Encoder(cell="mingru", hidden=32, layers=2, bidirectional=True)).eval()
+    xs = [torch.randn(8, 40, 6) for _ in range(6)]
+    lengths = torch.full((8,), 40)
+    with torch.no_grad(), use_stepper("numba"):
+        ref = [enc(x, lengths)[0] for x in xs]
+        got: dict[int, torch.Tensor] = {}
+
+        def work(i):
+            for _ in range(5):
+                got[i] = enc(xs[i], lengths)[0]
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert all(torch.equal(got[i], ref[i]) for i in range(6))
