@@ -158,15 +158,21 @@ class _LoopScan(torch.autograd.Function):
         DH = P.size(2) // (G + 1)
         H = DH // D
         *gates, c = P.split(DH, dim=-1)  # [B, T, DH] each
-        z = update_gate(kind, gates)
         saved = tuple(torch.sigmoid(-k) for k in gates) if kind == "minlstm" else ()  # 1 - f, 1 - i
-        if mask is not None:
-            z.mul_(mask)
-        v = g(c)
-        ctx.compiled = _compiled(v)  # the backward runs with the forward's stepper
-        if ctx.compiled:
-            h = scan_kernels.forward(v, z, h0, D)
+        ctx.compiled = _compiled(P)  # the backward runs with the forward's stepper
+        if ctx.compiled:  # the mask, g and the recurrence in one compiled pass
+            if kind == "mingru":
+                S = torch.sigmoid(P)  # [B, T, 2DH]: z = σ(k), then σ(c), in one pass
+                z, v, h = scan_kernels.forward_fused(S, 0, S, DH, P, DH, mask, h0, D)
+            else:
+                z, v, h = scan_kernels.forward_fused(
+                    update_gate(kind, gates), 0, torch.sigmoid(c), 0, P, G * DH, mask, h0, D
+                )
         else:
+            z = update_gate(kind, gates)
+            if mask is not None:
+                z.mul_(mask)
+            v = g(c)
             h = torch.empty_like(v)
             T = P.size(1)
             runs = [(range(T), slice(0, H))] + ([(range(T - 1, -1, -1), slice(H, DH))] if D == 2 else [])

@@ -65,6 +65,38 @@ def _build() -> bool:
                         ht[j] = prev[j] + zt[j] * (vt[j] - prev[j])
                     prev = ht
 
+    def steps_forward_fused(Z, zoff, SC, scoff, P, coff, m, h0, z, v, h, D, half):  # pragma: no cover - compiled
+        """The forward with the gate's mask and the candidate's g fused in: z = Z[..., zoff + j] · m
+        (m [B, T], or empty for no mask), v = max(SC[..., scoff + j], P[..., coff + j] + 1/2) = g(c)
+        from σ(c) = SC and c in P, then h as in steps_forward; writes z, v, h [B, T, DH]."""
+        B, T, DH = z.shape
+        H = DH // D
+        masked = m.shape[0] > 0
+        for b in numba.prange(B):
+            for d in range(D):
+                lo, hi = d * H, (d + 1) * H
+                prev = h0[b, lo:hi]
+                for s in range(T):
+                    t = s if d == 0 else T - 1 - s
+                    zt, vt, ht = z[b, t, lo:hi], v[b, t, lo:hi], h[b, t, lo:hi]
+                    zs, sc, c = (
+                        Z[b, t, zoff + lo : zoff + hi],
+                        SC[b, t, scoff + lo : scoff + hi],
+                        P[b, t, coff + lo : coff + hi],
+                    )
+                    if masked:
+                        mt = m[b, t]
+                        for j in range(H):
+                            zt[j] = zs[j] * mt
+                    else:
+                        for j in range(H):
+                            zt[j] = zs[j]
+                    for j in range(H):
+                        vt[j] = max(sc[j], c[j] + half)
+                    for j in range(H):
+                        ht[j] = prev[j] + zt[j] * (vt[j] - prev[j])
+                    prev = ht
+
     def steps_backward(grad, z, v, h, h0, omf, omi, dP, dh0, D, one):  # pragma: no cover - compiled
         """The whole backward (see mincells._LoopScan) in one pass per row and direction, walking
         each direction's time backwards with the adjoint G [H]: writes dP [B, T, (NG+1)·DH] (NG gate
@@ -108,6 +140,7 @@ def _build() -> bool:
                     dh0[b, lo + j] = (one - zf[j]) * G[j]
 
     _kernels["forward"], _kernels["backward"] = jit(steps_forward), jit(steps_backward)
+    _kernels["fused"] = jit(steps_forward_fused)
     try:  # a machine with neither TBB nor OpenMP for numba: the PyTorch steps
         one = torch.ones(1, 2, 2)
         forward(one, one, torch.zeros(1, 2), 2)
@@ -134,6 +167,30 @@ def forward(v: torch.Tensor, z: torch.Tensor, h0: torch.Tensor, D: int) -> torch
     h = torch.empty_like(v)
     _kernels["forward"](_np(v), _np(z), _np(h0), h.numpy(), D)
     return h
+
+
+def forward_fused(
+    Z: torch.Tensor,
+    zoff: int,
+    SC: torch.Tensor,
+    scoff: int,
+    P: torch.Tensor,
+    coff: int,
+    mask: Optional[torch.Tensor],
+    h0: torch.Tensor,
+    D: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """z = Z's gate columns (from zoff) times mask [B, T, 1] (or None), v = g(c) from σ(c) (SC's
+    columns from scoff) and c (P's from coff), and h: -> z, v, h [B, T, DH] (DH = h0's width)."""
+    _threads()
+    B, T, DH = P.size(0), P.size(1), h0.size(1)
+    z, v, h = (P.new_empty(B, T, DH) for _ in range(3))
+    m = P.new_empty(0, 0) if mask is None else mask.reshape(B, T)
+    half = torch.full((), 0.5, dtype=P.dtype).numpy()[()]
+    _kernels["fused"](
+        _np(Z), zoff, _np(SC), scoff, _np(P), coff, _np(m), _np(h0), z.numpy(), v.numpy(), h.numpy(), D, half
+    )
+    return z, v, h
 
 
 def backward(
