@@ -2,8 +2,8 @@
 
 The PyTorch step loop of `mincells._LoopScan` costs one operator call per time step and direction
 (the forward's lerp, the backward's addcmul) over small [B, H] row blocks, and its backward makes
-eight more elementwise passes over [B, T, D·H]. Here the forward's recurrence is one compiled
-call, and the whole backward (the adjoint recurrence, the gates' and the candidate's derivatives,
+eight more elementwise passes over [B, T, D·H]. Here the forward (the mask on the gate, the
+candidate's g, the recurrence) is one compiled call, and the whole backward (the adjoint recurrence, the gates' and the candidate's derivatives,
 dL/dh0) is another, one pass: rows (b) in parallel over torch's thread count, time sequential
 inside a row, a step's H columns contiguous (vectorized). The forward computes h + z (v - h) where
 torch's lerp switches to v - (v - h)(1 - z) for z >= 1/2, so the two steppers agree to rounding
