@@ -101,6 +101,7 @@ def test_without_numba_the_pytorch_steps_run(monkeypatch):
     monkeypatch.setattr(scan_kernels, "available", lambda: False)
     called = []
     monkeypatch.setattr(scan_kernels, "forward", lambda *a: called.append(a))
+    monkeypatch.setattr(scan_kernels, "backward", lambda *a: called.append(a))
     got = loop_run(P, "mingru", 1, h0, None, "auto")
     assert not called and all(torch.equal(a, b) for a, b in zip(got, ref))
     with pytest.raises(RuntimeError, match=r"pip install 'textrnn\[fast\]'"):

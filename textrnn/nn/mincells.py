@@ -163,11 +163,9 @@ class _LoopScan(torch.autograd.Function):
         if ctx.compiled:  # the mask, g and the recurrence in one compiled pass
             if kind == "mingru":
                 S = torch.sigmoid(P)  # [B, T, 2DH]: z = σ(k), then σ(c), in one pass
-                z, v, h = scan_kernels.forward_fused(S, 0, S, DH, P, DH, mask, h0, D)
+                z, v, h = scan_kernels.forward(S, 0, S, DH, P, DH, mask, h0, D)
             else:
-                z, v, h = scan_kernels.forward_fused(
-                    update_gate(kind, gates), 0, torch.sigmoid(c), 0, P, G * DH, mask, h0, D
-                )
+                z, v, h = scan_kernels.forward(update_gate(kind, gates), 0, torch.sigmoid(c), 0, P, G * DH, mask, h0, D)
         else:
             z = update_gate(kind, gates)
             if mask is not None:

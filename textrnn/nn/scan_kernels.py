@@ -3,11 +3,12 @@
 The PyTorch step loop of `mincells._LoopScan` costs one operator call per time step and direction
 (the forward's lerp, the backward's addcmul) over small [B, H] row blocks, and its backward makes
 eight more elementwise passes over [B, T, D·H]. Here the forward (the mask on the gate, the
-candidate's g, the recurrence) is one compiled call, and the whole backward (the adjoint recurrence, the gates' and the candidate's derivatives,
-dL/dh0) is another, one pass: rows (b) in parallel over torch's thread count, time sequential
-inside a row, a step's H columns contiguous (vectorized). The forward computes h + z (v - h) where
-torch's lerp switches to v - (v - h)(1 - z) for z >= 1/2, so the two steppers agree to rounding
-(1e-7 in float32), not bit for bit. numba is imported, and each kernel compiled (cached on disk),
+candidate's g, the recurrence) is one compiled call, and the whole backward (the adjoint
+recurrence, the gates' and the candidate's derivatives, dL/dh0) is another, one pass: rows (b) in
+parallel over torch's thread count, time sequential inside a row, a step's H columns contiguous
+(vectorized). The forward computes h + z (v - h) where torch's lerp switches to
+v - (v - h)(1 - z) for z >= 1/2, so the two steppers agree to rounding (1e-7 in float32), not
+bit for bit. numba is imported, and each kernel compiled (cached on disk),
 on first use; without numba `available()` is False and the PyTorch steps run.
 
 Tensors: CPU, contiguous, float32 or float64; [B, T, D·H] with direction d in columns d·H ...
@@ -50,25 +51,11 @@ def _build() -> bool:
     # Each time step's H columns are taken as 1-d views first: indexing through views lets LLVM
     # vectorize the inner loop (2.4x faster than indexing the 3-d arrays, the same numbers).
 
-    def steps_forward(v, z, h0, h, D):  # pragma: no cover - compiled
-        """h_t = h_{t-1} + z_t (v_t - h_{t-1}) from h0 [B, DH]; writes h [B, T, DH]."""
-        B, T, DH = v.shape
-        H = DH // D
-        for b in numba.prange(B):
-            for d in range(D):
-                lo, hi = d * H, (d + 1) * H
-                prev = h0[b, lo:hi]
-                for s in range(T):
-                    t = s if d == 0 else T - 1 - s
-                    ht, zt, vt = h[b, t, lo:hi], z[b, t, lo:hi], v[b, t, lo:hi]
-                    for j in range(H):
-                        ht[j] = prev[j] + zt[j] * (vt[j] - prev[j])
-                    prev = ht
-
-    def steps_forward_fused(Z, zoff, SC, scoff, P, coff, m, h0, z, v, h, D, half):  # pragma: no cover - compiled
+    def steps_forward(Z, zoff, SC, scoff, P, coff, m, h0, z, v, h, D, half):  # pragma: no cover - compiled
         """The forward with the gate's mask and the candidate's g fused in: z = Z[..., zoff + j] · m
         (m [B, T], or empty for no mask), v = max(SC[..., scoff + j], P[..., coff + j] + 1/2) = g(c)
-        from σ(c) = SC and c in P, then h as in steps_forward; writes z, v, h [B, T, DH]."""
+        from σ(c) = SC and c in P, then h_t = h_{t-1} + z_t (v_t - h_{t-1}) from h0 [B, DH]; writes z, v, h
+        [B, T, DH]."""
         B, T, DH = z.shape
         H = DH // D
         masked = m.shape[0] > 0
@@ -140,10 +127,9 @@ def _build() -> bool:
                     dh0[b, lo + j] = (one - zf[j]) * G[j]
 
     _kernels["forward"], _kernels["backward"] = jit(steps_forward), jit(steps_backward)
-    _kernels["fused"] = jit(steps_forward_fused)
     try:  # a machine with neither TBB nor OpenMP for numba: the PyTorch steps
-        one = torch.ones(1, 2, 2)
-        forward(one, one, torch.zeros(1, 2), 2)
+        one = torch.ones(1, 2, 4)
+        forward(one, 0, one, 2, one, 2, None, torch.zeros(1, 2), 2)
     except Exception:  # noqa: BLE001 - numba's errors for a missing layer vary by version
         return False
     return True
@@ -161,15 +147,7 @@ def _np(t: torch.Tensor):
     return t.detach().contiguous().numpy()
 
 
-def forward(v: torch.Tensor, z: torch.Tensor, h0: torch.Tensor, D: int) -> torch.Tensor:
-    """v = g(c), z [B, T, DH], h0 [B, DH] -> h [B, T, DH]: each direction's states."""
-    _threads()
-    h = torch.empty_like(v)
-    _kernels["forward"](_np(v), _np(z), _np(h0), h.numpy(), D)
-    return h
-
-
-def forward_fused(
+def forward(
     Z: torch.Tensor,
     zoff: int,
     SC: torch.Tensor,
@@ -187,7 +165,7 @@ def forward_fused(
     z, v, h = (P.new_empty(B, T, DH) for _ in range(3))
     m = P.new_empty(0, 0) if mask is None else mask.reshape(B, T)
     half = torch.full((), 0.5, dtype=P.dtype).numpy()[()]
-    _kernels["fused"](
+    _kernels["forward"](
         _np(Z), zoff, _np(SC), scoff, _np(P), coff, _np(m), _np(h0), z.numpy(), v.numpy(), h.numpy(), D, half
     )
     return z, v, h
