@@ -8,8 +8,8 @@ recurrence, the gates' and the candidate's derivatives, dL/dh0) is another, one 
 parallel over torch's thread count, time sequential inside a row, a step's H columns contiguous
 (vectorized). The forward computes h + z (v - h) where torch's lerp switches to
 v - (v - h)(1 - z) for z >= 1/2, so the two steppers agree to rounding (1e-7 in float32), not
-bit for bit. numba is imported, and each kernel compiled (cached on disk),
-on first use; without numba `available()` is False and the PyTorch steps run.
+bit for bit. numba is imported, and each kernel compiled (cached on disk), on first use; without
+numba `available()` is False and the PyTorch steps run.
 
 Tensors: CPU, contiguous, float32 or float64; [B, T, D·H] with direction d in columns d·H ...
 (d+1)·H, direction 0 running forward in time, direction 1 backward.
@@ -51,14 +51,15 @@ def _build() -> bool:
     # Each time step's H columns are taken as 1-d views first: indexing through views lets LLVM
     # vectorize the inner loop (2.4x faster than indexing the 3-d arrays, the same numbers).
 
-    def steps_forward(Z, zoff, SC, scoff, P, coff, m, h0, z, v, h, D, half):  # pragma: no cover - compiled
+    def steps_forward(Z, zoff, SC, scoff, P, coff, m, h0, z, v, h, D, one):  # pragma: no cover - compiled
         """The forward with the gate's mask and the candidate's g fused in: z = Z[..., zoff + j] · m
         (m [B, T], or empty for no mask), v = max(SC[..., scoff + j], P[..., coff + j] + 1/2) = g(c)
         from σ(c) = SC and c in P, then h_t = h_{t-1} + z_t (v_t - h_{t-1}) from h0 [B, DH]; writes z, v, h
-        [B, T, DH]."""
+        [B, T, DH]. `one`: as in steps_backward."""
         B, T, DH = z.shape
         H = DH // D
         masked = m.shape[0] > 0
+        half = one / (one + one)  # one / 2 would widen float32
         for b in numba.prange(B):
             for d in range(D):
                 lo, hi = d * H, (d + 1) * H
@@ -92,7 +93,7 @@ def _build() -> bool:
         B, T, DH = z.shape
         H = DH // D
         NG = 2 if omf.shape[0] else 1
-        half = one / 2
+        half = one / (one + one)  # one / 2 would widen float32
         for b in numba.prange(B):
             G = np.empty(H, z.dtype)
             for d in range(D):
@@ -147,6 +148,11 @@ def _np(t: torch.Tensor):
     return t.detach().contiguous().numpy()
 
 
+def _one(t: torch.Tensor):
+    """1 as a numpy scalar of t's dtype: the kernels' constants, so float32 arithmetic stays float32."""
+    return torch.ones((), dtype=t.dtype).numpy()[()]
+
+
 def forward(
     Z: torch.Tensor,
     zoff: int,
@@ -164,9 +170,8 @@ def forward(
     B, T, DH = P.size(0), P.size(1), h0.size(1)
     z, v, h = (P.new_empty(B, T, DH) for _ in range(3))
     m = P.new_empty(0, 0) if mask is None else mask.reshape(B, T)
-    half = torch.full((), 0.5, dtype=P.dtype).numpy()[()]
     _kernels["forward"](
-        _np(Z), zoff, _np(SC), scoff, _np(P), coff, _np(m), _np(h0), z.numpy(), v.numpy(), h.numpy(), D, half
+        _np(Z), zoff, _np(SC), scoff, _np(P), coff, _np(m), _np(h0), z.numpy(), v.numpy(), h.numpy(), D, _one(P)
     )
     return z, v, h
 
@@ -187,12 +192,11 @@ def backward(
     dP = z.new_empty(*z.shape[:2], (len(saved) or 1) * DH + DH)
     dh0 = h0.new_empty(h0.shape)  # contiguous, whatever h0's strides
     omf, omi = saved if saved else (z.new_empty(0, 1, 1),) * 2
-    one = torch.ones((), dtype=z.dtype).numpy()[()]
     _kernels["backward"](
         *map(_np, (grad, z, v, h, h0, omf, omi)),
         dP.numpy(),
         dh0.numpy(),
         D,
-        one,
+        _one(z),
     )
     return dP, dh0
