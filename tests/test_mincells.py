@@ -202,20 +202,23 @@ def test_packed_impl_refuses_min_cells():
 
 
 def tiny_runs(tmp_path, cell):
+    """Tiny classify, LM and translate runs of `cell` (chrono-initialised: every place that takes it)."""
     write_tiny_data(tmp_path)
     pipes = {
         "classify": "task: classify\ndata: {train: {path: sent.tsv}, valid: {path: sent.tsv}, test: {path: sent.tsv}}\n"
         "tokenizer: {kind: whitespace, lower: true}\n"
-        f"model: {{embedding: {{dim: 16}}, encoder: {{cell: {cell}, hidden: 16, layers: 2}}}}\n" + TINY_TRAIN % 15,
+        f"model: {{embedding: {{dim: 16}}, encoder: {{cell: {cell}, hidden: 16, layers: 2, chrono: 8}}}}\n"
+        + TINY_TRAIN
+        % 15,
         "lm": "task: lm\ndata: {train: {path: lm.txt}, valid: {path: lm.txt}, test: {path: lm.txt}}\n"
         "tokenizer: {kind: whitespace}\n"
-        f"model: {{embedding: {{dim: 16}}, cell: {cell}, hidden: 24, layers: 2, bptt: 8, eval_batch: 2}}\n"
+        f"model: {{embedding: {{dim: 16}}, cell: {cell}, chrono: 8, hidden: 24, layers: 2, bptt: 8, eval_batch: 2}}\n"
         + TINY_TRAIN
         % 12,
         "translate": "task: translate\ndata: {train: {src: mt.de, tgt: mt.en}, valid: {src: mt.de, tgt: mt.en}}\n"
         "tokenizer: {kind: whitespace, lower: true}\n"
         f"model: {{embedding: {{dim: 16}}, encoder: {{cell: {cell}, hidden: 16}}, "
-        f"decoder: {{cell: {cell}, hidden: 32}}}}\n"
+        f"decoder: {{cell: {cell}, hidden: 32, chrono: 8}}}}\n"
         "generate: {beam: 3, max_extra: 4}\n" + TINY_TRAIN % 40,
     }
     return {

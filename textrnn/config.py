@@ -114,6 +114,13 @@ class Embedding(Strict):
 # lstm / gru / rnn: PyTorch's fused cells; mingru / minlstm: parallel-scan cells (nn/mincells.py)
 Cell = Literal["lstm", "gru", "rnn", "mingru", "minlstm"]
 SCAN_CELLS = frozenset({"mingru", "minlstm"})  # no recurrent matrix: a scan over time, residual stacking
+# chrono initialisation (Tallec & Ollivier 2018): the longest initial memory, in steps; gated cells only
+Chrono = Annotated[int, Field(ge=2)]
+
+
+def _check_chrono(cell: str, chrono: Optional[int]) -> None:
+    if chrono is not None and cell == "rnn":
+        raise ValueError("chrono: sets gate biases, and cell: rnn has no gates (use lstm, gru, mingru or minlstm)")
 
 
 class Encoder(Strict):
@@ -126,9 +133,11 @@ class Encoder(Strict):
     # bidirectional, layers > 1: each direction's stack reads only its own layer below, the two top
     # layers' outputs concatenated (ELMo's layout; what a bidirectional LM's layers fit, docs/transfer.md)
     separate_directions: bool = False
+    chrono: Optional[Chrono] = None  # gate biases spreading each unit's memory over 2..N steps (nn/chrono.py)
 
     @model_validator(mode="after")
     def _packed_needs_fused(self):
+        _check_chrono(self.cell, self.chrono)
         if self.impl == "packed" and self.cell in SCAN_CELLS:
             raise ValueError(f"impl: packed runs cuDNN's fused cells (lstm, gru, rnn), not cell: {self.cell}")
         if self.impl == "packed" and self.separate_directions:
@@ -228,6 +237,7 @@ class LMModel(Strict):
     layers: Size = 2
     dropout: Rate = 0.0  # between RNN layers
     output_dropout: Rate = 0.0  # on the top layer's outputs, before the softmax
+    chrono: Optional[Chrono] = None  # gate biases spreading each unit's memory over 2..N steps (nn/chrono.py)
     tie_weights: bool = False  # softmax weights = embedding weights (a projection hidden → dim when they differ)
     softmax: Literal["full", "adaptive"] = "full"  # adaptive: Grave et al.'s adaptive softmax (large vocabularies)
     cutoffs: list[Size] = [2000, 10000]  # adaptive: frequency-ranked vocabulary cut into a head and tail clusters
@@ -239,6 +249,11 @@ class LMModel(Strict):
     bidirectional: bool = False
     bptt: Size = 35  # stream: steps per truncated-BPTT window
     eval_batch: Size = 10  # stream: columns when evaluating
+
+    @model_validator(mode="after")
+    def _chrono_needs_gates(self):
+        _check_chrono(self.cell, self.chrono)
+        return self
 
 
 class DecCfg(Strict):
@@ -253,6 +268,7 @@ class DecCfg(Strict):
     input_feeding: bool = False  # feed h~(t-1) back in: step-by-step training (slower on CPU)
     bridge: bool = True  # learned map from the encoder's final states to the decoder's initial state
     tie_output: bool = True  # output layer shares the decoder's input embedding
+    chrono: Optional[Chrono] = None  # gate biases spreading each unit's memory over 2..N steps (nn/chrono.py)
 
 
 class Seq2SeqModel(Strict):

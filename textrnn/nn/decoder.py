@@ -13,6 +13,7 @@ from torch import nn
 
 from textrnn.nn import attention
 from textrnn.nn.cells import CELLS
+from textrnn.nn.chrono import chrono_init
 from textrnn.nn.dropout import Dropout
 from textrnn.nn.embedding import Embedding
 
@@ -33,6 +34,8 @@ class Decoder(nn.Module):
         self.out_dim = emb_dim if cfg.tie_output else H  # size of the attentional vector h~
         in_dim = emb_dim + (self.out_dim if cfg.input_feeding else 0)
         self.rnn = CELLS[cfg.cell](in_dim, H, num_layers=L, dropout=cfg.dropout if L > 1 else 0.0, batch_first=True)
+        if cfg.chrono is not None:
+            chrono_init(self.rnn, cfg.chrono)
         self.attn = attention.build(cfg.attention, H, memory_dim, cfg.attn_dim)
         self.combine = nn.Linear(H + memory_dim, self.out_dim)
         self.drop = Dropout(cfg.dropout)

@@ -29,6 +29,7 @@ from textrnn.config import SCAN_CELLS
 from textrnn.config import Encoder as EncCfg
 from textrnn.nn import mincells
 from textrnn.nn.cells import CELLS
+from textrnn.nn.chrono import chrono_init
 from textrnn.nn.dropout import Dropout
 
 
@@ -59,6 +60,8 @@ class PaddedEncoder(nn.Module):
         self.bwd = nn.ModuleList(layer(i, d) for i, d in enumerate(dims)) if cfg.bidirectional else None
         self.drop = Dropout(cfg.dropout)
         self.out_dim = cfg.hidden * D
+        if cfg.chrono is not None:
+            chrono_init(self, cfg.chrono)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor):
         """x [B, T, E], lengths [B] -> outputs [B, T, D*H] (zeros past each length), h_n [L*D, B, H].

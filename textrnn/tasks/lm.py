@@ -34,6 +34,7 @@ from textrnn.config import LMModel, Pipeline
 from textrnn.data import batching
 from textrnn.errors import UserError
 from textrnn.nn.cells import CELLS
+from textrnn.nn.chrono import chrono_init
 from textrnn.nn.dropout import Dropout
 from textrnn.nn.embedding import Embedding, pretrained_vectors
 from textrnn.registry import register
@@ -68,6 +69,8 @@ class LanguageModel(nn.Module):
             for m in self.modules():  # a min cell's LayerNorms keep their unit scale and zero shift
                 if isinstance(m, nn.LayerNorm):
                     m.reset_parameters()
+        if cfg.chrono is not None:  # after init_range, which would overwrite the gate biases
+            chrono_init(self, cfg.chrono)
         if cfg.tie_weights:
             if self.out is None:  # the LM task says so in one line before building
                 raise ValueError("tie_weights: not with the adaptive softmax (its clusters have their own weights)")
