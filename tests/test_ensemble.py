@@ -248,3 +248,37 @@ def test_cli_ensembles_predict_translate_evaluate(members, cli, tmp_path):
     assert code == 2 and "a translation model" in err
     code, out, err = cli("chat", members["chat"], "--with", members["chat"], stdin=b"hello\n")
     assert code == 0 and out.strip() == textrnn.load(members["chat"]).reply("hello"), err
+
+
+def test_valid_seed_fixes_the_carve_and_an_ensemble_selects_on_one_valid_split(tmp_path):
+    """train.seed carves valid unless data.valid_seed is set; an ensemble of members that carved
+    different valid splits refuses to score "its" valid split (each member trained on part of it)."""
+    from textrnn import config
+    from textrnn.data.sources import read_splits
+
+    write_tiny_data(tmp_path)
+    carved = "name: c\ntask: classify\ndata: {train: {path: sent.tsv}, valid_fraction: 0.3%s}\n"
+    body = carved + "tokenizer: {kind: whitespace, lower: true}\nmodel: {embedding: {dim: 8}, encoder: {hidden: 8}}\n"
+    body += TRAIN % 1
+
+    def valid_texts(p, seed):
+        return read_splits(config.load(p).data, seed)["valid"].texts
+
+    plain, fixed = write(tmp_path / "plain.yaml", body % ""), write(tmp_path / "fixed.yaml", body % ", valid_seed: 7")
+    assert valid_texts(plain, 1) != valid_texts(plain, 2)  # the training seed carves by default
+    assert valid_texts(fixed, 1) == valid_texts(fixed, 2) == valid_texts(plain, 7)
+    run = {
+        (name, seed): textrnn.train(
+            p, overrides={"train.seed": seed}, output=tmp_path / f"{name}{seed}", progress=False
+        ).path
+        for name, p in (("plain", plain), ("fixed", fixed))
+        for seed in (1, 2)
+    }
+    ok = textrnn.ensemble([run["fixed", 1], run["fixed", 2]]).evaluate(split="valid")
+    assert ok["examples"] == len(valid_texts(fixed, 1))
+    with pytest.raises(
+        UserError, match=r"plain2's valid split is .* carved with seed 2, .*plain1's .* seed 1: .*data.valid_seed"
+    ):
+        textrnn.ensemble([run["plain", 1], run["plain", 2]]).evaluate(split="valid")
+    ens = textrnn.ensemble([run["plain", 1], run["plain", 2]])
+    assert ens.evaluate(test=tmp_path / "sent.tsv")["examples"] > 0  # a test file is the same for all

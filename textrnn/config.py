@@ -83,6 +83,8 @@ class Data(Strict):
     valid_fraction: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = (
         0.1  # carved from train (fixed seed) when no valid split is declared
     )
+    # the carve's seed (default: train.seed); fix it to train several seeds on one valid split (ensembles)
+    valid_seed: Optional[Seed] = None
     label_names: dict[str, str] = {}  # raw label -> name shown to users, e.g. {"0": negative}
     stream_buffer: Size = 50000  # streaming: examples per shuffled, length-bucketed buffer
     stream_sample: Size = 100000  # streaming: examples the tokenizer is fitted on (the vocabulary counts them all)

@@ -80,7 +80,7 @@ def read(src: Source) -> Pairs:
 
 def read_splits(data: Data, seed: int, reader: Callable[[Source], Pairs] = read) -> dict[str, Pairs]:
     """train / valid / test pairs; valid carved from train with a fixed seed when not declared."""
-    from textrnn.data.sources import carve
+    from textrnn.data.sources import carve, carve_seed
 
     if data.train.streaming:
         raise UserError("data.train.streaming: classify and language-model (sentences) pipelines only")
@@ -89,7 +89,7 @@ def read_splits(data: Data, seed: int, reader: Callable[[Source], Pairs] = read)
         out["valid"] = reader(data.valid)
     else:
         tr = out["train"]
-        vi, ti = carve(len(tr), data.valid_fraction, seed, tr.origin)
+        vi, ti = carve(len(tr), data.valid_fraction, carve_seed(data, seed), tr.origin)
         out["valid"] = Pairs([tr.src[i] for i in vi], [tr.tgt[i] for i in vi], tr.origin + " (valid part)")
         out["train"] = Pairs([tr.src[i] for i in ti], [tr.tgt[i] for i in ti], tr.origin, tr.skipped_empty)
     if data.test is not None:

@@ -327,6 +327,11 @@ def carve(n: int, fraction: float, seed: int, origin: str) -> tuple[list[int], l
     return sorted(idx[:n_valid]), sorted(idx[n_valid:])
 
 
+def carve_seed(data: Data, train_seed: int) -> int:
+    """The seed that carves valid from train: data.valid_seed, else the training seed."""
+    return train_seed if data.valid_seed is None else data.valid_seed
+
+
 def read_splits(data: Data, seed: int, labelled: bool = True) -> dict[str, Union[Examples, Stream]]:
     """train / valid / test (train a Stream under `streaming`); valid carved from train with a fixed
     seed when not declared."""
@@ -342,7 +347,7 @@ def read_splits(data: Data, seed: int, labelled: bool = True) -> dict[str, Union
     else:
         tr = out["train"]
         assert isinstance(tr, Examples)
-        vi, ti = carve(len(tr.texts), data.valid_fraction, seed, tr.origin)
+        vi, ti = carve(len(tr.texts), data.valid_fraction, carve_seed(data, seed), tr.origin)
         labels = tr.labels
         out["valid"] = Examples(
             [tr.texts[i] for i in vi], None if labels is None else [labels[i] for i in vi], tr.origin + " (valid part)"

@@ -38,6 +38,20 @@ class Ensemble(TaskModel):
 
     members: tuple[Path, ...] = ()
     read_apart: ClassVar[bool] = False  # members that read text differently may still ensemble (each reads)
+    valid_splits: tuple[tuple[Path, str], ...] = ()  # per member: its run and what its valid split is
+
+    def _examples(self, test, split: str):
+        """The first run's split; split="valid" only when every member selected on that same split
+        (a member that trained on part of it would make the ensemble's valid figure a leak)."""
+        if split == "valid":
+            (run_a, a), *rest = self.valid_splits or ((self.run, ""),)
+            for run_b, b in rest:
+                if b != a:
+                    raise UserError(
+                        f"evaluate --split valid: {run_b}'s valid split is {b}, {run_a}'s {a}: the members must "
+                        "select on one valid split (carve it with one data.valid_seed)"
+                    )
+        return super()._examples(test, split)
 
     @property
     def summary(self) -> dict:
@@ -170,16 +184,32 @@ def ensemble(
             _same_reading(first_run, first, run, cfg)
     opened = [open_run(run, overrides, device, precision, quantize, verify) for run, _ in pipes]
     lead = opened[0]
+    out: Ensemble
     if cls.read_apart:
         for o in opened[1:]:
             _same_labels(lead, o)
-        if any(_reading(cfg) != _reading(first) for _, cfg in pipes[1:]) or any(
-            _vocabulary_difference(lead, o) for o in opened[1:]
-        ):
-            return _each_reads(opened)
-    for o in opened[1:]:
-        _same_vocabulary(lead, o)
-    return _shared(cls, opened)
+    if cls.read_apart and (
+        any(_reading(cfg) != _reading(first) for _, cfg in pipes[1:])
+        or any(_vocabulary_difference(lead, o) for o in opened[1:])
+    ):
+        out = _each_reads(opened)
+    else:
+        for o in opened[1:]:
+            _same_vocabulary(lead, o)
+        out = _shared(cls, opened)
+    out.valid_splits = tuple((o.run, _valid_split(o.cfg)) for o in opened)
+    return out
+
+
+def _valid_split(cfg: config.Pipeline) -> str:
+    """What a run's valid split is, in words: the declared file, or the part of train carved by a seed."""
+    from textrnn.data.sources import carve_seed
+
+    d = cfg.data
+    if d.valid is not None:
+        return f"the declared {d.valid.model_dump(exclude_defaults=True)}"
+    seed = carve_seed(d, cfg.train.seed)
+    return f"{d.valid_fraction:g} of {d.train.model_dump(exclude_defaults=True)} carved with seed {seed}"
 
 
 def _reading(cfg: config.Pipeline) -> dict[str, Any]:
