@@ -168,7 +168,12 @@ def test_classifiers_that_read_differently_average_what_each_reads(members, tmp_
         np.testing.assert_allclose(ens.predict_proba(TEXTS), mean, atol=1e-6)
         one_by_one = np.concatenate([ens.predict_proba([t]) for t in TEXTS])
         np.testing.assert_allclose(ens.predict_proba(TEXTS), one_by_one, atol=1e-6)
+        calls = []
+        read = ens.task.numericalize  # the first run's reading: once per predict, for its labels and counts
+        ens.task.numericalize = lambda texts, **kw: calls.append(len(texts)) or read(texts, **kw)  # type: ignore[method-assign]
         got = ens.predict(TEXTS)
+        del ens.task.numericalize
+        assert calls == [len(TEXTS)]
         assert [p.label for p in got] == [ens.labels[i] for i in mean.argmax(1)]
         assert [(p.unknown, p.tokens) for p in got] == [(p.unknown, p.tokens) for p in a.predict(TEXTS)]
         assert ens.parameters == a.parameters + b.parameters

@@ -106,8 +106,12 @@ class EachReadsClassifier(EnsembleClassifier):
         return sum(r.parameters for r in self.readers)
 
     def _probs(self, items: list[str], ids: Any = None) -> np.ndarray:
-        """The members' mean class probabilities [N, C] for texts `items` (each reader reads them once)."""
-        parts = [w * r.predict_proba(items)[:, cols] for r, cols, w in zip(self.readers, self.columns, self.weights)]
+        """The members' mean class probabilities [N, C] for texts `items` (each reader reads them once;
+        `ids`, the first run's numericalization of them where the caller has it, serves its reader)."""
+        parts = []
+        for k, (r, cols, w) in enumerate(zip(self.readers, self.columns, self.weights)):
+            p = r._probs(items, ids) if k == 0 and ids is not None else r.predict_proba(items)
+            parts.append(w * p[:, cols])
         return np.sum(parts, 0) / sum(self.weights)
 
     def predict_proba(self, texts: Union[str, Sequence[str]]) -> np.ndarray:
