@@ -187,22 +187,23 @@ def ensemble(
         for run, cfg in pipes[1:]:
             _same_reading(first_run, first, run, cfg)
     opened = [open_run(run, overrides, device, precision, quantize, verify) for run, _ in pipes]
+    out = _join(cls, opened)
+    out.valid_splits = tuple((o.run, _valid_split(o.cfg)) for o in opened)
+    return out
+
+
+def _join(cls: type[Ensemble], opened: list[Opened]) -> Ensemble:
+    """The opened runs as one `cls`: over one module where they read text alike, else (classifiers
+    of one label set) each reading the texts itself."""
     lead = opened[0]
-    out: Ensemble
     if cls.read_apart:
         for o in opened[1:]:
             _same_labels(lead, o)
-    if cls.read_apart and (
-        any(_reading(cfg) != _reading(first) for _, cfg in pipes[1:])
-        or any(_vocabulary_difference(lead, o) for o in opened[1:])
-    ):
-        out = _each_reads(opened)
-    else:
-        for o in opened[1:]:
-            _same_vocabulary(lead, o)
-        out = _shared(cls, opened)
-    out.valid_splits = tuple((o.run, _valid_split(o.cfg)) for o in opened)
-    return out
+        if any(_reading(o.cfg) != _reading(lead.cfg) or _vocabulary_difference(lead, o) for o in opened[1:]):
+            return _each_reads(opened)
+    for o in opened[1:]:
+        _same_vocabulary(lead, o)
+    return _shared(cls, opened)
 
 
 def _valid_split(cfg: config.Pipeline) -> str:

@@ -38,13 +38,13 @@ def chrono_init(module: nn.Module, tmax: int) -> None:
     for m in module.modules():
         if isinstance(m, (nn.LSTM, nn.GRU)):
             H, lstm = m.hidden_size, isinstance(m, nn.LSTM)
+            gates = [0, 1] if lstm else [1]  # the biases chrono sets: LSTM i, f; GRU z
             for name, p in m.named_parameters():
                 if not name.startswith("bias_"):
                     continue
                 b = p.view(-1, H)  # [4, H] (i, f, g, o) or [3, H] (r, z, n)
-                gates = (0, 1) if lstm else (1,)
                 if name.startswith("bias_hh"):
-                    b[list(gates)] = 0.0
+                    b[gates] = 0.0
                     continue
                 u = keep_logits(H, tmax).to(b)
                 b[1] = u  # LSTM f, GRU z
