@@ -136,10 +136,16 @@ class Encoder(Strict):
     # layers' outputs concatenated (ELMo's layout; what a bidirectional LM's layers fit, docs/transfer.md)
     separate_directions: bool = False
     chrono: Optional[Chrono] = None  # gate biases spreading each unit's memory over 2..N steps (nn/chrono.py)
+    # after each layer a residual MLP block, mlp x the layer's output wide: x + MLP(LayerNorm(x)) (nn/mlp.py)
+    mlp: Optional[Size] = None
 
     @model_validator(mode="after")
     def _packed_needs_fused(self):
         _check_chrono(self.cell, self.chrono)
+        if self.mlp is not None and self.impl == "packed":
+            raise ValueError("mlp blocks sit between the layers; impl: packed runs all layers in one call (use padded)")
+        if self.mlp is not None and self.separate_directions:
+            raise ValueError("mlp blocks read both directions' outputs together; separate_directions needs mlp: null")
         if self.impl == "packed" and self.cell in SCAN_CELLS:
             raise ValueError(f"impl: packed runs cuDNN's fused cells (lstm, gru, rnn), not cell: {self.cell}")
         if self.impl == "packed" and self.separate_directions:

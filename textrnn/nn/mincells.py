@@ -18,7 +18,8 @@ Stacking. With no recurrent matrix and no output non-linearity, the paper does n
 cells bare: its models wrap each cell in a residual block with normalization, as Transformer
 and Mamba blocks do. Here every layer after the first reads LayerNorm(its input) and adds its
 input to its output (`x + cell(LayerNorm(x))`); the paper's blocks add an MLP after the cell,
-which these layers leave out to stay a drop-in for `nn.GRU`. The module's interface is
+which these layers leave out to stay a drop-in for `nn.GRU` (an encoder adds it after each
+layer with `mlp: k`, nn/mlp.py). The module's interface is
 nn.GRU's with batch_first=True: forward(x [B, T, I], h0 [L, B, H] | None) -> out [B, T, H],
 h_n [L, B, H]; a PackedSequence in gives a PackedSequence out.
 """

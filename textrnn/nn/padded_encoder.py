@@ -31,6 +31,7 @@ from textrnn.nn import mincells
 from textrnn.nn.cells import CELLS
 from textrnn.nn.chrono import chrono_init
 from textrnn.nn.dropout import Dropout
+from textrnn.nn.mlp import MLPBlock
 
 
 def reverse_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -60,6 +61,8 @@ class PaddedEncoder(nn.Module):
         self.bwd = nn.ModuleList(layer(i, d) for i, d in enumerate(dims)) if cfg.bidirectional else None
         self.drop = Dropout(cfg.dropout)
         self.out_dim = cfg.hidden * D
+        # mlp: each layer's output then goes through a residual MLP block (the min-cell paper's layout)
+        self.mlps = nn.ModuleList(MLPBlock(self.out_dim, cfg.mlp, cfg.dropout) for _ in dims) if cfg.mlp else None
         if cfg.chrono is not None:
             chrono_init(self, cfg.chrono)
 
@@ -82,7 +85,7 @@ class PaddedEncoder(nn.Module):
                 assert self.bwd is not None
                 y, h_n = mincells.both_directions(f, self.bwd[i], x, mask)  # [B, T, 2H], [2, B, H]
                 finals += [h_n[0], h_n[1]]
-                x = (y + x if i else y) * mask
+                x = self.join(i, y, x) * mask
                 continue
             out_f, _ = f(x)  # [B, T, H]
             finals.append(out_f.gather(1, last)[:, 0])
@@ -92,8 +95,14 @@ class PaddedEncoder(nn.Module):
                 finals.append(out_b.gather(1, last)[:, 0])
                 outs.append(reverse_within(out_b, lengths))
             y = torch.cat(outs, -1)  # [B, T, D*H]
-            x = (y + x if self.residual and i else y) * mask
+            x = self.join(i, y, x) * mask
         return self.drop(x), torch.stack(finals)
+
+    def join(self, i: int, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Layer i's output y [B, T, D*H] (x [B, T, F]: what it read) -> the next layer's input:
+        y, plus x above the first layer of a residual (min-cell) stack, then the MLP block if any."""
+        out = y + x if self.residual and i else y
+        return self.mlps[i](out) if self.mlps is not None else out
 
     def one_loop(self, x: torch.Tensor) -> bool:
         """Whether each bidirectional layer runs as one product and one step loop (min cells on the
@@ -124,8 +133,11 @@ class PaddedEncoder(nn.Module):
         return self.drop(torch.cat([xf, reverse_within(xb, lengths)], -1)), torch.stack(finals)
 
     def layer_groups(self) -> list[list[nn.Parameter]]:
-        """The parameters of each layer, both directions, bottom to top (fine-tuning's layer groups)."""
-        mods = [[f] + ([self.bwd[i]] if self.bwd is not None else []) for i, f in enumerate(self.fwd)]
+        """The parameters of each layer (both directions, its MLP block), bottom to top (fine-tuning's groups)."""
+        mods = [
+            [f] + ([self.bwd[i]] if self.bwd is not None else []) + ([self.mlps[i]] if self.mlps is not None else [])
+            for i, f in enumerate(self.fwd)
+        ]
         return [[p for m in ms for p in m.parameters()] for ms in mods]
 
     def _flat_weights(self) -> list[torch.Tensor]:

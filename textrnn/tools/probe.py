@@ -151,11 +151,11 @@ def layers(model, task, ids: torch.Tensor) -> list[dict]:
                 }
             )
             outs.append(rb["h"])
-        res = enc.residual and i
         if enc.separate:
+            res = enc.residual and i
             inp, inp_b = outs[0] + (inp if res else 0), outs[1] + (inp_b if res else 0)
         else:
-            inp = inp_b = torch.cat(outs, -1) + (inp if res else 0)
+            inp = inp_b = enc.join(i, torch.cat(outs, -1), inp)
     return recs
 
 
