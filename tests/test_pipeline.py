@@ -122,6 +122,10 @@ def test_resume_refuses_changed_pipeline_and_missing_checkpoint(trained, tmp_pat
         "model.encoder.hidden=8",
     )
     assert code == 2 and "pipeline changed" in err
+    code, _, err = cli(  # its best score so far is in the metric it selected by
+        "run", ROOT / "tests/data/sentiment.yaml", "--output", run, "--resume", "--set", "train.select=loss"
+    )
+    assert code == 2 and "pipeline changed" in err and "select" in err
 
 
 def _pipeline(tmp_path, train_rows, extra=""):

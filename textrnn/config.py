@@ -200,6 +200,9 @@ class Train(Strict):
     # at the end: the element-wise mean of the last N epochs' weights (RUN/average.safetensors), kept as the
     # model when it scores better on valid than the best epoch; the last N epochs' weights wait in RUN/epochs/
     average_last: Optional[Size] = None
+    # the valid metric that picks the best epoch, drives early stopping and a plateau schedule
+    # (null: the task's own; the choices per task: SELECT)
+    select: Optional[str] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -334,6 +337,14 @@ MODEL_SCHEMAS: dict[str, type[Strict]] = {
     "lm": LMModel,
     "translate": Seq2SeqModel,
     "chat": ChatModel,
+}
+# train.select: the valid metrics each task can pick its best epoch by (True: higher is better); the first is
+# the default (classify: accuracy; translate: greedy BLEU, degenerate when valid sentences are 1-3 words long)
+SELECT: dict[str, dict[str, bool]] = {
+    "classify": {"accuracy": True, "macro_f1": True, "loss": False},
+    "lm": {"perplexity": False, "loss": False},
+    "translate": {"bleu": True, "chrf": True, "perplexity": False, "loss": False},
+    "chat": {"perplexity": False, "loss": False, "bleu": True},
 }
 # the schema of `generate:` for each task that generates text (a classify pipeline has no such section)
 GENERATE_SCHEMAS: dict[str, type[Strict]] = {"lm": LMGenerate, "translate": SearchCfg, "chat": SearchCfg}
@@ -512,6 +523,12 @@ def validate(raw: Any, origin: str) -> Pipeline:
             gen.model_validate(cfg.generate)
         except ValidationError as err:
             raise UserError(explain(err, gen, origin, prefix=("generate",))) from None
+    select = cfg.train.select
+    if select is not None and select not in SELECT[cfg.task]:
+        raise UserError(
+            f"{origin}: train.select: {select!r} is no valid metric of a {cfg.task} pipeline "
+            f"(choose {' | '.join(SELECT[cfg.task])})"
+        )
     return cfg.model_copy(update={"model": model})
 
 

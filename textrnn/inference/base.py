@@ -83,7 +83,7 @@ class TaskModel:
         return len(self.task.vocab)
 
     def __repr__(self) -> str:
-        s, metric = self.summary, self.task.metric
+        s, metric = self.summary, self.task.selection[0]
         score = ""
         for split in ("test", "valid"):
             if isinstance(s.get(split, {}).get(metric), (int, float)):
@@ -175,7 +175,10 @@ class TaskModel:
 
         if what == "curves":
             return plots.curves_figure(
-                rundir.read_metrics(self.run), self.task.metric, self.pipeline.name, self.summary.get("best_epoch")
+                rundir.read_metrics(self.run),
+                self.task.selection[0],
+                self.pipeline.name,
+                self.summary.get("best_epoch"),
             )
         if what in self.figures:
             return self._figure(what)

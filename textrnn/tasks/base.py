@@ -33,7 +33,7 @@ class Task(ABC):
     """A task turns splits into batches, owns its model, its loss and its metrics."""
 
     name: ClassVar[str] = "base"
-    metric: ClassVar[str] = "loss"  # the valid metric that picks the best checkpoint
+    metric: ClassVar[str] = "loss"  # the valid metric that picks the best checkpoint unless train.select says
     higher_is_better: ClassVar[bool] = False
     labelled: ClassVar[bool] = True  # its examples carry a label (read from the sources' label column)
     # model.init_from (training/transfer.py): what a model of this task takes from a language-model run:
@@ -42,6 +42,14 @@ class Task(ABC):
     no_transfer: ClassVar[str] = ""  # why model.init_from is refused, where it is
     transfer_source: ClassVar[bool] = False  # its runs are what model.init_from starts from (the LM)
     train_stream: Stream  # the streamed train split (set by take_stream when data.train.streaming)
+
+    @property
+    def selection(self) -> tuple[str, bool]:
+        """(metric, higher is better): the valid metric that picks the best epoch (train.select, else the task's)."""
+        from textrnn.config import SELECT
+
+        pick = self.cfg.train.select
+        return (self.metric, self.higher_is_better) if pick is None else (pick, SELECT[self.name][pick])
 
     def __init__(self, cfg: Pipeline):
         self.cfg = cfg

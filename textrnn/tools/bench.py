@@ -62,7 +62,7 @@ def training(
     seed_everything(cfg.train.seed)
     model = build_model(task).to(device)
     batches = task.batches("train", shuffle=True, seed=1)
-    step = Step.build(model, task.loss, cfg.train, device, task.higher_is_better, cfg.train.epochs * len(batches))
+    step = Step.build(model, task.loss, cfg.train, device, task.selection[1], cfg.train.epochs * len(batches))
     rec = flops.Recorder(model)
     collate = collate or (lambda idx: task.collate("train", idx, device))
     for k in range(warmup):

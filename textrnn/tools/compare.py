@@ -64,7 +64,7 @@ def report(runs: list[str], output: Optional[Path]) -> str:
     from textrnn.tasks.base import build_task
 
     task = build_task(rs[0]["cfg"])
-    metric = task.metric
+    metric = task.selection[0]  # what the first run picked its best epoch by
     metrics = [
         m
         for m in (metric, "loss", "macro_f1", "perplexity", "ppl", "bleu", "chrf", "distinct_2")

@@ -45,6 +45,7 @@ def _comparable(cfg: config.Pipeline) -> dict:
     return {k: d[k] for k in ("task", "data", "tokenizer", "vocab", "model")} | {
         "seed": d["train"]["seed"],
         "batch": [d["train"]["batch_tokens"], d["train"]["batch_size"]],
+        "select": d["train"]["select"],  # the best score so far is in its metric
     }
 
 
@@ -134,7 +135,7 @@ class Trainer:
             if _comparable(saved) != _comparable(cfg):
                 raise UserError(
                     f"{run / 'pipeline.yaml'}: the pipeline changed since this run started "
-                    f"(only train settings other than seed and batch size may change on --resume)"
+                    f"(only train settings other than seed, batch size and select may change on --resume)"
                 )
         elif not self.overwrite and self.main and rundir.holds_run(run):
             raise UserError(
@@ -245,7 +246,7 @@ class Trainer:
             self.steps_per_epoch = len(task.shard(first, dist.rank(), dist.world()))
             self.pad = batching.pad_fraction(task.lengths("train"), first)
         self.step = Step.build(
-            model, task.loss, t, self.device, task.higher_is_better, t.epochs * (self.steps_per_epoch or 0)
+            model, task.loss, t, self.device, task.selection[1], t.epochs * (self.steps_per_epoch or 0)
         )
         if t.unfreeze == "gradual" and dist.world() > 1:
             raise UserError(
@@ -432,9 +433,10 @@ class Trainer:
     def _end_epoch(self, task: Task, epoch: int) -> None:
         st, opt, sched = self.state, self.step.opt, self.step.sched
         valid = dist.broadcast(task.evaluate(self.core, "valid", self.device) if self.main else None)
-        score = valid[task.metric]
+        metric, higher = task.selection
+        score = valid[metric]
         best = st.best
-        better = best is None or (score > best if task.higher_is_better else score < best)
+        better = best is None or (score > best if higher else score < best)
         if better:
             st.best, st.best_epoch, st.bad_epochs = score, epoch + 1, 0
             if self.main:
@@ -472,7 +474,7 @@ class Trainer:
         if self.main:  # the learning curves so far, to look at while training goes on
             from textrnn.tools import plots
 
-            plots.curves(st.history, task.metric, self.run / "curves.png", self.cfg.name, st.best_epoch)
+            plots.curves(st.history, task.selection[0], self.run / "curves.png", self.cfg.name, st.best_epoch)
         shown = " ".join(f"{k} {v:.4f}" for k, v in valid.items() if isinstance(v, float) and k != "examples")
         loss = "n/a" if train_loss is None else f"{train_loss:.4f}"
         console.print(
@@ -506,13 +508,14 @@ class Trainer:
             return None
         rundir.average_weights([rundir.epoch_weights(run, k) for k in epochs], run / "average.safetensors")
         rundir.load_weights(self.core, run / "average.safetensors", str(self.device))
-        score = task.evaluate(self.core, "valid", self.device)[task.metric]
-        better = score > st.best if task.higher_is_better else score < st.best
+        metric, higher = task.selection
+        score = task.evaluate(self.core, "valid", self.device)[metric]
+        better = score > st.best if higher else score < st.best
         if better:
             rundir.write_atomic(run / "model.safetensors", (run / "average.safetensors").read_bytes())
         return {  # summary.json's "average" (report.end_of_run prints it)
             "epochs": epochs,
-            "metric": task.metric,
+            "metric": metric,
             "average": score,  # the valid metric of the average
             "best": st.best,  # and of the best epoch
             "best_epoch": st.best_epoch,
@@ -548,7 +551,7 @@ class Trainer:
         rundir.write_json(self.run / "summary.json", summary)
         from textrnn.tools import plots
 
-        plots.curves(st.history, task.metric, self.run / "curves.png", self.cfg.name, st.best_epoch)
+        plots.curves(st.history, task.selection[0], self.run / "curves.png", self.cfg.name, st.best_epoch)
         task.plots(model, self.run, self.device)
         rundir.write_manifest(self.run)
         return summary
