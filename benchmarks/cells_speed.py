@@ -35,6 +35,7 @@ from textrnn import config
 from textrnn.nn import mincells
 from textrnn.tasks.base import Task, build_model
 from textrnn.tools import bench
+from textrnn.training import allocator
 from textrnn.training.step import Step
 
 BOUND = "mingru without its recurrence (the bound)"
@@ -110,6 +111,7 @@ def main():
     ap.add_argument("--torch-steps", action="store_true", help="also each min cell with PyTorch's per-step calls")
     ap.add_argument("--set", action="append", default=[])
     a = ap.parse_args()
+    malloc = allocator.pin()  # as the trainer does on a CPU (TEXTRNN_MALLOC=default: glibc's own thresholds)
     cfg = config.load(a.pipeline, a.set)
     task = bench.prepared_task(cfg)
     batches = task.batches("train", shuffle=True, seed=1)
@@ -144,6 +146,7 @@ def main():
         "pipeline": cfg.name,
         "threads": torch.get_num_threads(),
         "numba": mincells.scan_kernels.available(),
+        "malloc_pinned": malloc is not None,
         "steps_per_round": a.steps,
         "rounds": a.rounds,
         "cells": {

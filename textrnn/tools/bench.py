@@ -26,7 +26,7 @@ from textrnn.data.prefetch import prefetch as data_prefetch
 from textrnn.device import pick_device
 from textrnn.tasks.base import Task, build_model, build_task
 from textrnn.tools import flops
-from textrnn.training import precision
+from textrnn.training import allocator, precision
 from textrnn.training.step import Step
 from textrnn.training.trainer import seed_everything
 
@@ -60,6 +60,8 @@ def training(
     overrides that); `collate` (batch indexes -> batch on `device`) replaces the task's own."""
     task = task or prepared_task(cfg)
     seed_everything(cfg.train.seed)
+    if device.type == "cpu":
+        allocator.pin()  # as the trainer does
     model = build_model(task).to(device)
     batches = task.batches("train", shuffle=True, seed=1)
     step = Step.build(model, task.loss, cfg.train, device, task.selection[1], cfg.train.epochs * len(batches))

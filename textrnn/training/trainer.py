@@ -27,7 +27,7 @@ from textrnn.device import pick_device
 from textrnn.errors import Interrupted, UserError
 from textrnn.nn import mincells
 from textrnn.tasks.base import Task, build_model, build_task
-from textrnn.training import dist, precision, report, transfer
+from textrnn.training import allocator, dist, precision, report, transfer
 from textrnn.training.step import Step
 
 console = Console(stderr=True, soft_wrap=True)
@@ -296,7 +296,8 @@ class Trainer:
         else:
             shape = f"{self.steps_per_epoch} batches per epoch · {self.pad:.1%} padding"
         steps = mincells.stepper_label(model, self.device)  # None without min cells or off the CPU
-        parts = [f"{self.n_params:,} parameters", shape, prec] + ([escape(steps)] if steps else [])
+        malloc = allocator.pin() if self.device.type == "cpu" else None  # large step buffers stay mapped
+        parts = [f"{self.n_params:,} parameters", shape, prec] + [escape(x) for x in (steps, malloc) if x]
         console.print(f"[dim]{' · '.join(parts)}[/]")
 
         def on_signal(signum, frame):
