@@ -57,3 +57,12 @@ def test_a_metric_the_task_has_not_is_refused_in_one_line(tmp_path, cli, task, b
     code, out, err = cli("run", p, "-o", tmp_path / "run")
     assert code == 2 and "train.select" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_each_tasks_own_metric_is_its_default_choice():
+    import textrnn.tasks  # noqa: F401  (registers the tasks)
+    from textrnn.registry import get
+
+    for task, choices in config.SELECT.items():
+        cls = get("task", task)
+        assert next(iter(choices)) == cls.metric and choices[cls.metric] == cls.higher_is_better
