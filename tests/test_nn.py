@@ -24,6 +24,19 @@ def test_pooling_ignores_padding(pool):
     assert torch.allclose(a[:1], ref, atol=1e-6)
 
 
+def test_max_pooling_values_and_gradient_equal_the_masked_reference():
+    torch.manual_seed(1)
+    out = torch.randn(3, 6, 4, dtype=torch.double, requires_grad=True)
+    mask = torch.tensor([[1] * 6, [1, 1, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0]], dtype=torch.bool)
+    with torch.no_grad():
+        out[1, 2:] += 10.0  # padding that would win the max if it counted
+    got, _ = MaxPool()(out, mask, None)
+    (g,) = torch.autograd.grad(got.sin().sum(), out)
+    ref = out.masked_fill(~mask.unsqueeze(-1), float("-inf")).max(1).values
+    (gr,) = torch.autograd.grad(ref.sin().sum(), out)
+    assert torch.equal(got, ref) and torch.equal(g, gr) and not g[1, 2:].any()
+
+
 def test_concat_pooling_is_last_max_and_mean_side_by_side():
     out, mask = torch.randn(2, 5, 4), torch.tensor([[1, 1, 1, 0, 0], [1] * 5], dtype=torch.bool)
     last = torch.randn(2, 4)

@@ -16,8 +16,12 @@ def mean_over(out: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def max_over(out: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """out [B, T, H], mask [B, T] bool -> the maximum over each row's real steps [B, H]."""
-    return out.masked_fill(~mask.unsqueeze(-1), float("-inf")).max(1).values
+    """out [B, T, H], mask [B, T] bool -> the maximum over each row's real steps [B, H].
+
+    Padding is pushed to -inf by adding a [B, T, 1] bias: one pass forward and none backward (the
+    gradient of an addition is passed through), where masked_fill copies the tensor both ways."""
+    pad = torch.zeros(mask.shape, dtype=out.dtype, device=out.device).masked_fill_(~mask, float("-inf"))  # [B, T]
+    return (out + pad.unsqueeze(-1)).max(1).values
 
 
 @register("pooling", "mean")
