@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from textrnn.config import Pipeline
+from textrnn.config import Data, Pipeline
 from textrnn.data import batching
 from textrnn.errors import UserError
 from textrnn.registry import get
@@ -71,21 +71,17 @@ class Task(ABC):
         self._vocab = vocab
 
     # -- data
-    def read_splits(self) -> dict:
-        """train / valid / test as sources.Examples (a streamed train split as a sources.Stream)."""
+    def read_splits(self, data: Optional[Data] = None) -> dict:
+        """train / valid / test of `data` (default: the pipeline's) as sources.Examples (a streamed train
+        split as a sources.Stream)."""
         from textrnn.data import sources
 
-        return sources.read_splits(self.cfg.data, self.cfg.train.seed, labelled=self.labelled)
+        return sources.read_splits(data or self.cfg.data, self.cfg.train.seed, labelled=self.labelled)
 
     def read_valid(self):
         """The valid split alone: the declared one, or the part carved from train with the run's seed,
         exactly as training carved it (the test split is not read)."""
-        cfg = self.cfg
-        self.cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"test": None})})
-        try:
-            return self.read_splits()["valid"]
-        finally:
-            self.cfg = cfg
+        return self.read_splits(self.cfg.data.model_copy(update={"test": None}))["valid"]
 
     def read_test(self, source=None):
         """The declared test split alone (for `textrnn evaluate`), or `source` (a config.Source) instead."""

@@ -10,7 +10,7 @@ share of the single most frequent reply.
 from __future__ import annotations
 
 from collections import Counter
-from typing import cast
+from typing import Optional, cast
 
 import numpy as np
 
@@ -64,8 +64,8 @@ class Chat(Translate):
         """The pipeline's `model:` block."""
         return cast(ChatModel, self.cfg.model)
 
-    def read_splits(self) -> dict:
-        return read_splits(self.cfg.data, self.m.history, self.cfg.train.seed)
+    def read_splits(self, data: Optional[Data] = None) -> dict:
+        return read_splits(data or self.cfg.data, self.m.history, self.cfg.train.seed)
 
     def read_test(self, source=None):
         return read_pairs(source or self.cfg.data.test, self.m.history)

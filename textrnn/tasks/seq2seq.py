@@ -140,8 +140,8 @@ class Translate(Task):
         return self.tok_tgt is self.tok
 
     # -- data
-    def read_splits(self) -> dict:
-        return parallel.read_splits(self.cfg.data, self.cfg.train.seed)
+    def read_splits(self, data: Optional[config.Data] = None) -> dict:
+        return parallel.read_splits(data or self.cfg.data, self.cfg.train.seed)
 
     def read_test(self, source=None):
         return parallel.read(source or self.cfg.data.test)
