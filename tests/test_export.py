@@ -26,6 +26,7 @@ CLASSIFIERS = {  # beside the session's BiLSTM with max pooling
     "lstm-concat": {"model.pooling": "concat"},
     "rnn-last-packed": {"model.encoder.cell": "rnn", "model.pooling": "last", "model.encoder.impl": "packed"},
     "lstm-attention-forward": {"model.pooling": "attention", "model.encoder.bidirectional": False},
+    "lstm-mlp-blocks": {"model.encoder.layers": 2, "model.encoder.mlp": 2},  # LayerNorm, GELU, residual
 }
 LMS = {
     "adaptive": {"model.softmax": "adaptive", "model.cutoffs": [8, 16]},
