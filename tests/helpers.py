@@ -128,3 +128,22 @@ def cut_at(cfg, output, step: int, **kw) -> None:
 
     with pytest.raises(Cut):
         run_pipeline(cfg, output=str(output), on_step=die, **kw)
+
+
+def assert_padded_batch_equals_each_alone(enc, path: str) -> None:
+    """A PaddedEncoder (double, eval) on a padded batch whose padding is 1e3 (it would show if it leaked)
+    gives each sequence what it gives that sequence alone, and zeros past each length."""
+    import torch
+
+    from textrnn.nn.mincells import use_path
+
+    lengths = torch.tensor([9, 4, 1, 7])
+    x = torch.randn(4, 9, 6, dtype=torch.double)
+    x[torch.arange(9)[None, :] >= lengths[:, None]] = 1e3
+    with use_path(path):
+        out, h_n = enc(x, lengths)
+        for b, n in enumerate(lengths.tolist()):
+            one, h1 = enc(x[b : b + 1, :n], lengths[b : b + 1])
+            assert torch.allclose(out[b, :n], one[0], atol=1e-10)
+            assert torch.allclose(h_n[:, b], h1[:, 0], atol=1e-10)
+            assert not out[b, n:].any()

@@ -12,7 +12,7 @@ from textrnn.nn import scan_kernels
 from textrnn.nn.mincells import MinGRU, MinLSTM, loop_scan, use_path, use_stepper
 from textrnn.nn.padded_encoder import PaddedEncoder
 
-from helpers import TINY_TRAIN, write, write_tiny_data
+from helpers import TINY_TRAIN, assert_padded_batch_equals_each_alone, write, write_tiny_data
 
 CELLS = [MinGRU, MinLSTM]
 
@@ -117,16 +117,7 @@ def test_without_numba_the_pytorch_steps_run(monkeypatch):
 def test_padded_batch_equals_each_sequence_alone_both_directions(cell, path):
     torch.manual_seed(2)
     enc = PaddedEncoder(6, Encoder(cell=cell, hidden=5, layers=3, bidirectional=True)).double().eval()
-    lengths = torch.tensor([9, 4, 1, 7])
-    x = torch.randn(4, 9, 6, dtype=torch.double)
-    x[torch.arange(9)[None, :] >= lengths[:, None]] = 1e3  # padding that would show if it leaked
-    with use_path(path):
-        out, h_n = enc(x, lengths)
-        for b, n in enumerate(lengths.tolist()):
-            one, h1 = enc(x[b : b + 1, :n], lengths[b : b + 1])
-            assert torch.allclose(out[b, :n], one[0], atol=1e-10)
-            assert torch.allclose(h_n[:, b], h1[:, 0], atol=1e-10)
-            assert not out[b, n:].any()  # zeros past each length
+    assert_padded_batch_equals_each_alone(enc, path)
 
 
 @pytest.mark.parametrize("cell", ["mingru", "minlstm"])

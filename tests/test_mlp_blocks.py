@@ -13,7 +13,7 @@ from textrnn.nn.mincells import use_path
 from textrnn.nn.mlp import MLPBlock
 from textrnn.nn.padded_encoder import PaddedEncoder
 
-from helpers import TINY_TRAIN, write, write_tiny_data
+from helpers import TINY_TRAIN, assert_padded_batch_equals_each_alone, write, write_tiny_data
 
 
 @pytest.mark.parametrize("cell", ["mingru", "lstm"])
@@ -21,16 +21,7 @@ from helpers import TINY_TRAIN, write, write_tiny_data
 def test_mlp_blocks_keep_padding_out(cell, path):
     torch.manual_seed(3)
     enc = PaddedEncoder(6, Encoder(cell=cell, hidden=5, layers=3, mlp=2)).double().eval()
-    lengths = torch.tensor([9, 4, 1, 7])
-    x = torch.randn(4, 9, 6, dtype=torch.double)
-    x[torch.arange(9)[None, :] >= lengths[:, None]] = 1e3  # padding that would show if it leaked
-    with use_path(path):
-        out, h_n = enc(x, lengths)
-        for b, n in enumerate(lengths.tolist()):
-            one, h1 = enc(x[b : b + 1, :n], lengths[b : b + 1])
-            assert torch.allclose(out[b, :n], one[0], atol=1e-10)
-            assert torch.allclose(h_n[:, b], h1[:, 0], atol=1e-10)
-            assert not out[b, n:].any()
+    assert_padded_batch_equals_each_alone(enc, path)
 
 
 @pytest.mark.parametrize("cell", ["mingru", "minlstm", "lstm"])
