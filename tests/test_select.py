@@ -39,6 +39,23 @@ def test_the_best_epoch_is_the_selected_metrics_best(tmp_path, select, pick):
         assert best > bleu.index(max(bleu)) + 1
 
 
+def test_the_end_of_run_says_what_picked_the_best_epoch(tmp_path, cli):
+    write_tiny_data(tmp_path)
+    p = write(tmp_path / "mt.yaml", MT.replace("epochs: 10", "epochs: 2"))
+    code, out, err = cli("run", p, "-o", tmp_path / "a", "--set", "train.select=chrf")
+    assert code == 0, err
+    assert (
+        "by valid chrf" in out + err
+        and json.loads((tmp_path / "a" / "summary.json").read_text())["selected_by"] == "chrf"
+    )
+    code, out, err = cli("run", p, "-o", tmp_path / "b")  # the task's own metric goes unsaid
+    assert code == 0, err
+    assert (
+        "by valid" not in out + err
+        and json.loads((tmp_path / "b" / "summary.json").read_text())["selected_by"] == "bleu"
+    )
+
+
 def test_selection_names_the_metric_and_its_direction(tmp_path):
     write_tiny_data(tmp_path)
     p = write(tmp_path / "mt.yaml", MT)

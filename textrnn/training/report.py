@@ -41,11 +41,19 @@ def next_commands(task: str, run: Path) -> list[str]:
     }[task] + [f"python -c 'import textrnn; print(textrnn.load(\"{run}\"))'"]
 
 
+def _by(summary: dict, task: str) -> str:
+    """' by valid loss' where the run picked its best epoch by a metric other than its task's own."""
+    from textrnn.config import SELECT
+
+    by = summary.get("selected_by")
+    return f" by valid {by}" if by and by != next(iter(SELECT.get(task, {by: True}))) else ""
+
+
 def end_of_run(run: Path, task: str, name: str, summary: dict) -> list[str]:
     """Lines for the end of a run (rich markup)."""
     lines = [
         f"[bold green]done[/]: {name} ({task}) — best epoch {summary.get('best_epoch')} of "
-        f"{summary.get('epochs')}, {_duration(summary.get('train_seconds', 0.0))} of training"
+        f"{summary.get('epochs')}{_by(summary, task)}, {_duration(summary.get('train_seconds', 0.0))} of training"
     ]
     for split in ("valid", "test"):
         m = summary.get(split) or {}

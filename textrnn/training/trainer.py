@@ -533,6 +533,7 @@ class Trainer:
         summary.update(
             {
                 "best_epoch": st.best_epoch,
+                "selected_by": task.selection[0],  # the valid metric that picked it (train.select)
                 "epochs": st.epoch,
                 "steps": st.global_step,
                 "tokens_per_s": st.tokens / max(st.step_seconds, 1e-9),
