@@ -83,7 +83,7 @@ def variant(task: Task, pipeline: str, sets: list[str]):
     task.cfg = cfg
     torch.manual_seed(cfg.train.seed)
     model = build_model(task)
-    return task, model, Step.build(model, task.loss, cfg.train, torch.device("cpu"), task.higher_is_better, 10**6)
+    return task, model, Step.build(model, task.loss, cfg.train, torch.device("cpu"), task.selection[1], 10**6)
 
 
 def params(model: torch.nn.Module) -> int:

@@ -45,8 +45,9 @@ def _by(summary: dict, task: str) -> str:
     """' by valid loss' where the run picked its best epoch by a metric other than its task's own."""
     from textrnn.config import SELECT
 
-    by = summary.get("selected_by")
-    return f" by valid {by}" if by and by != next(iter(SELECT.get(task, {by: True}))) else ""
+    by = summary.get("selected_by")  # absent in runs saved before train.select
+    own = next(iter(SELECT[task]))  # the task's own metric comes first
+    return f" by valid {by}" if by not in (None, own) else ""
 
 
 def end_of_run(run: Path, task: str, name: str, summary: dict) -> list[str]:
