@@ -161,35 +161,40 @@ class _LoopScan(torch.autograd.Function):
         *gates, c = P.split(DH, dim=-1)  # [B, T, DH] each
         saved = tuple(torch.sigmoid(-k) for k in gates) if kind == "minlstm" else ()  # 1 - f, 1 - i
         ctx.compiled = _compiled(P)  # the backward runs with the forward's stepper
-        if ctx.compiled:  # the mask, g and the recurrence in one compiled pass
-            if kind == "mingru":
-                S = torch.sigmoid(P)  # [B, T, 2DH]: z = σ(k), then σ(c), in one pass
-                z, v, h = scan_kernels.forward(S, 0, S, DH, P, DH, mask, h0, D)
-            else:
-                z, v, h = scan_kernels.forward(update_gate(kind, gates), 0, torch.sigmoid(c), 0, P, G * DH, mask, h0, D)
-        else:
-            z = update_gate(kind, gates)
-            if mask is not None:
-                z.mul_(mask)
-            v = g(c)
-            h = torch.empty_like(v)
-            T = P.size(1)
-            runs = [(range(T), slice(0, H))] + ([(range(T - 1, -1, -1), slice(H, DH))] if D == 2 else [])
-            for steps, cols in runs:
-                vs, zs, hs = v[..., cols].unbind(1), z[..., cols].unbind(1), h[..., cols].unbind(1)
-                prev = h0[:, cols]
-                for t in steps:
-                    prev = torch.lerp(prev, vs[t], zs[t], out=hs[t])
-        ctx.save_for_backward(z, v, h, h0, *saved)
         ctx.kind, ctx.D = kind, D
+        if ctx.compiled:  # the mask, g and the recurrence in one compiled pass; z is never stored
+            if kind == "mingru":
+                S = torch.sigmoid(P)  # [B, T, 2DH]: z = σ(k), then σ(c) (g(c) once the kernel ran), in one pass
+                Z, zoff, V, voff = S, 0, S, DH
+            else:
+                Z, zoff, V, voff = update_gate(kind, gates), 0, torch.sigmoid(c), 0
+            h = scan_kernels.forward(Z, zoff, V, voff, P, G * DH, mask, h0, D)
+            ctx.offsets = zoff, voff
+            ctx.save_for_backward(Z, V, mask, h, h0, *saved)
+            return h
+        z = update_gate(kind, gates)
+        if mask is not None:
+            z.mul_(mask)
+        v = g(c)
+        h = torch.empty_like(v)
+        T = P.size(1)
+        runs = [(range(T), slice(0, H))] + ([(range(T - 1, -1, -1), slice(H, DH))] if D == 2 else [])
+        for steps, cols in runs:
+            vs, zs, hs = v[..., cols].unbind(1), z[..., cols].unbind(1), h[..., cols].unbind(1)
+            prev = h0[:, cols]
+            for t in steps:
+                prev = torch.lerp(prev, vs[t], zs[t], out=hs[t])
+        ctx.save_for_backward(z, v, h, h0, *saved)
         return h
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        z, v, h, h0, *saved = ctx.saved_tensors
         if ctx.compiled:
-            dP, dh0 = scan_kernels.backward(grad, z, v, h, h0, tuple(saved), ctx.D)
+            Z, V, mask, h, h0, *saved = ctx.saved_tensors
+            (zoff, voff), D = ctx.offsets, ctx.D
+            dP, dh0 = scan_kernels.backward(grad, Z, zoff, V, voff, mask, h, h0, tuple(saved), D)
             return dP, dh0, None, None, None
+        z, v, h, h0, *saved = ctx.saved_tensors
         T, D = z.size(1), ctx.D
         DH = z.size(2)
         H = DH // D
