@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from textrnn.config import Encoder as EncCfg
+from textrnn.nn import scan_kernels
 from textrnn.nn.heads import AttentionPool, ConcatPool, MaxPool, MeanPool
 from textrnn.nn.padded_encoder import PaddedEncoder
 from textrnn.tasks.classify import Classifier, ClassifyModel
@@ -99,11 +100,14 @@ def test_pretrained_vectors_are_copied_and_bad_files_named(tmp_path):
         load_vectors(emb, vocab, str(tmp_path / "w.txt"))
 
 
-def test_dropout_keeps_1_minus_p_scaled_and_is_identity_in_eval():
+def test_dropout_keeps_1_minus_p_scaled_and_is_identity_in_eval(monkeypatch):
+    """Without numba: the mask from 16-bit lanes of torch's generator."""
     import torch
 
+    from textrnn.nn import scan_kernels
     from textrnn.nn.dropout import Dropout
 
+    monkeypatch.setattr(scan_kernels, "available", lambda: False)
     torch.manual_seed(0)
     d = Dropout(0.3)
     x = torch.ones(200_000, requires_grad=True)
@@ -117,6 +121,36 @@ def test_dropout_keeps_1_minus_p_scaled_and_is_identity_in_eval():
     assert torch.equal(Dropout(0.3)(x), y)  # torch's seed fixes the mask
     y.sum().backward()
     assert torch.equal(x.grad, y.detach())  # gradient flows through the kept elements only, scaled alike
+    d.eval()
+    assert d(x) is x
+
+
+@pytest.mark.skipif(not scan_kernels.available(), reason="needs numba (textrnn[fast])")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_dropout_draws_its_mask_again_in_the_backward(dtype):
+    """With numba: the counter-based mask keeps 1 - p of the elements, each position and each call
+    independently, scaled by 1 / (1 - p); torch's seed fixes it; the backward applies the forward's own
+    mask although the generator has moved on; non-contiguous inputs; identity in eval."""
+    from textrnn.nn.dropout import Dropout
+
+    torch.manual_seed(0)
+    d = Dropout(0.3)
+    x = torch.ones(400, 1000, dtype=dtype).t().requires_grad_()  # [1000, 400], not contiguous
+    y = d(x)
+    kept = y != 0
+    n = kept.numel()
+    assert abs(kept.float().mean().item() - 0.7) < 5 * (0.21 / n) ** 0.5
+    for part in (kept[:500], kept[500:], kept[:, ::2], kept[:, 1::2]):  # no position is favoured
+        assert abs(part.float().mean().item() - 0.7) < 5 * (0.21 / part.numel()) ** 0.5
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))
+    again = d(x) != 0  # the next call: a new mask, independent of the first
+    agree = (again == kept).float().mean().item()
+    assert abs(agree - (0.7**2 + 0.3**2)) < 5 * (0.25 / n) ** 0.5
+    torch.manual_seed(0)
+    assert torch.equal(Dropout(0.3)(x), y)  # torch's seed fixes the mask
+    grad = torch.randn(x.shape, dtype=dtype)
+    y.backward(grad)  # after the generator drew two more masks
+    assert torch.equal(x.grad, torch.where(kept, grad * y.detach(), torch.zeros((), dtype=dtype)))
     d.eval()
     assert d(x) is x
 

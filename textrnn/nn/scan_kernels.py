@@ -128,10 +128,29 @@ def _build() -> bool:
                 for j in range(H):
                     dh0[b, lo + j] = (one - zf[j] * mf) * G[j]
 
+    gamma, m1, m2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+    s27, s30, s31, s32 = np.uint64(27), np.uint64(30), np.uint64(31), np.uint64(32)
+
+    def drop_kernel(x, out, key, drop, scale):  # pragma: no cover - compiled
+        """out[i] = x[i] · scale where the high 32 bits of splitmix64(key + (i + 1) γ) are >= drop, else 0
+        (x, out flat): element i's draw is a function of (key, i) alone, so the backward draws it again."""
+        n = x.shape[0]
+        chunks = (n + 16383) // 16384
+        zero = x.dtype.type(0)
+        for c in numba.prange(chunks):
+            for i in range(c * 16384, min(n, (c + 1) * 16384)):
+                z = key + np.uint64(i + 1) * gamma
+                z = (z ^ (z >> s30)) * m1
+                z = (z ^ (z >> s27)) * m2
+                z = z ^ (z >> s31)
+                out[i] = x[i] * scale if (z >> s32) >= drop else zero
+
     _kernels["forward"], _kernels["backward"] = jit(steps_forward), jit(steps_backward)
+    _kernels["dropout"] = jit(drop_kernel)
     try:  # a machine with neither TBB nor OpenMP for numba: the PyTorch steps
         one = torch.ones(1, 2, 4)
         forward(one, 0, one.clone(), 2, one, 2, None, torch.zeros(1, 2), 2)
+        dropout(one, 1, 1 << 31, 2.0)
     except Exception:  # noqa: BLE001 - numba's errors for a missing layer vary by version
         return False
     return True
@@ -206,3 +225,16 @@ def backward(
 def _mask(mask: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
     """mask [B, T, 1] -> [B, T] (an empty [0, 0] for None: the kernels' "no mask")."""
     return like.new_empty(0, 0) if mask is None else mask.reshape(like.size(0), like.size(1))
+
+
+def dropout(x: torch.Tensor, key: int, drop: int, scale: float) -> torch.Tensor:
+    """x [*] (CPU, float32 / float64) -> x · scale where element i's counter-based draw (splitmix64 of
+    key + (i + 1) γ, its high 32 bits) is >= drop (0 ... 2^32), else 0; the same key gives the same
+    mask for any tensor of x's size, so dropout's backward applies it to the gradient without storing it."""
+    import numpy as np  # numba's dependency: here only with numba
+
+    _threads()
+    out = torch.empty(x.shape, dtype=x.dtype)
+    flat = _np(x).reshape(-1)
+    _kernels["dropout"](flat, out.numpy().reshape(-1), np.uint64(key), np.uint64(drop), flat.dtype.type(scale))
+    return out
