@@ -16,8 +16,9 @@ bidirectional encoder) also runs minGRU with its recurrence removed: the encoder
 the mask and the dropout, no scan. No min-cell implementation at these sizes can beat that row;
 its ratio to the LSTM bounds what a faster scan could give. `--torch-steps` also runs each min cell
 with its time steps as one PyTorch call each (`mincells.use_stepper("torch")`), beside the default
-(numba's compiled loops when numba is installed: `textrnn[fast]`). Prints JSON: real (non-pad) tokens/s
-per cell and its ratio to the first cell.
+(numba's compiled loops when numba is installed: `textrnn[fast]`). `--torch-masks` also runs every
+cell with torch's 16-bit dropout masks (`dropout.use_masks("torch")`) beside the compiled ones. Prints
+JSON: real (non-pad) tokens/s per cell and its ratio to the first cell.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from textrnn import config
-from textrnn.nn import mincells
+from textrnn.nn import dropout, mincells
 from textrnn.tasks.base import Task, build_model
 from textrnn.tools import bench
 from textrnn.training import allocator
@@ -109,6 +110,7 @@ def main():
     ap.add_argument("--equal-params", action="store_true")
     ap.add_argument("--bound", action="store_true", help="also minGRU with its recurrence removed (classify)")
     ap.add_argument("--torch-steps", action="store_true", help="also each min cell with PyTorch's per-step calls")
+    ap.add_argument("--torch-masks", action="store_true", help="also each cell with torch's 16-bit dropout masks")
     ap.add_argument("--set", action="append", default=[])
     a = ap.parse_args()
     malloc = allocator.pin()  # as the trainer does on a CPU (TEXTRNN_MALLOC=default: glibc's own thresholds)
@@ -126,8 +128,13 @@ def main():
     if a.torch_steps:
         for name in [n for n in runs if n.startswith("min")]:
             runs[f"{name} (torch steps)"], steppers[f"{name} (torch steps)"] = runs[name], "torch"
+    masks = {name: "auto" for name in runs}
+    if a.torch_masks:
+        for name in list(runs):
+            runs[f"{name} (torch masks)"], steppers[f"{name} (torch masks)"] = runs[name], steppers[name]
+            masks[f"{name} (torch masks)"] = "torch"
     if a.bound:
-        runs[BOUND], steppers[BOUND] = a.set + cell_sets(cfg, "mingru@1"), "auto"
+        runs[BOUND], steppers[BOUND], masks[BOUND] = a.set + cell_sets(cfg, "mingru@1"), "auto", "auto"
     built = {name: variant(task, a.pipeline, sets) for name, sets in runs.items()}
     if a.bound:
         model = built[BOUND][1]
@@ -136,7 +143,7 @@ def main():
     for r in range(a.rounds):
         for name, (t, model, step) in built.items():
             collate = lambda idx: t.collate("train", idx, "cpu")  # noqa: E731
-            with mincells.use_stepper(steppers[name]):
+            with mincells.use_stepper(steppers[name]), dropout.use_masks(masks[name]):
                 if r == 0:
                     bench.run_steps(step, collate, batches, 0, 3)  # warm-up
                 tokens, seconds = bench.run_steps(step, collate, batches, 3 + r * a.steps, a.steps)

@@ -125,6 +125,21 @@ def test_dropout_keeps_1_minus_p_scaled_and_is_identity_in_eval(monkeypatch):
     assert d(x) is x
 
 
+def test_use_masks_torch_draws_the_16_bit_masks_with_numba_installed_too(monkeypatch):
+    from textrnn.nn import dropout
+
+    x = torch.ones(10_000)
+    torch.manual_seed(0)
+    with dropout.use_masks("torch"):
+        y = dropout.Dropout(0.3)(x)
+    monkeypatch.setattr(scan_kernels, "available", lambda: False)
+    torch.manual_seed(0)
+    assert torch.equal(dropout.Dropout(0.3)(x), y)
+    with pytest.raises(ValueError, match="masks 'fast': one of auto, torch"):
+        with dropout.use_masks("fast"):
+            pass
+
+
 @pytest.mark.skipif(not scan_kernels.available(), reason="needs numba (textrnn[fast])")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_compiled_dropout_draws_its_mask_again_in_the_backward(dtype):

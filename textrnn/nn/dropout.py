@@ -19,6 +19,9 @@ change of torch's kernels. On other devices it is nn.functional.dropout.
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,6 +30,21 @@ from textrnn.nn import scan_kernels
 
 LEVELS = 1 << 16  # the torch mask compares 16-bit numbers: p in steps of 1/65536
 HASH_LEVELS = 1 << 32  # the compiled mask compares 32-bit numbers
+MASKS = ("auto", "torch")
+_masks = ["auto"]  # which CPU masks Dropout draws; set with `use_masks`
+
+
+@contextlib.contextmanager
+def use_masks(masks: str) -> Iterator[None]:
+    """Draw CPU dropout masks with `masks` inside the block: auto (the compiled masks where numba is
+    installed, else torch's) or torch (the 16-bit masks from torch's generator). Benchmarks and tests."""
+    if masks not in MASKS:
+        raise ValueError(f"masks {masks!r}: one of {', '.join(MASKS)}")
+    old, _masks[0] = _masks[0], masks
+    try:
+        yield
+    finally:
+        _masks[0] = old
 
 
 def keep_mask(x: torch.Tensor, p: float) -> torch.Tensor:
@@ -72,7 +90,7 @@ class Dropout(nn.Module):
             return x
         if x.device.type != "cpu":
             return F.dropout(x, self.p, True)
-        if x.dtype in (torch.float32, torch.float64) and scan_kernels.available():
+        if _masks[0] == "auto" and x.dtype in (torch.float32, torch.float64) and scan_kernels.available():
             return hashed_dropout(x, self.p)
         return x * keep_mask(x, self.p)
 
