@@ -133,17 +133,22 @@ def _build() -> bool:
 
     def drop_kernel(x, out, key, drop, scale):  # pragma: no cover - compiled
         """out[i] = x[i] · scale where the high 32 bits of splitmix64(key + (i + 1) γ) are >= drop, else 0
-        (x, out flat): element i's draw is a function of (key, i) alone, so the backward draws it again."""
+        (x, out flat): element i's draw is a function of (key, i) alone, so the backward draws it again.
+        Chunks of 16,384 in parallel, each through 1-d views (indexing x itself is not vectorized: 5x slower)."""
         n = x.shape[0]
         chunks = (n + 16383) // 16384
         zero = x.dtype.type(0)
         for c in numba.prange(chunks):
-            for i in range(c * 16384, min(n, (c + 1) * 16384)):
-                z = key + np.uint64(i + 1) * gamma
+            lo = c * 16384
+            hi = min(n, lo + 16384)
+            xs, os = x[lo:hi], out[lo:hi]
+            base = key + np.uint64(lo + 1) * gamma
+            for i in range(hi - lo):
+                z = base + np.uint64(i) * gamma
                 z = (z ^ (z >> s30)) * m1
                 z = (z ^ (z >> s27)) * m2
                 z = z ^ (z >> s31)
-                out[i] = x[i] * scale if (z >> s32) >= drop else zero
+                os[i] = xs[i] * scale if (z >> s32) >= drop else zero
 
     _kernels["forward"], _kernels["backward"] = jit(steps_forward), jit(steps_backward)
     _kernels["dropout"] = jit(drop_kernel)
