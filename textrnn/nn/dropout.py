@@ -20,13 +20,13 @@ change of torch's kernels. On other devices it is nn.functional.dropout.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from textrnn.nn import scan_kernels
+from textrnn.nn.switches import switched
 
 LEVELS = 1 << 16  # the torch mask compares 16-bit numbers: p in steps of 1/65536
 HASH_LEVELS = 1 << 32  # the compiled mask compares 32-bit numbers
@@ -34,17 +34,10 @@ MASKS = ("auto", "torch")
 _masks = ["auto"]  # which CPU masks Dropout draws; set with `use_masks`
 
 
-@contextlib.contextmanager
-def use_masks(masks: str) -> Iterator[None]:
+def use_masks(masks: str) -> contextlib.AbstractContextManager[None]:
     """Draw CPU dropout masks with `masks` inside the block: auto (the compiled masks where numba is
     installed, else torch's) or torch (the 16-bit masks from torch's generator). Benchmarks and tests."""
-    if masks not in MASKS:
-        raise ValueError(f"masks {masks!r}: one of {', '.join(MASKS)}")
-    old, _masks[0] = _masks[0], masks
-    try:
-        yield
-    finally:
-        _masks[0] = old
+    return switched(_masks, "masks", masks, MASKS)
 
 
 def keep_mask(x: torch.Tensor, p: float) -> torch.Tensor:

@@ -27,7 +27,7 @@ h_n [L, B, H]; a PackedSequence in gives a PackedSequence out.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Optional, cast
+from typing import Optional, cast
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +36,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from textrnn.nn import scan_kernels
 from textrnn.nn.dropout import Dropout
+from textrnn.nn.switches import switched
 
 CHUNK = 64  # scan steps per chunk (see scan)
 PATHS = ("auto", "parallel", "loop")
@@ -44,33 +45,19 @@ STEPPERS = ("auto", "numba", "torch")
 _stepper = ["auto"]  # who runs the loop path's steps; set with `use_stepper`
 
 
-@contextlib.contextmanager
-def use_path(path: str) -> Iterator[None]:
+def use_path(path: str) -> contextlib.AbstractContextManager[None]:
     """Run every min cell's sequences through `path` inside the block: auto (the log-space scan on
     a GPU, the step loop on a CPU), parallel (the log-space scan) or loop. Tests and benchmarks."""
-    if path not in PATHS:
-        raise ValueError(f"path {path!r}: one of {', '.join(PATHS)}")
-    old, _path[0] = _path[0], path
-    try:
-        yield
-    finally:
-        _path[0] = old
+    return switched(_path, "path", path, PATHS)
 
 
-@contextlib.contextmanager
-def use_stepper(stepper: str) -> Iterator[None]:
+def use_stepper(stepper: str) -> contextlib.AbstractContextManager[None]:
     """Run the loop path's time steps with `stepper` inside the block: auto (numba's compiled loops
     when numba is installed, else torch), numba (the compiled loops; an error without numba) or
     torch (one PyTorch call per step). Tests and benchmarks."""
-    if stepper not in STEPPERS:
-        raise ValueError(f"stepper {stepper!r}: one of {', '.join(STEPPERS)}")
     if stepper == "numba" and not scan_kernels.available():
         raise RuntimeError("the numba stepper needs numba: pip install 'textrnn[fast]'")
-    old, _stepper[0] = _stepper[0], stepper
-    try:
-        yield
-    finally:
-        _stepper[0] = old
+    return switched(_stepper, "stepper", stepper, STEPPERS)
 
 
 def _compiled(x: torch.Tensor) -> bool:
