@@ -117,25 +117,25 @@ def main():
     cfg = config.load(a.pipeline, a.set)
     task = bench.prepared_task(cfg)
     batches = task.batches("train", shuffle=True, seed=1)
-    runs: dict[str, list[str]] = {c: a.set + cell_sets(cfg, c) for c in a.cells}
+    # name -> (pipeline overrides, min cells' stepper, dropout masks)
+    runs: dict[str, tuple[list[str], str, str]] = {c: (a.set + cell_sets(cfg, c), "auto", "auto") for c in a.cells}
     if a.equal_params:
-        _, base, _ = variant(task, a.pipeline, runs[a.cells[0]])
+        _, base, _ = variant(task, a.pipeline, runs[a.cells[0]][0])
         for c in a.cells[1:]:
             cell = c.split(",")[0].partition("@")[0]
             h = equal_hidden(task, a.pipeline, a.set + cell_sets(cfg, c)[1:], cell, params(base))
-            runs[f"{c} (hidden {h}, equal parameters)"] = a.set + cell_sets(cfg, c) + [f"{hidden_key(cfg)}={h}"]
-    steppers = {name: "auto" for name in runs}
+            sets = a.set + cell_sets(cfg, c) + [f"{hidden_key(cfg)}={h}"]
+            runs[f"{c} (hidden {h}, equal parameters)"] = (sets, "auto", "auto")
     if a.torch_steps:
         for name in [n for n in runs if n.startswith("min")]:
-            runs[f"{name} (torch steps)"], steppers[f"{name} (torch steps)"] = runs[name], "torch"
-    masks = {name: "auto" for name in runs}
+            runs[f"{name} (torch steps)"] = (runs[name][0], "torch", "auto")
     if a.torch_masks:
         for name in list(runs):
-            runs[f"{name} (torch masks)"], steppers[f"{name} (torch masks)"] = runs[name], steppers[name]
-            masks[f"{name} (torch masks)"] = "torch"
+            sets, stepper, _ = runs[name]
+            runs[f"{name} (torch masks)"] = (sets, stepper, "torch")
     if a.bound:
-        runs[BOUND], steppers[BOUND], masks[BOUND] = a.set + cell_sets(cfg, "mingru@1"), "auto", "auto"
-    built = {name: variant(task, a.pipeline, sets) for name, sets in runs.items()}
+        runs[BOUND] = (a.set + cell_sets(cfg, "mingru@1"), "auto", "auto")
+    built = {name: variant(task, a.pipeline, sets) for name, (sets, _, _) in runs.items()}
     if a.bound:
         model = built[BOUND][1]
         model.encoder = NoRecurrence(model.encoder)  # type: ignore[assignment]
@@ -143,7 +143,8 @@ def main():
     for r in range(a.rounds):
         for name, (t, model, step) in built.items():
             collate = lambda idx: t.collate("train", idx, "cpu")  # noqa: E731
-            with mincells.use_stepper(steppers[name]), dropout.use_masks(masks[name]):
+            _, stepper, masks = runs[name]
+            with mincells.use_stepper(stepper), dropout.use_masks(masks):
                 if r == 0:
                     bench.run_steps(step, collate, batches, 0, 3)  # warm-up
                 tokens, seconds = bench.run_steps(step, collate, batches, 3 + r * a.steps, a.steps)

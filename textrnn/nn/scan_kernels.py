@@ -1,4 +1,4 @@
-"""The min cells' step loop compiled with numba (optional: `pip install 'textrnn[fast]'`).
+"""The min cells' step loop and dropout's masks compiled with numba (optional: `pip install 'textrnn[fast]'`).
 
 The PyTorch step loop of `mincells._LoopScan` costs one operator call per time step and direction
 (the forward's lerp, the backward's addcmul) over small [B, H] row blocks, and its backward makes
@@ -14,7 +14,9 @@ v - (v - h)(1 - z) for z >= 1/2, so the two steppers agree to rounding (1e-7 in 
 bit for bit. numba is imported, and each kernel compiled (cached on disk), on first use; without
 numba `available()` is False and the PyTorch steps run.
 
-Tensors: CPU, contiguous, float32 or float64; [B, T, D·H] with direction d in columns d·H ...
+`dropout` draws and applies a counter-based mask in one parallel pass (textrnn/nn/dropout.py).
+
+Step loop tensors: CPU, contiguous, float32 or float64; [B, T, D·H] with direction d in columns d·H ...
 (d+1)·H, direction 0 running forward in time, direction 1 backward.
 """
 
