@@ -68,6 +68,28 @@ def test_the_step_loop_gradient_is_exact(kind, D, stepper):
         assert torch.autograd.gradcheck(lambda P, h0: loop_scan(P, kind, D, h0), (P, h0))
 
 
+@pytest.mark.parametrize("stepper", ["numba", "torch"])
+@pytest.mark.parametrize("kind", ["mingru", "minlstm"])
+@pytest.mark.parametrize("D", [1, 2])
+def test_zero_pads_is_the_masked_output_with_its_exact_gradient(kind, D, stepper):
+    """loop_scan(zero_pads=True) (right padding, h0 None) equals the output times the mask, and its
+    gradient is exact (gradcheck) and equals that product's, whatever the gradient on the padding."""
+    torch.manual_seed(3)
+    G = 1 if kind == "mingru" else 2
+    P = torch.randn(3, 9, (G + 1) * D * 2, dtype=torch.double, requires_grad=True)  # [B, T, .], H = 2
+    mask = (torch.arange(9)[None, :] < torch.tensor([9, 5, 1])[:, None]).double()[:, :, None]  # [B, T, 1]
+    up = torch.randn(3, 9, D * 2, dtype=torch.double)  # nonzero on the padding too
+    with use_stepper(stepper):
+        assert torch.autograd.gradcheck(lambda P: loop_scan(P, kind, D, mask=mask, zero_pads=True), (P,))
+        got = loop_scan(P, kind, D, mask=mask, zero_pads=True)
+        (g,) = torch.autograd.grad(got, P, up)
+        ref = loop_scan(P, kind, D, mask=mask) * mask
+        (gr,) = torch.autograd.grad(ref, P, up)
+    assert torch.equal(got, ref) and torch.allclose(g, gr, atol=1e-12)
+    with pytest.raises(ValueError, match="zero_pads needs h0 = None"):
+        loop_scan(P, kind, D, torch.zeros(3, D * 2, dtype=torch.double), mask, zero_pads=True)
+
+
 def loop_run(P, kind, D, h0, mask, stepper):
     """(h, dL/dP, dL/dh0) of one loop_scan under `stepper`, for a fixed random upstream gradient."""
     P, h0 = P.clone().requires_grad_(True), h0.clone().requires_grad_(True)

@@ -36,6 +36,19 @@ def test_max_pooling_values_and_gradient_equal_the_masked_reference():
     ref = out.masked_fill(~mask.unsqueeze(-1), float("-inf")).max(1).values
     (gr,) = torch.autograd.grad(ref.sin().sum(), out)
     assert torch.equal(got, ref) and torch.equal(g, gr) and not g[1, 2:].any()
+    with torch.no_grad():  # inference takes amax: the same values
+        assert torch.equal(MaxPool()(out, mask, None)[0], ref)
+
+
+def test_max_pooling_sends_a_tied_maximum_s_gradient_to_one_step():
+    """As torch.max's: where several steps hold the maximum (zeros after ReLU or dropout), one of them
+    takes the whole gradient, the first."""
+    out = torch.tensor([[[0.0, 1.0], [0.0, 1.0], [-1.0, 0.5]]], requires_grad=True)  # [1, 3, 2]
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    got, _ = MaxPool()(out, mask, None)
+    (g,) = torch.autograd.grad(got, out, torch.tensor([[2.0, 3.0]]))
+    assert torch.equal(got, torch.tensor([[0.0, 1.0]]))
+    assert torch.equal(g, torch.tensor([[[2.0, 3.0], [0.0, 0.0], [0.0, 0.0]]]))
 
 
 def test_concat_pooling_is_last_max_and_mean_side_by_side():

@@ -136,27 +136,28 @@ class _LoopScan(torch.autograd.Function):
     mask [B, T, 1] or None: where it is 0, z = 0 and the state stands still, so a right-padded
     row's backward direction starts at its own last token (from h0) and its forward state stops
     there. h0 [B, D·H] -> h [B, T, D·H]; each step reads and writes [B, H] rows (strided views).
+    zero: h is 0 where mask is (see loop_scan).
     Backward: G_t = dL/dh_t + (1 - z_next) G_next (next in the direction's own time),
     dL/dz_t = G_t (g(c_t) - h_prev), dL/dc_t = G_t z_t g'(c_t), then through the gates' σ; each
     σ' is one fused `sigmoid_backward` pass (grad · y (1 - y)).
     """
 
     @staticmethod
-    def forward(ctx, P: torch.Tensor, h0: torch.Tensor, mask: Optional[torch.Tensor], kind: str, D: int):
+    def forward(ctx, P: torch.Tensor, h0: torch.Tensor, mask: Optional[torch.Tensor], kind: str, D: int, zero: bool):
         G = len(MinLayer.GATES[kind])
         DH = P.size(2) // (G + 1)
         H = DH // D
         *gates, c = P.split(DH, dim=-1)  # [B, T, DH] each
         saved = tuple(torch.sigmoid(-k) for k in gates) if kind == "minlstm" else ()  # 1 - f, 1 - i
         ctx.compiled = _compiled(P)  # the backward runs with the forward's stepper
-        ctx.kind, ctx.D = kind, D
+        ctx.kind, ctx.D, ctx.zero = kind, D, zero
         if ctx.compiled:  # the mask, g and the recurrence in one compiled pass; z is never stored
             if kind == "mingru":
                 S = torch.sigmoid(P)  # [B, T, 2DH]: z = σ(k), then σ(c) (g(c) once the kernel ran), in one pass
                 Z, zoff, V, voff = S, 0, S, DH
             else:
                 Z, zoff, V, voff = update_gate(kind, gates), 0, torch.sigmoid(c), 0
-            h = scan_kernels.forward(Z, zoff, V, voff, P, G * DH, mask, h0, D)
+            h = scan_kernels.forward(Z, zoff, V, voff, P, G * DH, mask, h0, D, zero)
             ctx.offsets = zoff, voff
             ctx.save_for_backward(Z, V, mask, h, h0, *saved)
             return h
@@ -172,7 +173,9 @@ class _LoopScan(torch.autograd.Function):
             prev = h0[:, cols]
             for t in steps:
                 prev = torch.lerp(prev, vs[t], zs[t], out=hs[t])
-        ctx.save_for_backward(z, v, h, h0, *saved)
+        if zero and mask is not None:
+            h.mul_(mask)  # 0 at the masked steps: where a real step reads one, the state was 0 (loop_scan)
+        ctx.save_for_backward(z, v, h, h0, mask, *saved)
         return h
 
     @staticmethod
@@ -180,13 +183,15 @@ class _LoopScan(torch.autograd.Function):
         if ctx.compiled:
             Z, V, mask, h, h0, *saved = ctx.saved_tensors
             (zoff, voff), D = ctx.offsets, ctx.D
-            dP, dh0 = scan_kernels.backward(grad, Z, zoff, V, voff, mask, h, h0, tuple(saved), D)
-            return dP, dh0, None, None, None
-        z, v, h, h0, *saved = ctx.saved_tensors
+            dP, dh0 = scan_kernels.backward(grad, Z, zoff, V, voff, mask, h, h0, tuple(saved), D, ctx.zero)
+            return dP, dh0, None, None, None, None
+        z, v, h, h0, mask, *saved = ctx.saved_tensors
         T, D = z.size(1), ctx.D
         DH = z.size(2)
         H = DH // D
         Gr = grad.clone(memory_format=torch.contiguous_format)  # [B, T, DH]: dL/dh_t, then G_t
+        if ctx.zero and mask is not None:
+            Gr.mul_(mask)  # h is 0 there whatever the parameters
         keep = 1 - z  # a_t
         diff = torch.empty_like(v)  # g(c_t) - h_prev
         dh0 = torch.empty_like(h0)
@@ -219,7 +224,7 @@ class _LoopScan(torch.autograd.Function):
         dc = dP[..., G * DH :]
         _sigmoid_backward(Gz, v, dc)
         torch.where(v >= 0.5, Gz, dc, out=dc)
-        return dP, dh0, None, None, None
+        return dP, dh0, None, None, None, None
 
 
 def _sigmoid_backward(grad: torch.Tensor, y: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -228,7 +233,12 @@ def _sigmoid_backward(grad: torch.Tensor, y: torch.Tensor, out: torch.Tensor) ->
 
 
 def loop_scan(
-    P: torch.Tensor, kind: str, D: int = 1, h0: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None
+    P: torch.Tensor,
+    kind: str,
+    D: int = 1,
+    h0: Optional[torch.Tensor] = None,
+    mask: Optional[torch.Tensor] = None,
+    zero_pads: bool = False,
 ) -> torch.Tensor:
     """The step loop over raw projections P [B, T, (G+1)·D·H] (batch-major; see _LoopScan) -> h [B, T, D·H].
 
@@ -236,13 +246,20 @@ def loop_scan(
     takes about 18 ns an element on the 2-core test VM, this loop's whole forward about 7 ns
     (docs/min-cells.md); on a GPU each step would be a kernel launch, and the log-space scan is
     used. Runs in float32 at least and returns P's dtype.
+
+    zero_pads: h is 0 where mask is 0 (the state is still carried through those steps), which
+    saves the caller a pass that masks the output. Its gradient is exact for right padding (each row's
+    real steps first) from h0 = None, as a padded batch's layer runs: the backward then reads a
+    masked step's h only where the state it carried was 0.
     """
+    if zero_pads and h0 is not None:
+        raise ValueError("loop_scan: zero_pads needs h0 = None (the padding then carries the state 0)")
     dtype = P.dtype
     work = torch.promote_types(dtype, torch.float32)
     DH = P.size(2) // (len(MinLayer.GATES[kind]) + 1)
     h0 = P.new_zeros(P.size(0), DH, dtype=work) if h0 is None else h0.to(work)
     m = None if mask is None else mask.to(work)
-    return cast(torch.Tensor, _LoopScan.apply(P.to(work), h0, m, kind, D)).to(dtype)
+    return cast(torch.Tensor, _LoopScan.apply(P.to(work), h0, m, kind, D, zero_pads)).to(dtype)
 
 
 def runs_loop(x: torch.Tensor) -> bool:
@@ -254,18 +271,18 @@ def both_directions(
     fwd_rnn: nn.Module, bwd_rnn: nn.Module, x: torch.Tensor, mask: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A bidirectional layer (two one-layer MinRNNs) in one projection and one loop: x [B, T, I],
-    mask [B, T, 1] of real steps -> out [B, T, 2H] (forward, backward), h_n [2, B, H] (each
-    direction's state after its last real token).
+    mask [B, T, 1] of real steps (right padding) -> out [B, T, 2H] (forward, backward; 0 past each
+    row's length), h_n [2, B, H] (each direction's state after its last real token).
 
     The backward direction runs from t = T-1 down with z = 0 on the padding, so it starts from zeros
     at each row's own last token: no reversal of the input or the output is needed.
     """
     fwd, bwd = (cast(MinLayer, cast(MinRNN, m).layers[0]) for m in (fwd_rnn, bwd_rnn))
-    T = x.size(1)
     P = F.linear(*_fold([fwd, bwd], x))  # [B, T, (G+1)·2H]
-    h = loop_scan(P, fwd.kind, 2, mask=mask)  # [B, T, 2H]
+    h = loop_scan(P, fwd.kind, 2, mask=mask, zero_pads=True)  # [B, T, 2H]
     H = fwd.hidden_size
-    return h, torch.stack([h[:, T - 1, :H], h[:, 0, H:]])
+    last = (mask[:, :, 0].sum(1, dtype=torch.long) - 1).clamp(min=0)  # [B]: each row's last real step
+    return h, torch.stack([_at(h[..., :H], last), h[:, 0, H:]])
 
 
 def _fold(layers: list["MinLayer"], x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

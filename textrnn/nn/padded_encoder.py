@@ -85,7 +85,8 @@ class PaddedEncoder(nn.Module):
                 assert self.bwd is not None
                 y, h_n = mincells.both_directions(f, self.bwd[i], x, mask)  # [B, T, 2H], [2, B, H]
                 finals += [h_n[0], h_n[1]]
-                x = self.join(i, y, x) * mask
+                x = self.join(i, y, x)  # y is 0 on the padding, and so is x above the first layer
+                x = x * mask if self.mlps is not None else x
                 continue
             out_f, _ = f(x)  # [B, T, H]
             finals.append(out_f.gather(1, last)[:, 0])

@@ -56,38 +56,44 @@ def _build() -> bool:
     # Each time step's H columns are taken as 1-d views first: indexing through views lets LLVM
     # vectorize the inner loop (2.4x faster than indexing the 3-d arrays, the same numbers).
 
-    def steps_forward(Z, zoff, V, voff, P, coff, m, h0, h, D, one):  # pragma: no cover - compiled
+    def steps_forward(Z, zoff, V, voff, P, coff, m, h0, h, D, one, zero):  # pragma: no cover - compiled
         """The forward in one loop a step: z = Z[..., zoff + j] · m (m [B, T], or empty for no mask),
         v = max(V[..., voff + j], P[..., coff + j] + 1/2) = g(c) from σ(c) (in V) and c (in P), written
-        over σ(c) in V, then h_t = h_{t-1} + z_t (v_t - h_{t-1}) from h0 [B, DH] into h [B, T, DH].
+        over σ(c) in V, then s_t = s_{t-1} + z_t (v_t - s_{t-1}) from s = h0 [B, DH], written to h
+        [B, T, DH] as is, or times m_t where `zero` (the state carried through the masked steps).
         z is never stored (the backward reads Z and m again). `one`: as in steps_backward."""
         B, T, DH = h.shape
         H = DH // D
         masked = m.shape[0] > 0
         half = one / (one + one)  # one / 2 would widen float32
         for b in numba.prange(B):
+            st = np.empty(H, h.dtype)  # the state
             for d in range(D):
                 lo, hi = d * H, (d + 1) * H
-                prev = h0[b, lo:hi]
+                st[:] = h0[b, lo:hi]
                 for s in range(T):
                     t = s if d == 0 else T - 1 - s
                     ht = h[b, t, lo:hi]
                     zs, vs = Z[b, t, zoff + lo : zoff + hi], V[b, t, voff + lo : voff + hi]
                     c = P[b, t, coff + lo : coff + hi]
                     mt = m[b, t] if masked else one
+                    wt = mt if zero else one
                     for j in range(H):
                         sc, ch = vs[j], c[j] + half
                         vj = sc if sc > ch else ch  # a select, not max(): max() blocks vectorizing
                         vs[j] = vj
-                        ht[j] = prev[j] + (zs[j] * mt) * (vj - prev[j])
-                    prev = ht
+                        sj = st[j] + (zs[j] * mt) * (vj - st[j])
+                        st[j] = sj
+                        ht[j] = sj * wt
 
-    def steps_backward(grad, Z, zoff, V, voff, m, h, h0, omf, omi, dP, dh0, D, one):  # pragma: no cover - compiled
+    def steps_backward(grad, Z, zoff, V, voff, m, h, h0, omf, omi, dP, dh0, D, one, zero):  # pragma: no cover
         """The whole backward (see mincells._LoopScan) in one pass per row and direction, walking
         each direction's time backwards with the adjoint G [H], z = Z[..., zoff + j] · m and v = g(c) =
         V[..., voff + j] as the forward left them: writes dP [B, T, (NG+1)·DH] (NG gate blocks: minGRU's
         k, or minLSTM's kf, ki when omf / omi = 1 - f, 1 - i are given, else empty) and dh0 [B, DH].
-        `one` is 1 in the tensors' dtype (a literal 1 would widen float32)."""
+        `one` is 1 in the tensors' dtype (a literal 1 would widen float32). `zero`: the forward wrote
+        m_t · s_t, so dL/dh counts only where m_t = 1, and h at a masked step reads as the state 0 (exact
+        where the state a masked step carries is 0 whenever a real step follows it: see mincells.loop_scan)."""
         B, T, DH = h.shape
         H = DH // D
         NG = 2 if omf.shape[0] else 1
@@ -101,14 +107,15 @@ def _build() -> bool:
                     t = T - 1 - s if d == 0 else s
                     gt, zs, vt = grad[b, t, lo:hi], Z[b, t, zoff + lo : zoff + hi], V[b, t, voff + lo : voff + hi]
                     mt = m[b, t] if masked else one
+                    wt = mt if zero else one
                     if s == 0:  # the direction's last step: nothing comes after it
                         for j in range(H):
-                            G[j] = gt[j]
+                            G[j] = gt[j] * wt
                     else:  # G_t = dL/dh_t + (1 - z_next) G_next
                         tn = t + 1 if d == 0 else t - 1
                         zn, mn = Z[b, tn, zoff + lo : zoff + hi], m[b, tn] if masked else one
                         for j in range(H):
-                            G[j] = gt[j] + (one - zn[j] * mn) * G[j]
+                            G[j] = gt[j] * wt + (one - zn[j] * mn) * G[j]
                     hp = h0[b, lo:hi] if s == T - 1 else h[b, t - 1 if d == 0 else t + 1, lo:hi]  # h_prev
                     dc = dP[b, t, NG * DH + lo : NG * DH + hi]
                     for j in range(H):
@@ -156,7 +163,7 @@ def _build() -> bool:
     _kernels["dropout"] = jit(drop_kernel)
     try:  # a machine with neither TBB nor OpenMP for numba: the PyTorch steps
         one = torch.ones(1, 2, 4)
-        forward(one, 0, one.clone(), 2, one, 2, None, torch.zeros(1, 2), 2)
+        forward(one, 0, one.clone(), 2, one, 2, None, torch.zeros(1, 2), 2, False)
         dropout(one, 1, 1 << 31, 2.0)
     except Exception:  # noqa: BLE001 - numba's errors for a missing layer vary by version
         return False
@@ -190,15 +197,17 @@ def forward(
     mask: Optional[torch.Tensor],
     h0: torch.Tensor,
     D: int,
+    zero: bool,
 ) -> torch.Tensor:
     """z = Z's gate columns (from zoff) times mask [B, T, 1] (or None), v = g(c) from σ(c) (V's columns
-    from voff) and c (P's from coff) -> h [B, T, DH] (DH = h0's width). v is written over σ(c) in V (V
-    must be contiguous and the caller's own); z is not stored: backward reads Z and mask again."""
+    from voff) and c (P's from coff) -> h [B, T, DH] (DH = h0's width; times the mask where `zero`).
+    v is written over σ(c) in V (V must be contiguous and the caller's own); z is not stored:
+    backward reads Z and mask again."""
     _threads()
     B, T, DH = P.size(0), P.size(1), h0.size(1)
     h = P.new_empty(B, T, DH)
     m = _np(_mask(mask, P))
-    _kernels["forward"](_np(Z), zoff, V.detach().numpy(), voff, _np(P), coff, m, _np(h0), h.numpy(), D, _one(P))
+    _kernels["forward"](_np(Z), zoff, V.detach().numpy(), voff, _np(P), coff, m, _np(h0), h.numpy(), D, _one(P), zero)
     return h
 
 
@@ -213,9 +222,11 @@ def backward(
     h0: torch.Tensor,
     saved: tuple[torch.Tensor, ...],
     D: int,
+    zero: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """dL/dh [B, T, DH], the forward's gate (Z from zoff, with mask), v (V from voff) and h [B, T, DH],
-    h0 [B, DH], saved = () for minGRU or (1 - f, 1 - i) for minLSTM -> dL/dP [B, T, (G+1)·DH], dL/dh0 [B, DH]."""
+    h0 [B, DH], saved = () for minGRU or (1 - f, 1 - i) for minLSTM, zero as the forward's
+    -> dL/dP [B, T, (G+1)·DH], dL/dh0 [B, DH]."""
     _threads()
     DH = h.size(2)
     dP = h.new_empty(*h.shape[:2], (len(saved) or 1) * DH + DH)
@@ -224,7 +235,7 @@ def backward(
     _kernels["backward"](
         *(_np(grad), _np(Z), zoff, _np(V), voff, _np(_mask(mask, h))),
         *map(_np, (h, h0, omf, omi)),
-        *(dP.numpy(), dh0.numpy(), D, _one(h)),
+        *(dP.numpy(), dh0.numpy(), D, _one(h), zero),
     )
     return dP, dh0
 
