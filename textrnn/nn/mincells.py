@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from textrnn.nn import scan_kernels
+from textrnn.nn import fused_loop, scan_kernels
 from textrnn.nn.dropout import Dropout
 from textrnn.nn.switches import switched
 
@@ -278,8 +278,11 @@ def both_directions(
     at each row's own last token: no reversal of the input or the output is needed.
     """
     fwd, bwd = (cast(MinLayer, cast(MinRNN, m).layers[0]) for m in (fwd_rnn, bwd_rnn))
-    P = F.linear(*_fold([fwd, bwd], x))  # [B, T, (G+1)·2H]
-    h = loop_scan(P, fwd.kind, 2, mask=mask, zero_pads=True)  # [B, T, 2H]
+    xn, w, b = _fold([fwd, bwd], x)  # the product's input, weight [(G+1)·2H, I], bias
+    if _compiled(xn) and xn.dtype == w.dtype and not torch.is_autocast_enabled("cpu"):
+        h = fused_loop.project_scan(xn, w, b, mask, fwd.kind)  # [B, T, 2H], a few rows at a time
+    else:
+        h = loop_scan(F.linear(xn, w, b), fwd.kind, 2, mask=mask, zero_pads=True)  # [B, T, 2H]
     H = fwd.hidden_size
     last = (mask[:, :, 0].sum(1, dtype=torch.long) - 1).clamp(min=0)  # [B]: each row's last real step
     return h, torch.stack([_at(h[..., :H], last), h[:, 0, H:]])

@@ -198,14 +198,15 @@ def forward(
     h0: torch.Tensor,
     D: int,
     zero: bool,
+    out: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """z = Z's gate columns (from zoff) times mask [B, T, 1] (or None), v = g(c) from σ(c) (V's columns
-    from voff) and c (P's from coff) -> h [B, T, DH] (DH = h0's width; times the mask where `zero`).
-    v is written over σ(c) in V (V must be contiguous and the caller's own); z is not stored:
-    backward reads Z and mask again."""
+    from voff) and c (P's from coff) -> h [B, T, DH] (DH = h0's width; times the mask where `zero`;
+    written into `out`, a contiguous tensor, if given). v is written over σ(c) in V (V must be
+    contiguous and the caller's own); z is not stored: backward reads Z and mask again."""
     _threads()
     B, T, DH = P.size(0), P.size(1), h0.size(1)
-    h = P.new_empty(B, T, DH)
+    h = P.new_empty(B, T, DH) if out is None else out
     m = _np(_mask(mask, P))
     _kernels["forward"](_np(Z), zoff, V.detach().numpy(), voff, _np(P), coff, m, _np(h0), h.numpy(), D, _one(P), zero)
     return h
@@ -223,13 +224,14 @@ def backward(
     saved: tuple[torch.Tensor, ...],
     D: int,
     zero: bool,
+    out: Optional[torch.Tensor] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """dL/dh [B, T, DH], the forward's gate (Z from zoff, with mask), v (V from voff) and h [B, T, DH],
     h0 [B, DH], saved = () for minGRU or (1 - f, 1 - i) for minLSTM, zero as the forward's
-    -> dL/dP [B, T, (G+1)·DH], dL/dh0 [B, DH]."""
+    -> dL/dP [B, T, (G+1)·DH] (into `out`, a contiguous tensor, if given), dL/dh0 [B, DH]."""
     _threads()
     DH = h.size(2)
-    dP = h.new_empty(*h.shape[:2], (len(saved) or 1) * DH + DH)
+    dP = h.new_empty(*h.shape[:2], (len(saved) or 1) * DH + DH) if out is None else out
     dh0 = h0.new_empty(h0.shape)  # contiguous, whatever h0's strides
     omf, omi = saved if saved else (h.new_empty(0, 1, 1),) * 2
     _kernels["backward"](
