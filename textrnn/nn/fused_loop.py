@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import cast
 
 import torch
+import torch.nn.functional as F
 
 from textrnn.nn import scan_kernels
 
@@ -69,7 +70,7 @@ class _Fused(torch.autograd.Function):
             else:
                 kf, ki, c = Pc.split(DH, dim=-1)
                 # z = i / (f + i) = σ(softplus(-kf) - softplus(-ki)), as mincells.update_gate
-                torch.sigmoid(torch.nn.functional.softplus(-kf) - torch.nn.functional.softplus(-ki), out=Sc[..., :DH])
+                torch.sigmoid(F.softplus(-kf) - F.softplus(-ki), out=Sc[..., :DH])
                 torch.sigmoid(c, out=Sc[..., DH:])
                 torch.sigmoid(-kf, out=saved[0][sl])
                 torch.sigmoid(-ki, out=saved[1][sl])

@@ -23,12 +23,15 @@ def max_over(out: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
     Padding is pushed to -inf by adding a [B, T, 1] bias: one pass forward and none backward (the
     gradient of an addition is passed through), where masked_fill copies the tensor both ways.
-    Training on a CPU takes the maximum through _MaxOverTime; otherwise amax (no indices kept)."""
+    Without a gradient (inference, ONNX tracing) amax, which keeps no indices; training on a CPU
+    _MaxOverTime; on a GPU torch.max."""
     pad = torch.zeros(mask.shape, dtype=out.dtype, device=out.device).masked_fill_(~mask, float("-inf"))  # [B, T]
     x = out + pad.unsqueeze(-1)
-    if x.requires_grad and x.device.type == "cpu" and not torch.jit.is_tracing():
+    if not x.requires_grad or torch.jit.is_tracing():
+        return x.amax(1)
+    if x.device.type == "cpu":
         return cast(torch.Tensor, _MaxOverTime.apply(x))
-    return x.amax(1)
+    return x.max(1).values
 
 
 class _MaxOverTime(torch.autograd.Function):
