@@ -20,9 +20,8 @@ from __future__ import annotations
 from typing import cast
 
 import torch
-import torch.nn.functional as F
 
-from textrnn.nn import scan_kernels
+from textrnn.nn import mincells, scan_kernels  # mincells imports this module: used at call time
 
 CHUNK_TOKENS = 2048  # tokens (rows x steps) a chunk holds: P's chunk is 4 MB at (G+1)·2H = 512 in float32
 
@@ -69,8 +68,7 @@ class _Fused(torch.autograd.Function):
                 torch.sigmoid(Pc, out=Sc)
             else:
                 kf, ki, c = Pc.split(DH, dim=-1)
-                # z = i / (f + i) = σ(softplus(-kf) - softplus(-ki)), as mincells.update_gate
-                torch.sigmoid(F.softplus(-kf) - F.softplus(-ki), out=Sc[..., :DH])
+                Sc[..., :DH] = mincells.update_gate(kind, [kf, ki])  # z = i / (f + i)
                 torch.sigmoid(c, out=Sc[..., DH:])
                 torch.sigmoid(-kf, out=saved[0][sl])
                 torch.sigmoid(-ki, out=saved[1][sl])
