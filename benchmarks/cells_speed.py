@@ -1,7 +1,7 @@
 """Training speed of the recurrent cells on a pipeline's own data: LSTM beside minGRU / minLSTM.
 
     python benchmarks/cells_speed.py pipelines/imdb.yaml [--cells lstm mingru minlstm mingru@2] [--steps 20]
-        [--rounds 3] [--equal-params] [--set key=value ...]
+        [--rounds 3] [--equal-params] [--device cpu|cuda] [--set key=value ...]
 
 A cell written CELL@N runs with N layers (the pipeline's own count otherwise); CELL[@N],key=value,...
 also applies those overrides (e.g. `minlstm@2,model.decoder.cell=minlstm,model.decoder.layers=2` for
@@ -17,7 +17,9 @@ the mask and the dropout, no scan. No min-cell implementation at these sizes can
 its ratio to the LSTM bounds what a faster scan could give. `--torch-steps` also runs each min cell
 with its time steps as one PyTorch call each (`mincells.use_stepper("torch")`), beside the default
 (numba's compiled loops when numba is installed: `textrnn[fast]`). `--torch-masks` also runs every
-cell with torch's 16-bit dropout masks (`dropout.use_masks("torch")`) beside the compiled ones. Prints
+cell with torch's 16-bit dropout masks (`dropout.use_masks("torch")`) beside the compiled ones.
+`--device cuda` runs the same on a GPU (cuDNN's LSTM against the min cells' log-space scan; the
+clock stops after the GPU has finished; batches are collated on the CPU and copied, not ahead). Prints
 JSON: real (non-pad) tokens/s per cell and its ratio to the first cell.
 """
 
@@ -27,6 +29,7 @@ import argparse
 import copy
 import json
 import statistics
+import time
 
 import torch
 import torch.nn.functional as F
@@ -76,15 +79,27 @@ def cell_sets(cfg: config.Pipeline, spec: str) -> list[str]:
     return [f"{cell_key(cfg)}={cell}"] + ([f"{layers_key}={int(layers)}"] if layers else []) + extra
 
 
-def variant(task: Task, pipeline: str, sets: list[str]):
+def variant(task: Task, pipeline: str, sets: list[str], device: str | torch.device = "cpu"):
     """(task, model, step) for the pipeline with `sets` applied: a shallow copy of the prepared task
-    (its data shared, its own settings and carried LM state), a fresh model and its step."""
+    (its data shared, its own settings and carried LM state), a fresh model on `device` and its step."""
     cfg = config.load(pipeline, sets)
     task = copy.copy(task)
     task.cfg = cfg
     torch.manual_seed(cfg.train.seed)
-    model = build_model(task)
-    return task, model, Step.build(model, task.loss, cfg.train, torch.device("cpu"), task.selection[1], 10**6)
+    dev = torch.device(device)
+    model = build_model(task).to(dev)
+    return task, model, Step.build(model, task.loss, cfg.train, dev, task.selection[1], 10**6)
+
+
+def timed_steps(step, collate, batches, start: int, n: int, device: torch.device) -> tuple[int, float]:
+    """bench.run_steps, with the clock started and stopped when the GPU has finished its queue."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    tokens, _ = bench.run_steps(step, collate, batches, start, n)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return tokens, time.perf_counter() - t0
 
 
 def params(model: torch.nn.Module) -> int:
@@ -111,9 +126,14 @@ def main():
     ap.add_argument("--bound", action="store_true", help="also minGRU with its recurrence removed (classify)")
     ap.add_argument("--torch-steps", action="store_true", help="also each min cell with PyTorch's per-step calls")
     ap.add_argument("--torch-masks", action="store_true", help="also each cell with torch's 16-bit dropout masks")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--set", action="append", default=[])
     a = ap.parse_args()
-    malloc = allocator.pin()  # as the trainer does on a CPU (TEXTRNN_MALLOC=default: glibc's own thresholds)
+    if a.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("cells_speed.py: --device cuda, but torch sees no CUDA GPU")
+    device = torch.device(a.device)
+    # as the trainer does on a CPU (TEXTRNN_MALLOC=default: glibc's own thresholds)
+    malloc = allocator.pin() if device.type == "cpu" else None
     cfg = config.load(a.pipeline, a.set)
     task = bench.prepared_task(cfg)
     batches = task.batches("train", shuffle=True, seed=1)
@@ -135,23 +155,24 @@ def main():
             runs[f"{name} (torch masks)"] = (sets, stepper, "torch")
     if a.bound:
         runs[BOUND] = (a.set + cell_sets(cfg, "mingru@1"), "auto", "auto")
-    built = {name: variant(task, a.pipeline, sets) for name, (sets, _, _) in runs.items()}
+    built = {name: variant(task, a.pipeline, sets, device) for name, (sets, _, _) in runs.items()}
     if a.bound:
         model = built[BOUND][1]
         model.encoder = NoRecurrence(model.encoder)  # type: ignore[assignment]
     speeds: dict[str, list[float]] = {name: [] for name in built}
     for r in range(a.rounds):
         for name, (t, model, step) in built.items():
-            collate = lambda idx: t.collate("train", idx, "cpu")  # noqa: E731
+            collate = lambda idx: t.collate("train", idx, device)  # noqa: E731
             _, stepper, masks = runs[name]
             with mincells.use_stepper(stepper), dropout.use_masks(masks):
                 if r == 0:
-                    bench.run_steps(step, collate, batches, 0, 3)  # warm-up
-                tokens, seconds = bench.run_steps(step, collate, batches, 3 + r * a.steps, a.steps)
+                    timed_steps(step, collate, batches, 0, 3, device)  # warm-up
+                tokens, seconds = timed_steps(step, collate, batches, 3 + r * a.steps, a.steps, device)
             speeds[name].append(tokens / seconds)
     first = statistics.median(speeds[a.cells[0]])
     out = {
         "pipeline": cfg.name,
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
         "numba": mincells.scan_kernels.available(),
         "malloc_pinned": malloc is not None,
