@@ -1,4 +1,5 @@
-"""Checkpoint averaging: the mean of weight files, train.average_last's choice by valid, an exact resume."""
+"""Checkpoint averaging: the mean of weight files, train.average_last / average_best's choice by valid, an
+exact resume."""
 
 import json
 import shutil
@@ -17,13 +18,13 @@ from helpers import write, write_tiny_data
 SOURCES = ["ein hund", "die katze läuft", "", "der hund schläft und die katze läuft"]
 
 
-def _pipe(d):
+def _pipe(d, average="average_last: 3"):
     write_tiny_data(d)
     return write(
         d / "p.yaml",
         "name: a\ntask: classify\ndata: {train: {path: sent.tsv}, valid: {path: sent.tsv}}\n"
         "tokenizer: {kind: whitespace, lower: true}\nmodel: {embedding: {dim: 16}, encoder: {hidden: 16}}\n"
-        "train: {epochs: 5, average_last: 3, batch_tokens: 60, optimizer: {lr: 0.02}, threads: 1, patience: 50, "
+        f"train: {{epochs: 5, {average}, batch_tokens: 60, optimizer: {{lr: 0.02}}, threads: 1, patience: 50, "
         "checkpoint_every: 0}\n",
     )
 
@@ -90,9 +91,10 @@ def test_without_average_last_nothing_changes(runs):
     assert "average" not in json.loads((run / "summary.json").read_text())
 
 
-def test_an_interrupted_run_resumes_to_the_same_average(tmp_path, monkeypatch):
+@pytest.mark.parametrize("average", ["average_last: 3", "average_best: 2, select: loss"])
+def test_an_interrupted_run_resumes_to_the_same_average(tmp_path, monkeypatch, average):
     """Killed mid-epoch, then between an epoch's weights file and its last.pt: the same average."""
-    cfg = config.load(_pipe(tmp_path))
+    cfg = config.load(_pipe(tmp_path, average))
     _, whole = run_pipeline(cfg, output=str(tmp_path / "whole"), quiet=True)
 
     class Boom(Exception):
@@ -109,15 +111,53 @@ def test_an_interrupted_run_resumes_to_the_same_average(tmp_path, monkeypatch):
 
     def crash_after_epoch_4(self):
         if self.state.epoch == 4 and self.state.step_in_epoch == 0:
-            raise Boom  # epochs/epoch-4.safetensors is written (and epoch 1's removed), last.pt is not
+            raise Boom  # epochs/epoch-4.safetensors is written, last.pt is not (epoch 1's stays till it is)
         write_last(self)
 
     monkeypatch.setattr(Trainer, "_checkpoint", crash_after_epoch_4)
     with pytest.raises(Boom):
         run_pipeline(cfg, output=str(cut), resume=True, quiet=True)
-    assert rundir.epoch_weights(cut, 4).is_file()
+    assert rundir.epoch_weights(cut, 4).is_file() or "best" in average  # average_best: if epoch 4 is among them
     monkeypatch.setattr(Trainer, "_checkpoint", write_last)
     _, resumed = run_pipeline(cfg, output=str(cut), resume=True, quiet=True)
     assert resumed["average"] == whole["average"] and resumed["valid"] == whole["valid"]
     assert _equal(cut / "average.safetensors", tmp_path / "whole" / "average.safetensors")
     assert _equal(cut / "model.safetensors", tmp_path / "whole" / "model.safetensors")
+
+
+def test_average_best_keeps_and_averages_the_n_best_epochs_by_valid(tmp_path, cli):
+    run = tmp_path / "run"
+    code, _, err = cli("run", _pipe(tmp_path, "average_best: 2, select: loss"), "-o", run)
+    assert code == 0, err
+    history = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    best2 = sorted(sorted(history, key=lambda h: (h["loss"], h["epoch"]))[:2], key=lambda h: h["epoch"])
+    epochs = [h["epoch"] for h in best2]
+    assert sorted((run / "epochs").iterdir()) == [rundir.epoch_weights(run, k) for k in epochs]
+    rundir.average_weights([rundir.epoch_weights(run, k) for k in epochs], tmp_path / "again.safetensors")
+    assert _equal(run / "average.safetensors", tmp_path / "again.safetensors")
+    a = json.loads((run / "summary.json").read_text())["average"]
+    assert a["epochs"] == epochs and a["of"] == "best" and a["metric"] == "loss"
+    assert a["best"] == min(h["loss"] for h in history) and a["best_epoch"] in epochs
+
+
+def test_average_best_picks_by_the_selection_metric_and_ties_go_to_the_earlier_epoch():
+    from types import SimpleNamespace
+
+    history = [{"epoch": e, "accuracy": acc} for e, acc in enumerate([0.5, 0.8, 0.7, 0.8, 0.6, 0.8], 1)]
+    for higher, n, want in [(True, 2, [2, 4]), (True, 4, [2, 3, 4, 6]), (False, 2, [1, 5])]:
+        trainer = SimpleNamespace(
+            cfg=SimpleNamespace(train=SimpleNamespace(average_last=None, average_best=n)),
+            state=SimpleNamespace(history=history, epoch=6),
+        )
+        assert Trainer._averaged(trainer, SimpleNamespace(selection=("accuracy", higher))) == want
+
+
+def test_one_average_at_a_time_and_the_report_names_the_epochs(tmp_path):
+    from textrnn.training import report
+
+    with pytest.raises(UserError, match="average_last or train.average_best, not both"):
+        config.load(_pipe(tmp_path), ["train.average_best=2"])
+    a = {"metric": "accuracy", "average": 0.9, "best": 0.8, "best_epoch": 4, "kept": "average"}
+    assert "average of epochs 2, 4, 7: valid accuracy" in report.averaged(a | {"epochs": [2, 4, 7]})[0]
+    assert "average of epochs 3–5:" in report.averaged(a | {"epochs": [3, 4, 5]})[0]
+    assert "average of epoch 4:" in report.averaged(a | {"epochs": [4]})[0]

@@ -200,6 +200,9 @@ class Train(Strict):
     # at the end: the element-wise mean of the last N epochs' weights (RUN/average.safetensors), kept as the
     # model when it scores better on valid than the best epoch; the last N epochs' weights wait in RUN/epochs/
     average_last: Optional[Size] = None
+    # or the mean of the N epochs that scored best on valid (the train.select metric), wherever they fell:
+    # what to average when early stopping ends a run after its best epochs (RUN/epochs/ keeps those N)
+    average_best: Optional[Size] = None
     # the valid metric that picks the best epoch, drives early stopping and a plateau schedule
     # (null: the task's own; the choices per task: SELECT)
     select: Optional[str] = None
@@ -216,6 +219,8 @@ class Train(Strict):
     def _batch(self):
         if self.batch_size is None and self.batch_tokens is None:
             raise ValueError("give train.batch_tokens or train.batch_size")
+        if self.average_last and self.average_best:
+            raise ValueError("give train.average_last or train.average_best, not both (one average is kept)")
         return self
 
 

@@ -33,7 +33,7 @@ RESULTS = (
     "average.safetensors",
 )  # what a new run replaces
 TENSORBOARD = "tensorboard"  # event files of train.tensorboard (grow during training; not hashed)
-EPOCHS = "epochs"  # train.average_last: the last N epochs' weights, epoch-K.safetensors (pruned; not hashed)
+EPOCHS = "epochs"  # train.average_last / average_best: those epochs' weights, epoch-K.safetensors (pruned; not hashed)
 MANIFEST = "manifest.json"  # SHA-256 of every file inference reads, written after them
 UNHASHED = ("last.pt", "metrics.jsonl", MANIFEST)  # change during training or are not read to use the model
 _TEMP = re.compile(r"^\.[^.].*\.[A-Za-z0-9_]{8}$")  # temp_beside's names: .<file>.<8 random characters>
@@ -204,7 +204,7 @@ def load_weights(model: torch.nn.Module, path: Path, device: str = "cpu") -> Non
 
 
 def epoch_weights(run: Path, epoch: int) -> Path:
-    """Where train.average_last keeps the weights of one epoch (1-based)."""
+    """Where train.average_last / average_best keep the weights of one epoch (1-based)."""
     return run / EPOCHS / f"epoch-{epoch}.safetensors"
 
 

@@ -20,6 +20,8 @@ SMALL_VALID = 50  # examples: below this a valid metric is mostly noise
 def _num(key: str, v: float) -> str:
     if key in ("accuracy", "macro_f1", "top_reply_share"):
         return f"{100 * v:.1f} %"
+    if key == "loss":  # cross-entropies differ in the third decimal where a choice is made on them
+        return f"{v:.4f}"
     return f"{v:.2f}" if abs(v) < 1000 else f"{v:,.0f}"
 
 
@@ -70,11 +72,18 @@ def end_of_run(run: Path, task: str, name: str, summary: dict) -> list[str]:
 
 
 def averaged(a: Optional[dict]) -> list[str]:
-    """train.average_last: the average's valid score beside the best epoch's, and which is the model."""
+    """train.average_last / average_best: the average's valid score beside the best epoch's, and which
+    is the model."""
     if not a:
         return []
-    metric, (first, last) = a["metric"], (a["epochs"][0], a["epochs"][-1])
-    what = f"epochs {first}–{last}" if last > first else f"epoch {first}"
+    metric, epochs = a["metric"], a["epochs"]
+    first, last = epochs[0], epochs[-1]
+    if len(epochs) == 1:
+        what = f"epoch {first}"
+    elif last - first + 1 == len(epochs):
+        what = f"epochs {first}–{last}"
+    else:
+        what = "epochs " + ", ".join(map(str, epochs))
     kept = "the average" if a["kept"] == "average" else f"epoch {a['best_epoch']}"
     return [
         f"  average of {what}: valid {metric} {_num(metric, a['average'])} "

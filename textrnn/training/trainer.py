@@ -411,9 +411,10 @@ class Trainer:
                         break
             out_of_time = dist.any_rank(bool(t.max_minutes and st.wall_seconds >= 60 * t.max_minutes))
             self._end_epoch(task, epoch)
-            self._keep_epoch(epoch + 1)
+            self._keep_epoch(task, epoch + 1)
             st.wall_seconds = time.perf_counter() - wall0
             self._checkpoint()
+            self._prune_epochs(task)
             if out_of_time:
                 console.print(f"stopping: train.max_minutes ({t.max_minutes:g}) reached")
                 break
@@ -484,27 +485,49 @@ class Trainer:
             soft_wrap=True,
         )
 
-    def _keep_epoch(self, epoch: int) -> None:
-        """train.average_last N: this epoch's weights in RUN/epochs/ (before last.pt, so a resume finds the
-        epochs it has finished); only the last N are kept."""
-        n = self.cfg.train.average_last
-        if not n or not self.main:
+    def _averaged(self, task: Task) -> list[int]:
+        """The epochs train.average_last / average_best average, in order: the last N that ran, or the N
+        best on valid by the selection metric (a tie goes to the earlier epoch). Derived from the
+        history alone, so a resumed run picks the same."""
+        t, st = self.cfg.train, self.state
+        if t.average_last:
+            return list(range(max(1, st.epoch - t.average_last + 1), st.epoch + 1))
+        if not t.average_best:
+            return []
+        metric, higher = task.selection
+        scored = [(h[metric], h["epoch"]) for h in st.history if isinstance(h.get(metric), (int, float))]
+        top = sorted(scored, key=lambda s: (-s[0] if higher else s[0], s[1]))[: t.average_best]
+        return sorted(epoch for _, epoch in top)
+
+    def _keep_epoch(self, task: Task, epoch: int) -> None:
+        """train.average_last / average_best: this epoch's weights in RUN/epochs/ when it is one of the
+        epochs to average (written before last.pt, so a resume finds every epoch it has finished)."""
+        if not self.main or epoch not in self._averaged(task):
             return
         (self.run / rundir.EPOCHS).mkdir(exist_ok=True)
         rundir.save_weights(self.core, rundir.epoch_weights(self.run, epoch))
-        for old in (self.run / rundir.EPOCHS).glob("epoch-*.safetensors"):
+
+    def _prune_epochs(self, task: Task) -> None:
+        """Remove the epochs' weights that are no longer to be averaged, once last.pt (whose history
+        says which are) is written: a run stopped before that resumes with every file it may need."""
+        folder = self.run / rundir.EPOCHS
+        if not self.main or not folder.is_dir():
+            return
+        keep = set(self._averaged(task))
+        for old in folder.glob("epoch-*.safetensors"):
             k = old.name.removeprefix("epoch-").removesuffix(".safetensors")
-            if k.isdigit() and int(k) <= epoch - n:
+            if k.isdigit() and int(k) not in keep:
                 old.unlink(missing_ok=True)
 
     def _average(self, task: Task) -> Optional[dict]:
-        """train.average_last N: the mean of the last N epochs that ran, written to average.safetensors and
-        scored on valid; it replaces model.safetensors when it scores better than the best epoch."""
-        n, st, run = self.cfg.train.average_last, self.state, self.run
-        if not n or st.best is None:
+        """train.average_last / average_best N: the mean of those epochs' weights, written to
+        average.safetensors and scored on valid; it replaces model.safetensors when it scores better
+        than the best epoch."""
+        st, run = self.state, self.run
+        if st.best is None:
             return None
-        last_n = range(max(1, st.epoch - n + 1), st.epoch + 1)
-        epochs = [k for k in last_n if rundir.epoch_weights(run, k).is_file()]  # all, unless set on a resume
+        # all of them, unless the key was set on a resume
+        epochs = [k for k in self._averaged(task) if rundir.epoch_weights(run, k).is_file()]
         if not epochs:
             return None
         rundir.average_weights([rundir.epoch_weights(run, k) for k in epochs], run / "average.safetensors")
@@ -516,6 +539,7 @@ class Trainer:
             rundir.write_atomic(run / "model.safetensors", (run / "average.safetensors").read_bytes())
         return {  # summary.json's "average" (report.end_of_run prints it)
             "epochs": epochs,
+            "of": "best" if self.cfg.train.average_best else "last",  # which epochs: the N best or the last N
             "metric": metric,
             "average": score,  # the valid metric of the average
             "best": st.best,  # and of the best epoch
