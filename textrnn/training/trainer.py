@@ -510,9 +510,9 @@ class Trainer:
     def _prune_epochs(self, task: Task) -> None:
         """Remove the epochs' weights that are no longer to be averaged, once last.pt (whose history
         says which are) is written: a run stopped before that resumes with every file it may need."""
-        folder = self.run / rundir.EPOCHS
-        if not self.main or not folder.is_dir():
-            return
+        folder, t = self.run / rundir.EPOCHS, self.cfg.train
+        if not self.main or not folder.is_dir() or not (t.average_last or t.average_best):
+            return  # a resume without either key leaves the files as they are
         keep = set(self._averaged(task))
         for old in folder.glob("epoch-*.safetensors"):
             k = old.name.removeprefix("epoch-").removesuffix(".safetensors")
