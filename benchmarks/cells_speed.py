@@ -19,7 +19,7 @@ with its time steps as one PyTorch call each (`mincells.use_stepper("torch")`), 
 (numba's compiled loops when numba is installed: `textrnn[fast]`). `--torch-masks` also runs every
 cell with torch's 16-bit dropout masks (`dropout.use_masks("torch")`) beside the compiled ones.
 `--device cuda` runs the same on a GPU (cuDNN's LSTM against the min cells' log-space scan; the
-clock stops after the GPU has finished; batches are collated on the CPU and copied, not ahead). Prints
+clock waits for the GPU (bench.run_steps); batches are collated on the CPU and copied, not ahead). Prints
 JSON: real (non-pad) tokens/s per cell and its ratio to the first cell.
 """
 
@@ -29,7 +29,6 @@ import argparse
 import copy
 import json
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
@@ -89,17 +88,6 @@ def variant(task: Task, pipeline: str, sets: list[str], device: str | torch.devi
     dev = torch.device(device)
     model = build_model(task).to(dev)
     return task, model, Step.build(model, task.loss, cfg.train, dev, task.selection[1], 10**6)
-
-
-def timed_steps(step, collate, batches, start: int, n: int, device: torch.device) -> tuple[int, float]:
-    """bench.run_steps, with the clock started and stopped when the GPU has finished its queue."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    tokens, _ = bench.run_steps(step, collate, batches, start, n)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return tokens, time.perf_counter() - t0
 
 
 def params(model: torch.nn.Module) -> int:
@@ -166,8 +154,8 @@ def main():
             _, stepper, masks = runs[name]
             with mincells.use_stepper(stepper), dropout.use_masks(masks):
                 if r == 0:
-                    timed_steps(step, collate, batches, 0, 3, device)  # warm-up
-                tokens, seconds = timed_steps(step, collate, batches, 3 + r * a.steps, a.steps, device)
+                    bench.run_steps(step, collate, batches, 0, 3)  # warm-up
+                tokens, seconds = bench.run_steps(step, collate, batches, 3 + r * a.steps, a.steps)
             speeds[name].append(tokens / seconds)
     first = statistics.median(speeds[a.cells[0]])
     out = {
