@@ -41,7 +41,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def d(tmp_path_factory):
-    """Tiny data and three tiny LM runs of 2 layers: lstm (one direction), bilstm, mingru."""
+    """Tiny data and tiny LM runs: lstm (one direction), bilstm, mingru of 2 layers; bilstm1 of 1."""
     d = tmp_path_factory.mktemp("transfer")
     write_tiny_data(d)
     write(d / "text.txt", "\n".join(LM_TEXTS + POS + NEG) + "\n")
@@ -49,6 +49,7 @@ def d(tmp_path_factory):
         ("lstm", "lstm", 2, "false"),
         ("bilstm", "lstm", 2, "true"),
         ("mingru", "mingru", 2, "false"),
+        ("bilstm1", "lstm", 1, "true"),
     ]:
         p = write(d / f"{name}.yaml", f"name: {name}\n" + LM % (cell, layers, bi) + TRAIN % 1)
         run_pipeline(config.load(p), output=str(d / "runs" / name), quiet=True)
@@ -97,6 +98,24 @@ def test_a_classifier_takes_both_directions_of_a_bidirectional_lm(d):
         for w in WEIGHTS:
             assert torch.equal(getattr(model.encoder.fwd[i], f"{w}_l0"), lm[f"rnn.{w}_l{i}"])
             assert torch.equal(getattr(model.encoder.bwd[i], f"{w}_l0"), lm[f"rnn_bw.{w}_l{i}"])
+
+
+@pytest.mark.parametrize("separate", [False, True])
+def test_encoder_layers_above_the_lm_start_fresh_and_train(d, separate, capsys):
+    """ELMo's task BiLSTM: a 2-layer encoder from a 1-layer BiLM takes layer 1 from the LM (both
+    directions); layer 2 is new (it reads both directions of layer 1 unless separate_directions)."""
+    p = clf_yaml(d, "bilstm1", name=f"stack-{separate}")
+    model, tr = built(p, values={"model.encoder.separate_directions": separate})
+    lm = lm_weights(d, "bilstm1")
+    for w in WEIGHTS:
+        assert torch.equal(getattr(model.encoder.fwd[0], f"{w}_l0"), lm[f"rnn.{w}_l0"])
+        assert torch.equal(getattr(model.encoder.bwd[0], f"{w}_l0"), lm[f"rnn_bw.{w}_l0"])
+    assert model.encoder.fwd[1].weight_ih_l0.shape[1] == (8 if separate else 16)  # [4H, in]
+    assert "encoder layer 2 starts fresh" in capsys.readouterr().err
+    out = d / "runs" / f"stack-{separate}"
+    run_pipeline(config.load(p, values={"model.encoder.separate_directions": separate}), output=str(out), quiet=True)
+    clf = textrnn.load(out)
+    assert clf.predict(["good fun"])[0].label in {"positive", "negative"}
 
 
 @pytest.mark.parametrize("lengths", [[7], [7, 4, 2]])

@@ -10,7 +10,9 @@
   touched): every weight for an LM; the embedding and the recurrent layers for a classifier and a
   translate encoder. A PaddedEncoder's one-layer module `fwd[i]` takes the LM's `rnn` layer i
   (`weight_ih_l{i}` -> `weight_ih_l0`, …; min cells: `layers.{i}.` -> `layers.0.`) and `bwd[i]` its
-  backward stack `rnn_bw` layer i; a one-direction LM leaves the backward layers fresh.
+  backward stack `rnn_bw` layer i; a one-direction LM leaves the backward layers fresh, and encoder
+  layers above the LM's (`model.encoder.layers` > the LM's `model.layers`) start fresh (ELMo's task
+  BiLSTM on top of the pretrained layers).
 """
 
 from __future__ import annotations
@@ -106,8 +108,12 @@ def check_sizes(cfg: config.Pipeline, lm_cfg: config.Pipeline, lm: Path) -> None
     enc = m.encoder
     same("model.encoder.cell", enc.cell, "model.cell", src.cell)
     same("model.encoder.hidden", enc.hidden, "model.hidden", src.hidden)
-    same("model.encoder.layers", enc.layers, "model.layers", src.layers)
-    if enc.bidirectional and enc.layers > 1 and not enc.separate_directions:
+    if enc.layers < src.layers:
+        raise UserError(
+            f"model.init_from {lm}: model.encoder.layers {enc.layers} here, model.layers {src.layers} in the LM "
+            f"(the encoder takes all the LM's layers; layers above them start fresh)"
+        )
+    if enc.bidirectional and src.layers > 1 and not enc.separate_directions:
         raise UserError(
             f"model.init_from {lm}: layer 2 of a bidirectional encoder reads both directions "
             f"({2 * enc.hidden} wide), an LM's layer 2 reads one ({src.hidden}); "
@@ -167,13 +173,17 @@ def load_into(model: nn.Module, cfg: config.Pipeline) -> list[str]:
     _copy(emb.emb.weight, "the embedding", state, "embed.emb.weight", lm)
     enc: Any = getattr(model, "encoder")  # a PaddedEncoder
     both = enc.bwd is not None and any(k.startswith("rnn_bw.") for k in state)
-    for i, f in enumerate(enc.fwd):
+    taken = open_lm(lm).model.layers  # check_sizes: <= the encoder's layers; those above start fresh
+    for i, f in enumerate(enc.fwd[:taken]):
         stacks = [(f, "fwd", "rnn")] + ([(enc.bwd[i], "bwd", "rnn_bw")] if both else [])
         for mod, here, there in stacks:
             for name, p in mod.named_parameters():
                 _copy(p, f"encoder.{here}.{i}.{name}", state, f"{there}.{lm_name(name, i)}", lm)
     what = "both directions" if both else "forward"
-    notes = [f"initialised from {lm}: the embedding and {len(enc.fwd)} encoder layer(s), {what}"]
+    notes = [f"initialised from {lm}: the embedding and {taken} encoder layer(s), {what}"]
+    if len(enc.fwd) > taken:
+        fresh = f"layer {taken + 1} starts" if len(enc.fwd) == taken + 1 else f"layers {taken + 1}-{len(enc.fwd)} start"
+        notes.append(f"model.init_from {lm}: encoder {fresh} fresh (above the LM's)")
     if enc.bwd is not None and not both:
         notes.append(f"model.init_from {lm}: a one-direction LM: the encoder's backward layers start fresh")
     return notes
