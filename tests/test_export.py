@@ -300,6 +300,10 @@ def test_cli_reports_the_difference_and_refuses_bad_input(runs, cli, tmp_path):
         code, out, err = cli("export", *args)
         assert code == 2 and msg in err and err.count("\n") == 1 and out == "", (args, err)
     assert not (tmp_path / "b").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+    blocked = tmp_path / "a" / "model.onnx" / "out"  # its parent is a file: the OS refuses, -o is named
+    code, out, err = cli("export", run, "-o", blocked)
+    assert code == 1 and f"error: {blocked}: cannot write there" in err and ".tmp-" not in err, err
+    assert err.count("\n") == 1 and out == ""
     (tmp_path / "a" / "old.txt").write_text("x")
     code, _, _ = cli("export", run, "-o", tmp_path / "a", "--overwrite")
     assert code == 0 and not (tmp_path / "a" / "old.txt").exists() and (tmp_path / "a" / "signature.json").is_file()

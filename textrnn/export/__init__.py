@@ -39,8 +39,11 @@ def export(run: str | Path, out_dir: str | Path, format: str = "onnx", overwrite
 
     loaded = inference.load(run_path, device="cpu")
     refuse_scan_cells(loaded.model)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))  # beside OUT_DIR: one file system
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))  # beside OUT_DIR: one file system
+    except OSError as e:  # the OS's words, naming -o (not the hidden temporary folder)
+        raise OSError(e.errno, f"cannot write there ({e.strerror})", str(out)) from None
     try:
         made = to_onnx.write(loaded, tmp)
         texts = signature.text_files(loaded.task)
