@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -47,6 +48,48 @@ def temp_beside(path: Path) -> tuple[int, str]:
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
     return fd, tmp
+
+
+def check_out_folder(out: Path, run: Path, overwrite: bool) -> None:
+    """An output folder (-o) may be new, an empty folder, or (with overwrite) a folder that holds
+    neither the run it is made from nor the current directory."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"-o {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise UserError(f"-o {out}: exists and is not empty (give --overwrite to replace it)")
+        inside = [p for p in (run.resolve(), Path.cwd()) if p == out.resolve() or out.resolve() in p.parents]
+        if inside:
+            raise UserError(f"-o {out}: holds {inside[0]}; --overwrite would delete it")
+
+
+def folder_beside(out: Path) -> Path:
+    """A new hidden folder beside `out` (one file system) to fill, then put at `out` by replace_folder.
+    The OS's refusal names `out`, not the hidden folder."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write there ({e.strerror})", str(out)) from None
+
+
+def replace_folder(tmp: Path, out: Path) -> None:
+    """Put the finished folder `tmp` at `out` by renames (an old `out` is deleted only after)."""
+    old = None
+    if out.is_dir() and any(out.iterdir()):
+        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+        os.replace(out, old / "x")
+    elif out.is_dir():
+        out.rmdir()
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        if old is not None:  # put the old folder back
+            os.replace(old / "x", out)
+            old.rmdir()
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def holds_run(run: Path) -> list[str]:

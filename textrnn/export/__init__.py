@@ -8,9 +8,7 @@ signature.json (`textrnn export RUN -o DIR`; see docs/export.md).
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from textrnn.errors import UserError
@@ -28,7 +26,7 @@ def export(run: str | Path, out_dir: str | Path, format: str = "onnx", overwrite
 
     run_path, _ = inference.read_pipeline(run)
     out = Path(out_dir)
-    check_target(out, run_path, overwrite)
+    rundir.check_out_folder(out, run_path, overwrite)
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
@@ -39,11 +37,7 @@ def export(run: str | Path, out_dir: str | Path, format: str = "onnx", overwrite
 
     loaded = inference.load(run_path, device="cpu")
     refuse_scan_cells(loaded.model)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))  # beside OUT_DIR: one file system
-    except OSError as e:  # the OS's words, naming -o (not the hidden temporary folder)
-        raise OSError(e.errno, f"cannot write there ({e.strerror})", str(out)) from None
+    tmp = rundir.folder_beside(out)
     try:
         made = to_onnx.write(loaded, tmp)
         texts = signature.text_files(loaded.task)
@@ -60,7 +54,7 @@ def export(run: str | Path, out_dir: str | Path, format: str = "onnx", overwrite
             **signature.task_fields(loaded),
         }
         rundir.write_json(tmp / "signature.json", sig)
-        replace(tmp, out)
+        rundir.replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -74,35 +68,3 @@ def refuse_scan_cells(model) -> None:
     for m in model.modules():
         if isinstance(m, MinRNN):
             raise UserError(f"export: cell {m.kind} has no ONNX graph yet (lstm, gru and rnn runs export)")
-
-
-def check_target(out: Path, run: Path, overwrite: bool) -> None:
-    """OUT_DIR may be new, an empty folder, or (with overwrite) a folder that holds neither the run nor
-    the current directory."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"-o {out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise UserError(f"-o {out}: exists and is not empty (give --overwrite to replace it)")
-        inside = [p for p in (run.resolve(), Path.cwd()) if p == out.resolve() or out.resolve() in p.parents]
-        if inside:
-            raise UserError(f"-o {out}: holds {inside[0]}; --overwrite would delete it")
-
-
-def replace(tmp: Path, out: Path) -> None:
-    """Put the finished folder `tmp` at `out` by renames (an old `out` is deleted only after)."""
-    old = None
-    if out.is_dir() and any(out.iterdir()):
-        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-        os.replace(out, old / "x")
-    elif out.is_dir():
-        out.rmdir()
-    try:
-        os.replace(tmp, out)
-    except OSError:
-        if old is not None:  # put the old folder back
-            os.replace(old / "x", out)
-            old.rmdir()
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
