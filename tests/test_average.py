@@ -161,3 +161,98 @@ def test_one_average_at_a_time_and_the_report_names_the_epochs(tmp_path):
     assert "average of epochs 2, 4, 7: valid accuracy" in report.averaged(a | {"epochs": [2, 4, 7]})[0]
     assert "average of epochs 3–5:" in report.averaged(a | {"epochs": [3, 4, 5]})[0]
     assert "average of epoch 4:" in report.averaged(a | {"epochs": [4]})[0]
+
+
+# ---------------------------------------------------------------- textrnn average RUN -o OUT
+
+
+@pytest.fixture(scope="module")
+def kept(tmp_path_factory):
+    """A tiny classifier run that kept epochs 3-5 (average_last: 3)."""
+    d = tmp_path_factory.mktemp("kept")
+    run_pipeline(config.load(_pipe(d)), output=str(d / "run"), quiet=True)
+    return d / "run"
+
+
+def test_average_command_last_n_is_the_trainers_average_and_scores_as_it_did(kept, cli, tmp_path):
+    out = tmp_path / "last3"
+    code, stdout, err = cli("average", kept, "-o", out, "--last", "3")
+    assert code == 0, err
+    assert _equal(out / "model.safetensors", kept / "average.safetensors")  # what training averaged
+    s = json.loads((out / "summary.json").read_text())
+    trained = json.loads((kept / "summary.json").read_text())["average"]
+    assert s["average"] == {"from": str(kept), "epochs": [3, 4, 5], "of": "last"}
+    assert s["valid"]["accuracy"] == trained["average"]  # scored on valid as the trainer scored it
+    assert f"wrote {out}: the mean of epochs 3, 4, 5 of {kept}; valid" in stdout
+    assert not (out / "epochs").exists() and not (out / "last.pt").exists()
+    again = textrnn.load(out)  # a run of its own: its manifest holds, it predicts
+    assert again.predict_proba(["a fine film"]).shape == (1, 2)
+
+
+def test_average_command_one_epoch_is_that_epochs_model_and_an_ensemble_member(kept, cli, tmp_path):
+    out = tmp_path / "e4"
+    code, _, err = cli("average", kept, "-o", out, "--epochs", "4", "--no-score")
+    assert code == 0, err
+    assert _equal(out / "model.safetensors", rundir.epoch_weights(kept, 4))
+    assert "valid" not in json.loads((out / "summary.json").read_text())
+    pair = textrnn.ensemble([kept, out])
+    texts = ["a fine film", "dull"]
+    want = (textrnn.load(kept).predict_proba(texts) + textrnn.load(out).predict_proba(texts)) / 2
+    assert pair.predict_proba(texts) == pytest.approx(want, abs=1e-6)
+
+
+def test_average_command_best_n_follows_the_selection_metric_and_last_n_the_order(kept, cli, tmp_path):
+    history = [h for h in rundir.read_metrics(kept) if h["epoch"] in (3, 4, 5)]
+    best = rundir.best_epochs([(h["accuracy"], h["epoch"]) for h in history], 2, True)
+    for option, want in [("--best", best), ("--last", [4, 5])]:
+        out = tmp_path / option[2:]
+        code, _, err = cli("average", kept, "-o", out, option, "2", "--no-score")
+        assert code == 0, err
+        assert json.loads((out / "summary.json").read_text())["average"]["epochs"] == want
+        rundir.average_weights([rundir.epoch_weights(kept, k) for k in want], tmp_path / "again.safetensors")
+        assert _equal(out / "model.safetensors", tmp_path / "again.safetensors")
+
+
+def test_best_epochs_ties_go_to_the_earlier_epoch():
+    scored = [(0.5, 1), (0.8, 2), (0.7, 3), (0.8, 4)]
+    assert rundir.best_epochs(scored, 2, True) == [2, 4] and rundir.best_epochs(scored, 1, True) == [2]
+    assert rundir.best_epochs(scored, 2, False) == [1, 3]
+
+
+def test_average_command_refuses_bad_input_in_one_line_and_writes_nothing(kept, runs, cli, tmp_path):
+    from test_bad_input import one_line_exit_2
+
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "x").write_text("x")
+    for args, msg in [
+        ((kept, "-o", tmp_path / "n"), "give exactly one of --epochs 3,5, --best N or --last N"),
+        ((kept, "-o", tmp_path / "n", "--last", "2", "--best", "2"), "give exactly one of"),
+        ((kept, "-o", tmp_path / "n", "--epochs", "2"), "epoch 2 is not kept in"),
+        ((kept, "-o", tmp_path / "n", "--epochs", "3,x"), "--epochs 3,x: epoch numbers separated by commas"),
+        ((kept, "-o", tmp_path / "n", "--best", "4"), "--best 4: "),
+        ((kept, "-o", tmp_path / "n", "--last", "0"), "--last 0: "),
+        ((runs["classify"].path, "-o", tmp_path / "n", "--last", "1"), "no epoch weights kept"),
+        ((tmp_path / "nope", "-o", tmp_path / "n", "--last", "1"), "no such run directory"),
+        ((kept, "-o", full, "--last", "1"), "exists and is not empty (give --overwrite"),
+        ((kept, "-o", kept.parent, "--last", "1", "--overwrite"), "--overwrite would delete it"),
+    ]:
+        one_line_exit_2(*cli("average", *args)[::2], msg)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full"] and (full / "x").is_file()
+
+
+def test_average_command_is_all_or_nothing(kept, cli, tmp_path, monkeypatch):
+    """A failure while scoring leaves neither OUT nor its hidden folder; an old OUT stays as it was."""
+    import textrnn.inference
+
+    def broken(*a, **k):
+        raise UserError("no valid data here")
+
+    monkeypatch.setattr(textrnn.inference, "load", broken)
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "keep.txt").write_text("x")
+    for out, extra in [(tmp_path / "new", ()), (old, ("--overwrite",))]:
+        code, _, err = cli("average", kept, "-o", out, "--last", "2", *extra)
+        assert code == 2 and "no valid data here" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old"] and [p.name for p in old.iterdir()] == ["keep.txt"]

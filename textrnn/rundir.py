@@ -251,6 +251,12 @@ def epoch_weights(run: Path, epoch: int) -> Path:
     return run / EPOCHS / f"epoch-{epoch}.safetensors"
 
 
+def best_epochs(scored: Sequence[tuple[float, int]], n: int, higher: bool) -> list[int]:
+    """The n best of (valid score, epoch) pairs, in epoch order; a tie goes to the earlier epoch."""
+    top = sorted(scored, key=lambda s: (-s[0] if higher else s[0], s[1]))[:n]
+    return sorted(epoch for _, epoch in top)
+
+
 def average_weights(paths: Sequence[Path], out: Path) -> None:
     """Write the element-wise mean of weight files (same names and shapes) to `out`, atomically.
 

@@ -1,7 +1,7 @@
 """The `textrnn` command: a leaf over the inference layer (textrnn.inference) and the trainer.
 
 One module per command group holds its commands as plain typer-annotated functions: train (run,
-evaluate, info), classify (predict), lm (generate, complete), translate, chat, serve, export, tools
+evaluate, info, average), classify (predict), lm (generate, complete), translate, chat, serve, export, tools
 (bench, inspect, compare); they are registered here, in the order `textrnn --help` lists them.
 Nothing outside this package imports it.
 """
@@ -21,6 +21,7 @@ for command in (
     train.evaluate,
     classify.predict,
     train.info,
+    train.average,
     lm.generate,
     lm.complete,
     translate.translate,

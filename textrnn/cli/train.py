@@ -1,4 +1,4 @@
-"""`textrnn run` (train a pipeline), `textrnn evaluate` (metrics on a test file), `textrnn info`."""
+"""`textrnn run` (train a pipeline), `textrnn evaluate` (metrics on a test file), `textrnn info`, `textrnn average`."""
 
 from __future__ import annotations
 
@@ -109,3 +109,33 @@ def info(
         t.add_row("train seconds", f"{s.get('train_seconds', 0):,.1f}")
         t.add_row("best epoch", str(s.get("best_epoch")))
     con.print(t)
+
+
+def average(
+    run_dir: str = typer.Argument(
+        ..., metavar="RUN", help="A run that kept epoch weights (train.average_last / average_best)."
+    ),
+    output: str = typer.Option(
+        ..., "--output", "-o", metavar="DIR", help="The new run directory (created whole or not at all)."
+    ),
+    epochs: Optional[str] = typer.Option(None, "--epochs", metavar="3,5", help="These kept epochs."),
+    best: Optional[int] = typer.Option(None, "--best", metavar="N", help="The N kept epochs best on valid."),
+    last: Optional[int] = typer.Option(None, "--last", metavar="N", help="The last N kept epochs."),
+    score: bool = typer.Option(True, "--score/--no-score", help="Score the new model on the valid split."),
+    overwrite: bool = typer.Option(False, "--overwrite", metavar="", help="Replace DIR if it is not empty."),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+):
+    """Write a new run whose model is the mean of epochs RUN kept (one epoch: that epoch's model)."""
+    from textrnn.tools.average import average as write
+
+    chosen = None
+    if epochs is not None:
+        parts = [p.strip() for p in epochs.split(",") if p.strip()]
+        if not parts or not all(p.isdigit() for p in parts):
+            raise UserError(f"--epochs {epochs}: epoch numbers separated by commas, e.g. 3,5")
+        chosen = [int(p) for p in parts]
+    entry = write(run_dir, output, chosen, best, last, overwrite, device, score)
+    what = ", ".join(map(str, entry["epochs"]))
+    valid = entry.get("valid", {})
+    scores = "  ".join(f"{k} {v:.4f}" for k, v in valid.items() if isinstance(v, float))
+    typer.echo(f"wrote {output}: the mean of epochs {what} of {run_dir}" + (f"; valid {scores}" if scores else ""))

@@ -46,10 +46,15 @@ class Task(ABC):
     @property
     def selection(self) -> tuple[str, bool]:
         """(metric, higher is better): the valid metric that picks the best epoch (train.select, else the task's)."""
+        return self.selection_for(self.cfg)
+
+    @classmethod
+    def selection_for(cls, cfg: Pipeline) -> tuple[str, bool]:
+        """`selection` of a pipeline of this task, without building the task (no tokenizer loaded)."""
         from textrnn.config import SELECT
 
-        pick = self.cfg.train.select
-        return (self.metric, self.higher_is_better) if pick is None else (pick, SELECT[self.name][pick])
+        pick = cfg.train.select
+        return (cls.metric, cls.higher_is_better) if pick is None else (pick, SELECT[cls.name][pick])
 
     def __init__(self, cfg: Pipeline):
         self.cfg = cfg

@@ -496,8 +496,7 @@ class Trainer:
             return []
         metric, higher = task.selection
         scored = [(h[metric], h["epoch"]) for h in st.history if isinstance(h.get(metric), (int, float))]
-        top = sorted(scored, key=lambda s: (-s[0] if higher else s[0], s[1]))[: t.average_best]
-        return sorted(epoch for _, epoch in top)
+        return rundir.best_epochs(scored, t.average_best, higher)
 
     def _keep_epoch(self, task: Task, epoch: int) -> None:
         """train.average_last / average_best: this epoch's weights in RUN/epochs/ when it is one of the
