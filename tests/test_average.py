@@ -213,6 +213,15 @@ def test_average_command_best_n_follows_the_selection_metric_and_last_n_the_orde
         assert _equal(out / "model.safetensors", tmp_path / "again.safetensors")
 
 
+def test_average_from_python_is_the_command(kept, tmp_path):
+    entry = textrnn.average(kept, tmp_path / "api", epochs=[5, 3])
+    assert entry["epochs"] == [3, 5] and entry["of"] == "given" and 0.0 <= entry["valid"]["accuracy"] <= 1.0
+    rundir.average_weights([rundir.epoch_weights(kept, k) for k in (3, 5)], tmp_path / "again.safetensors")
+    assert _equal(tmp_path / "api" / "model.safetensors", tmp_path / "again.safetensors")
+    with pytest.raises(UserError, match="give exactly one of"):
+        textrnn.average(kept, tmp_path / "none")
+
+
 def test_best_epochs_ties_go_to_the_earlier_epoch():
     scored = [(0.5, 1), (0.8, 2), (0.7, 3), (0.8, 4)]
     assert rundir.best_epochs(scored, 2, True) == [2, 4] and rundir.best_epochs(scored, 1, True) == [2]

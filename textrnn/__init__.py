@@ -6,6 +6,7 @@
     mt = textrnn.ensemble(["runs/mt-1", "runs/mt-2"])   # runs of one task and vocabulary, as one model
     run = textrnn.train("pipelines/sentiment.yaml", overrides={"train.epochs": 3}, output="runs/x")
     textrnn.evaluate("runs/sentiment", test="other.tsv")
+    textrnn.average("runs/mt", "runs/mt-best2", best=2)   # a run of the mean of 2 kept epochs (train.average_*)
 
 The names below are imported on first use, so `import textrnn` stays light (the CLI starts fast).
 """
@@ -42,6 +43,7 @@ __all__ = [
     "UserError",
     "WrongTask",
     "__version__",
+    "average",
     "ensemble",
     "evaluate",
     "load",
@@ -50,6 +52,10 @@ __all__ = [
 
 
 def __getattr__(name: str):
+    if name == "average":
+        from textrnn.tools.average import average
+
+        return average
     if name in _API:
         from textrnn import inference
 

@@ -80,8 +80,10 @@ def average(
     device: str = "cpu",
     score: bool = True,
 ) -> dict:
-    """Write OUT (see the module's docstring); returns its summary's "average" entry with the valid
-    metrics (score=False: not scored, for a run whose data is not at hand)."""
+    """Write the run directory `out` whose model is the mean of epochs that `run` kept: exactly one of
+    epochs=[11, 14], best=N (by valid, the run's selection metric) or last=N. Scored on the valid split
+    unless score=False (for a run whose data is not at hand). Returns {"from", "epochs", "of", "valid"};
+    bad input raises textrnn.UserError with one sentence, and `out` appears whole or not at all."""
     from textrnn import inference
 
     run, out = Path(run), Path(out)
