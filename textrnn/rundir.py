@@ -251,6 +251,14 @@ def epoch_weights(run: Path, epoch: int) -> Path:
     return run / EPOCHS / f"epoch-{epoch}.safetensors"
 
 
+def kept_epochs(run: Path) -> list[int]:
+    """The epochs whose weights RUN/epochs/ holds (train.average_last / average_best), in order."""
+    names = (
+        p.name.removeprefix("epoch-").removesuffix(".safetensors") for p in (run / EPOCHS).glob("epoch-*.safetensors")
+    )
+    return sorted(int(k) for k in names if k.isdigit())
+
+
 def best_epochs(scored: Sequence[tuple[float, int]], n: int, higher: bool) -> list[int]:
     """The n best of (valid score, epoch) pairs, in epoch order; a tie goes to the earlier epoch."""
     top = sorted(scored, key=lambda s: (-s[0] if higher else s[0], s[1]))[:n]

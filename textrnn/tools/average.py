@@ -20,13 +20,6 @@ from textrnn.errors import UserError
 LEFT_OUT = {"last.pt", "model.safetensors", "average.safetensors", "summary.json", rundir.MANIFEST, rundir.HOLDER}
 
 
-def kept_epochs(run: Path) -> list[int]:
-    """The epochs whose weights RUN/epochs/ holds, in order."""
-    folder = run / rundir.EPOCHS
-    names = (p.name.removeprefix("epoch-").removesuffix(".safetensors") for p in folder.glob("epoch-*.safetensors"))
-    return sorted(int(k) for k in names if k.isdigit())
-
-
 def choose(
     run: Path,
     epochs: Optional[Sequence[int]] = None,
@@ -37,7 +30,7 @@ def choose(
     if sum(x is not None for x in (epochs, best, last)) != 1:
         raise UserError("average: give exactly one of --epochs 3,5, --best N or --last N")
     _, cfg = rundir.open_run(run)
-    kept = kept_epochs(run)
+    kept = rundir.kept_epochs(run)
     if not kept:
         raise UserError(
             f"{run}: no epoch weights kept in {rundir.EPOCHS}/ (train with train.average_last or "
@@ -99,12 +92,10 @@ def average(
         old = rundir.read_summary(run) or {}
         entry = {"from": str(run), "epochs": chosen, "of": how}
         keep = {k: old[k] for k in ("tokens_per_s", "train_seconds", "parameters", "device", "precision") if k in old}
-        rundir.write_json(tmp / "summary.json", {**keep, "average": entry})
+        # the files were written just above: nothing to check against a manifest yet
+        valid = inference.load(tmp, device=device, verify=False).evaluate(split="valid") if score else {}
+        rundir.write_json(tmp / "summary.json", {**keep, **({"valid": valid} if score else {}), "average": entry})
         rundir.write_manifest(tmp)
-        valid = inference.load(tmp, device=device).evaluate(split="valid") if score else {}
-        if score:
-            rundir.write_json(tmp / "summary.json", {**keep, "valid": valid, "average": entry})
-            rundir.write_manifest(tmp)
         rundir.replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

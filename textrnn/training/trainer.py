@@ -513,10 +513,9 @@ class Trainer:
         if not self.main or not folder.is_dir() or not (t.average_last or t.average_best):
             return  # a resume without either key leaves the files as they are
         keep = set(self._averaged(task))
-        for old in folder.glob("epoch-*.safetensors"):
-            k = old.name.removeprefix("epoch-").removesuffix(".safetensors")
-            if k.isdigit() and int(k) not in keep:
-                old.unlink(missing_ok=True)
+        for k in rundir.kept_epochs(self.run):
+            if k not in keep:
+                rundir.epoch_weights(self.run, k).unlink(missing_ok=True)
 
     def _average(self, task: Task) -> Optional[dict]:
         """train.average_last / average_best N: the mean of those epochs' weights, written to
