@@ -278,6 +278,75 @@ def test_the_slanted_triangular_schedule():
     assert seen[100] == pytest.approx([0.01 / 32, 0.1 / 32])
 
 
+# ---------------------------------------------------------------- a classifier from a classify run
+
+
+def clf_run(d) -> Path:
+    """A 1-layer BiLSTM classify run trained from scratch on sent.tsv (labels negative, positive)."""
+    run = d / "runs" / "clf-run"
+    if not run.exists():
+        p = write(
+            d / "plain.yaml", "name: plain\n" + CLF.replace("init_from: %s, ", "%s") % ("", "lstm", 1) + TRAIN % 1
+        )
+        run_pipeline(config.load(p), output=str(run), quiet=True)
+    return run
+
+
+def test_a_classifier_continues_from_a_classify_run_with_every_weight(d, capsys):
+    """Intermediate-task transfer (IMDB classifier -> SST-2): the same labels, pooling and sizes: every
+    tensor, the tokenizer and the vocabulary come from that run; the new run trains and predicts."""
+    src = clf_run(d)
+    p = clf_yaml(d, "clf-run", layers=1, name="from-clf", extra="tokenizer: {max_length: 5}\n")
+    model, tr = built(p)
+    there = lm_weights(d, "clf-run")
+    own = model.state_dict()
+    assert set(own) == set(there) and all(torch.equal(own[k], t) for k, t in there.items())
+    assert "the pooling and the head (the same labels)" in capsys.readouterr().err
+    saved = config.load(src / "pipeline.yaml")
+    assert tr.cfg.vocab == saved.vocab and tr.cfg.tokenizer.lower == saved.tokenizer.lower
+    assert tr.cfg.tokenizer.max_length == 5  # truncation may differ
+    run, _ = run_pipeline(config.load(p), output=str(d / "runs" / "from-clf"), quiet=True)
+    assert (run / "vocab.json").read_text() == (src / "vocab.json").read_text()
+    assert textrnn.load(run).predict("good fun").label in {"positive", "negative"}
+
+
+@pytest.mark.parametrize(
+    "what, note",
+    [
+        (
+            "labels",
+            'the head starts fresh (labels ["bad", "good", "so-so"] here, ["negative", "positive"] in that run)',
+        ),
+        ("pooling", 'the head starts fresh (model.pooling "mean" here, "max" in that run)'),
+        ("head", "the head starts fresh (model.head has other sizes in that run)"),
+        ("layers", "encoder layer 2 starts fresh (above that run's)"),
+    ],
+)
+def test_what_does_not_fit_a_classify_run_starts_fresh(d, capsys, what, note):
+    """Other labels, pooling or head sizes: the encoder is still taken and the head starts fresh; an
+    encoder layer above the run's starts fresh and the head is taken."""
+    clf_run(d)
+    values: dict = {"model.pooling": "mean"} if what == "pooling" else {"model.head.hidden": [6]}
+    if what == "labels":
+        text = (d / "sent.tsv").read_text().replace("\tpositive", "\tgood").replace("\tnegative", "\tbad")
+        three = write(d / "three.tsv", text + "it was fine\tso-so\n")
+        values = {"data.train.path": str(three), "data.valid.path": str(three)}
+    p = clf_yaml(d, "clf-run", layers=2 if what == "layers" else 1, name=f"fit-{what}")
+    model, _ = built(p, values=None if what == "layers" else values)
+    there = lm_weights(d, "clf-run")
+    own = model.state_dict()
+    assert torch.equal(own["embed.emb.weight"], there["embed.emb.weight"])
+    enc = [k for k in there if k.startswith("encoder.")]
+    assert enc and all(torch.equal(own[k], there[k]) for k in enc)
+    assert note in " ".join(capsys.readouterr().err.split())
+    top = [k for k in there if k.startswith(("pool.", "head."))]
+    if what == "layers":  # layer 2 is new; the head reads 2H as before and is taken
+        assert "encoder.fwd.1.weight_ih_l0" in own and "encoder.fwd.1.weight_ih_l0" not in there
+        assert all(torch.equal(own[k], there[k]) for k in top)
+    else:
+        assert not any(k in own and own[k].shape == there[k].shape and torch.equal(own[k], there[k]) for k in top)
+
+
 # ---------------------------------------------------------------- the run stands alone; resume
 
 
@@ -364,7 +433,13 @@ def test_inspect_steps_the_separate_stacks_by_hand(cell):
     [
         ("missing", [], "model.init_from: "),
         ("not-a-run", [], "not a textrnn run directory"),
-        ("clf-run", [], "a classify run; transfer starts from a language model"),
+        ("clf-run", ["model.encoder.hidden=16"], "model.encoder.hidden 16 here, model.encoder.hidden 8 in that run"),
+        ("clf-run", ["model.encoder.cell=gru"], 'model.encoder.cell "gru" here, model.encoder.cell "lstm" in that run'),
+        (
+            "clf-run",
+            ["model.encoder.bidirectional=false"],
+            "bidirectional false here, model.encoder.bidirectional true in that run",
+        ),
         ("lstm", ["model.embedding.dim=12"], "model.embedding.dim 12 here, model.embedding.dim 8 in the LM"),
         ("lstm", ["model.encoder.hidden=16"], "model.encoder.hidden 16 here, model.hidden 8 in the LM"),
         ("lstm", ["model.encoder.layers=1"], "model.encoder.layers 1 here, model.layers 2 in the LM"),
@@ -382,11 +457,8 @@ def test_bad_init_from_is_one_line_exit_2_and_no_run_directory(d, cli, tmp_path,
     from test_bad_input import one_line_exit_2
 
     (d / "runs" / "not-a-run").mkdir(exist_ok=True)
-    if lm == "clf-run" and not (d / "runs" / "clf-run").exists():
-        p = write(
-            d / "plain.yaml", "name: plain\n" + CLF.replace("init_from: %s, ", "%s") % ("", "lstm", 1) + TRAIN % 1
-        )
-        run_pipeline(config.load(p), output=str(d / "runs" / "clf-run"), quiet=True)
+    if lm == "clf-run":
+        clf_run(d)
     p = clf_yaml(d, lm, name=f"bad-{lm}")
     args = [x for s in sets for x in ("--set", s)]
     one_line_exit_2(*cli("run", p, "-o", tmp_path / "new", *args)[::2], expect)
@@ -403,6 +475,10 @@ def test_lm_and_chat_refusals(d, cli, tmp_path):
         + TRAIN % 1,
     )
     one_line_exit_2(*cli("run", p, "-o", tmp_path / "new")[::2], "model.layers 1 here, model.layers 2 in the LM")
+    p = write(d / "lm-from-clf.yaml", p.read_text().replace(str(d / "runs" / "lstm"), str(clf_run(d))))
+    one_line_exit_2(
+        *cli("run", p, "-o", tmp_path / "new")[::2], "a classify run; task lm starts from a language model (task: lm)"
+    )
     p = write(
         d / "chat-bad.yaml",
         "name: x\ntask: chat\ndata: {train: {path: sent.tsv, format: turns}}\n"

@@ -40,7 +40,7 @@ class Task(ABC):
     # "all" (every weight: an LM), "encoder" (embedding + recurrent layers), or None (refused: see no_transfer)
     transfer: ClassVar[Optional[str]] = "encoder"
     no_transfer: ClassVar[str] = ""  # why model.init_from is refused, where it is
-    transfer_source: ClassVar[bool] = False  # its runs are what model.init_from starts from (the LM)
+    transfer_from: ClassVar[tuple[str, ...]] = ("lm",)  # the tasks whose runs model.init_from may name
     train_stream: Stream  # the streamed train split (set by take_stream when data.train.streaming)
 
     @property

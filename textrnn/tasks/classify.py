@@ -63,6 +63,7 @@ class Classify(Task):
     name = "classify"
     metric = "accuracy"
     higher_is_better = True
+    transfer_from = ("lm", "classify")  # a classify run: another task's classifier, fine-tuned further
 
     def __init__(self, cfg: Pipeline):
         super().__init__(cfg)

@@ -213,7 +213,6 @@ class LM(Task):
     higher_is_better = False
     labelled = False
     transfer = "all"
-    transfer_source = True
 
     def __init__(self, cfg: Pipeline):
         super().__init__(cfg)

@@ -215,7 +215,7 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def fit(self) -> dict:
         dist.init(self.device)
-        self.cfg = transfer.resolve(self.cfg, self.run, self.resume)  # model.init_from: the LM run's text stages
+        self.cfg = transfer.resolve(self.cfg, self.run, self.resume)  # model.init_from: the source run's text stages
         self._check_dir()
         task = self._prepare()
         self._build(task)
@@ -230,7 +230,7 @@ class Trainer:
         t = self.cfg.train
         model = build_model(task).to(self.device)
         if not self.resume and transfer.source(self.cfg) is not None:
-            for note in transfer.load_into(model, self.cfg):
+            for note in transfer.load_into(model, self.cfg, getattr(task, "labels", None)):
                 console.print(f"[dim]{note}[/]", highlight=False)
         self.core, self.task = model, task  # core: the model itself; self.step.model: what trains (DDP-wrapped)
         self.n_params = sum(p.numel() for p in model.parameters())

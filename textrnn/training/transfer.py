@@ -13,6 +13,10 @@
   backward stack `rnn_bw` layer i; a one-direction LM leaves the backward layers fresh, and encoder
   layers above the LM's (`model.encoder.layers` > the LM's `model.layers`) start fresh (ELMo's task
   BiLSTM on top of the pretrained layers).
+* A classifier may also start from a `classify` run (intermediate-task transfer, e.g. an IMDB
+  classifier fine-tuned on SST-2): its tokenizer, vocabulary, embedding and encoder layers as above
+  (the same names: nothing to rename), and its pooling + head too where this run's labels are the
+  same list and the shapes fit; otherwise the head starts fresh (a note says why).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from textrnn.errors import UserError
 TRUNCATION = {"max_length"}  # tokenizer keys that may differ from the LM's: they cut texts, not tokens
 LM_SHAPE = ("cell", "hidden", "layers", "bidirectional", "tie_weights", "softmax")  # lm from lm: equal
 ADAPTIVE_SHAPE = ("cutoffs", "div_value")  # and these, with the adaptive softmax
+LAYER = re.compile(r"^encoder\.(?:fwd|bwd)\.(\d+)\.")  # a PaddedEncoder's one-layer modules: layer i
 
 
 def task_class(name: str) -> Any:
@@ -48,8 +53,8 @@ def source(cfg: config.Pipeline) -> Optional[Path]:
 
 
 def resolve(cfg: config.Pipeline, run: Path, resume: bool) -> config.Pipeline:
-    """The pipeline with its tokenizer and vocab blocks taken from the LM run, its sizes checked.
-    On resume they come from the run's own pipeline.yaml (which holds the LM's): the LM run is not needed."""
+    """The pipeline with its tokenizer and vocab blocks taken from the source run, its sizes checked.
+    On resume they come from the run's own pipeline.yaml (which holds the source's): the source is not needed."""
     lm = source(cfg)
     if lm is None:
         return cfg
@@ -61,21 +66,24 @@ def resolve(cfg: config.Pipeline, run: Path, resume: bool) -> config.Pipeline:
         except UserError:
             return cfg  # the trainer's own resume check says what is wrong with the run
         return inherit(cfg, saved, f"the run {run}")
-    lm_cfg = open_lm(lm)
+    lm_cfg = open_source(lm, cfg.task)
     check_sizes(cfg, lm_cfg, lm)
-    return inherit(cfg, lm_cfg, f"the LM run {lm}")
+    return inherit(cfg, lm_cfg, f"the LM run {lm}" if lm_cfg.task == "lm" else f"the run {lm}")
 
 
-def open_lm(lm: Path) -> config.Pipeline:
-    """The LM run's pipeline; a missing run, another task or a run without weights is one line."""
+def open_source(lm: Path, task: str) -> config.Pipeline:
+    """The source run's pipeline; a missing run, a task this one cannot start from or a run without
+    weights is one line."""
     try:
         _, lm_cfg = rundir.open_run(lm)
     except UserError as e:
         raise UserError(f"model.init_from: {e}") from None
-    if not task_class(lm_cfg.task).transfer_source:
-        raise UserError(f"model.init_from {lm}: a {lm_cfg.task} run; transfer starts from a language model (task: lm)")
+    allowed = task_class(task).transfer_from
+    if lm_cfg.task not in allowed:
+        what = " or ".join("a language model (task: lm)" if t == "lm" else f"a {t} run" for t in allowed)
+        raise UserError(f"model.init_from {lm}: a {lm_cfg.task} run; task {task} starts from {what}")
     if not (lm / "model.safetensors").is_file():
-        raise UserError(f"model.init_from {lm}: no model.safetensors (the LM run has not finished an epoch)")
+        raise UserError(f"model.init_from {lm}: no model.safetensors (the run has not finished an epoch)")
     return lm_cfg
 
 
@@ -85,12 +93,14 @@ def _v(value: Any) -> str:
 
 
 def check_sizes(cfg: config.Pipeline, lm_cfg: config.Pipeline, lm: Path) -> None:
-    """This model's embedding and recurrent layers have the LM's sizes and cell (else one line naming both)."""
+    """This model's embedding and recurrent layers have the source's sizes and cell (else one line naming both)."""
     m, src = cfg.model, lm_cfg.model
+    from_lm = lm_cfg.task == "lm"
+    there_run = "in the LM" if from_lm else "in that run"
 
     def same(here_key: str, here: Any, lm_key: str, there: Any) -> None:
         if here != there:
-            raise UserError(f"model.init_from {lm}: {here_key} {_v(here)} here, {lm_key} {_v(there)} in the LM")
+            raise UserError(f"model.init_from {lm}: {here_key} {_v(here)} here, {lm_key} {_v(there)} {there_run}")
 
     same("model.embedding.dim", m.embedding.dim, "model.embedding.dim", src.embedding.dim)
     if task_class(cfg.task).transfer == "all":
@@ -99,13 +109,22 @@ def check_sizes(cfg: config.Pipeline, lm_cfg: config.Pipeline, lm: Path) -> None
             same(f"model.{k}", getattr(m, k), f"model.{k}", getattr(src, k))
         return
     if m.embedding.pretrained:
-        raise UserError("model.embedding.pretrained: not with model.init_from (the embedding comes from the LM run)")
+        raise UserError("model.embedding.pretrained: not with model.init_from (the embedding comes from that run)")
     if m.embedding.freeze:
         raise UserError(
             "model.embedding.freeze: not with model.init_from (train.unfreeze: gradual holds the embedding, "
             "the bottom layer group, until the last unfreezing epoch)"
         )
     enc = m.encoder
+    if not from_lm:  # a classifier from a classifier: the same encoder (layers above its may start fresh)
+        for k in ("cell", "hidden", "bidirectional", "separate_directions"):
+            same(f"model.encoder.{k}", getattr(enc, k), f"model.encoder.{k}", getattr(src.encoder, k))
+        if enc.layers < src.encoder.layers:
+            raise UserError(
+                f"model.init_from {lm}: model.encoder.layers {enc.layers} here, model.encoder.layers "
+                f"{src.encoder.layers} in that run (the encoder takes all its layers; layers above them start fresh)"
+            )
+        return
     same("model.encoder.cell", enc.cell, "model.cell", src.cell)
     same("model.encoder.hidden", enc.hidden, "model.hidden", src.hidden)
     if enc.layers < src.layers:
@@ -158,8 +177,9 @@ def _copy(param: torch.Tensor, here: str, state: dict[str, torch.Tensor], key: s
         param.copy_(t)
 
 
-def load_into(model: nn.Module, cfg: config.Pipeline) -> list[str]:
-    """Copy the LM run's weights into a new model; returns one-line notes on what was loaded."""
+def load_into(model: nn.Module, cfg: config.Pipeline, labels: Optional[list[str]] = None) -> list[str]:
+    """Copy the source run's weights into a new model; returns one-line notes on what was loaded.
+    `labels`: a classifier's labels (a classify source's head is taken only where they are its labels)."""
     from textrnn.tasks.lm import LanguageModel
 
     lm = source(cfg)
@@ -169,11 +189,14 @@ def load_into(model: nn.Module, cfg: config.Pipeline) -> list[str]:
         rundir.load_weights(model, path)
         return [f"initialised from {lm}: every weight"]
     state = rundir.read_tensors(path)
+    src_cfg = open_source(lm, cfg.task)
+    if src_cfg.task == "classify":
+        return _from_classifier(model, state, lm, labels, (cfg.model.pooling, src_cfg.model.pooling))
     emb: Any = getattr(model, "input_embed")  # an Embedding
     _copy(emb.emb.weight, "the embedding", state, "embed.emb.weight", lm)
     enc: Any = getattr(model, "encoder")  # a PaddedEncoder
     both = enc.bwd is not None and any(k.startswith("rnn_bw.") for k in state)
-    taken = open_lm(lm).model.layers  # check_sizes: <= the encoder's layers; those above start fresh
+    taken = src_cfg.model.layers  # check_sizes: <= the encoder's layers; those above start fresh
     for i, f in enumerate(enc.fwd[:taken]):
         stacks = [(f, "fwd", "rnn")] + ([(enc.bwd[i], "bwd", "rnn_bw")] if both else [])
         for mod, here, there in stacks:
@@ -181,9 +204,52 @@ def load_into(model: nn.Module, cfg: config.Pipeline) -> list[str]:
                 _copy(p, f"encoder.{here}.{i}.{name}", state, f"{there}.{lm_name(name, i)}", lm)
     what = "both directions" if both else "forward"
     notes = [f"initialised from {lm}: the embedding and {taken} encoder layer(s), {what}"]
-    if len(enc.fwd) > taken:
-        fresh = f"layer {taken + 1} starts" if len(enc.fwd) == taken + 1 else f"layers {taken + 1}-{len(enc.fwd)} start"
-        notes.append(f"model.init_from {lm}: encoder {fresh} fresh (above the LM's)")
+    notes += _fresh_layers(enc, taken, lm, "the LM's")
     if enc.bwd is not None and not both:
         notes.append(f"model.init_from {lm}: a one-direction LM: the encoder's backward layers start fresh")
     return notes
+
+
+def _fresh_layers(enc: Any, taken: int, src: Path, whose: str) -> list[str]:
+    """The note on encoder layers above the source's, which start fresh (none where there are none)."""
+    if len(enc.fwd) <= taken:
+        return []
+    fresh = f"layer {taken + 1} starts" if len(enc.fwd) == taken + 1 else f"layers {taken + 1}-{len(enc.fwd)} start"
+    return [f"model.init_from {src}: encoder {fresh} fresh (above {whose})"]
+
+
+def _from_classifier(
+    model: nn.Module,
+    state: dict[str, torch.Tensor],
+    src: Path,
+    labels: Optional[list[str]],
+    pooling: tuple[str, str],
+) -> list[str]:
+    """A classifier from a classify run: embedding and encoder layers by name; pooling + head where
+    the labels, the pooling (here, there) and the head's shapes agree."""
+    emb: Any = getattr(model, "embed")
+    _copy(emb.emb.weight, "the embedding", state, "embed.emb.weight", src)
+    enc: Any = getattr(model, "encoder")  # a PaddedEncoder; layers above the source's are not in its state
+    taken = 1 + max((int(m[1]) for k in state if (m := LAYER.match(k))), default=-1)
+    for name, p in enc.named_parameters():
+        m = LAYER.match(f"encoder.{name}")
+        if m is None or int(m[1]) < taken:
+            _copy(p, f"encoder.{name}", state, f"encoder.{name}", src)
+    notes = [f"initialised from {src}: the embedding and {taken} encoder layer(s)"]
+    notes += _fresh_layers(enc, taken, src, "that run's")
+    from textrnn.tasks.base import read_json
+
+    theirs = read_json(src / "labels.json") if (src / "labels.json").is_file() else None
+    top = {f"{part}.{n}": p for part in ("pool", "head") for n, p in getattr(model, part).named_parameters()}
+    top_there = {k for k in state if k.startswith(("pool.", "head."))}
+    if labels is not None and theirs != labels:
+        why = f"labels {_v(labels)} here, {_v(theirs)} in that run"
+    elif pooling[0] != pooling[1]:
+        why = f"model.pooling {_v(pooling[0])} here, {_v(pooling[1])} in that run"
+    elif set(top) != top_there or any(tuple(state[k].shape) != tuple(p.shape) for k, p in top.items()):
+        why = "model.head has other sizes in that run"
+    else:
+        for k, p in top.items():
+            _copy(p, k, state, k, src)
+        return notes[:1] + [f"initialised from {src}: the pooling and the head (the same labels)"] + notes[1:]
+    return notes + [f"model.init_from {src}: the head starts fresh ({why})"]
