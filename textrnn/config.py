@@ -236,7 +236,8 @@ class Head(Strict):
 
 class ClassifyModel(Strict):
     # a language-model run directory (relative to the working directory, like `output:`): its
-    # tokenizer, vocabulary, embedding and recurrent layers start this model (docs/transfer.md)
+    # tokenizer, vocabulary, embedding and recurrent layers start this model; or a classify run:
+    # those and, with the same labels and pooling, its head too (docs/transfer.md)
     init_from: Optional[str] = None
     embedding: Embedding = Embedding()
     encoder: Encoder = Encoder()
