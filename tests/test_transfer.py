@@ -313,24 +313,22 @@ def test_a_classifier_continues_from_a_classify_run_with_every_weight(d, capsys)
 @pytest.mark.parametrize(
     "what, note",
     [
-        (
-            "labels",
-            'the head starts fresh (labels ["bad", "good", "so-so"] here, ["negative", "positive"] in that run)',
-        ),
+        ("labels", 'the head starts fresh (labels ["bad", "good"] here, ["negative", "positive"] in that run)'),
         ("pooling", 'the head starts fresh (model.pooling "mean" here, "max" in that run)'),
         ("head", "the head starts fresh (model.head has other sizes in that run)"),
         ("layers", "encoder layer 2 starts fresh (above that run's)"),
     ],
 )
 def test_what_does_not_fit_a_classify_run_starts_fresh(d, capsys, what, note):
-    """Other labels, pooling or head sizes: the encoder is still taken and the head starts fresh; an
-    encoder layer above the run's starts fresh and the head is taken."""
+    """Other labels (here of the same count: the head's shapes fit, its classes do not), pooling or head
+    sizes: the encoder is still taken and the head starts fresh; an encoder layer above the run's
+    starts fresh and the head is taken."""
     clf_run(d)
     values: dict = {"model.pooling": "mean"} if what == "pooling" else {"model.head.hidden": [6]}
     if what == "labels":
         text = (d / "sent.tsv").read_text().replace("\tpositive", "\tgood").replace("\tnegative", "\tbad")
-        three = write(d / "three.tsv", text + "it was fine\tso-so\n")
-        values = {"data.train.path": str(three), "data.valid.path": str(three)}
+        other = write(d / "other.tsv", text)
+        values = {"data.train.path": str(other), "data.valid.path": str(other)}
     p = clf_yaml(d, "clf-run", layers=2 if what == "layers" else 1, name=f"fit-{what}")
     model, _ = built(p, values=None if what == "layers" else values)
     there = lm_weights(d, "clf-run")
