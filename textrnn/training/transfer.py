@@ -35,7 +35,7 @@ from textrnn.errors import UserError
 TRUNCATION = {"max_length"}  # tokenizer keys that may differ from the LM's: they cut texts, not tokens
 LM_SHAPE = ("cell", "hidden", "layers", "bidirectional", "tie_weights", "softmax")  # lm from lm: equal
 ADAPTIVE_SHAPE = ("cutoffs", "div_value")  # and these, with the adaptive softmax
-LAYER = re.compile(r"^encoder\.(?:fwd|bwd)\.(\d+)\.")  # a PaddedEncoder's one-layer modules: layer i
+LAYER = re.compile(r"^(?:fwd|bwd|mlps)\.(\d+)\.")  # a PaddedEncoder parameter of layer i
 
 
 def task_class(name: str) -> Any:
@@ -191,7 +191,7 @@ def load_into(model: nn.Module, cfg: config.Pipeline, labels: Optional[list[str]
     state = rundir.read_tensors(path)
     src_cfg = open_source(lm, cfg.task)
     if src_cfg.task == "classify":
-        return _from_classifier(model, state, lm, labels, (cfg.model.pooling, src_cfg.model.pooling))
+        return _from_classifier(model, state, lm, labels, cfg.model, src_cfg.model)
     emb: Any = getattr(model, "input_embed")  # an Embedding
     _copy(emb.emb.weight, "the embedding", state, "embed.emb.weight", lm)
     enc: Any = getattr(model, "encoder")  # a PaddedEncoder
@@ -223,16 +223,17 @@ def _from_classifier(
     state: dict[str, torch.Tensor],
     src: Path,
     labels: Optional[list[str]],
-    pooling: tuple[str, str],
+    here: Any,
+    there: Any,
 ) -> list[str]:
     """A classifier from a classify run: embedding and encoder layers by name; pooling + head where
-    the labels, the pooling (here, there) and the head's shapes agree."""
+    the labels, the pooling (model blocks `here`, `there`) and the head's shapes agree."""
     emb: Any = getattr(model, "embed")
     _copy(emb.emb.weight, "the embedding", state, "embed.emb.weight", src)
-    enc: Any = getattr(model, "encoder")  # a PaddedEncoder; layers above the source's are not in its state
-    taken = 1 + max((int(m[1]) for k in state if (m := LAYER.match(k))), default=-1)
+    enc: Any = getattr(model, "encoder")  # a PaddedEncoder; layers above the source's start fresh
+    taken = there.encoder.layers  # check_sizes: <= this encoder's layers
     for name, p in enc.named_parameters():
-        m = LAYER.match(f"encoder.{name}")
+        m = LAYER.match(name)
         if m is None or int(m[1]) < taken:
             _copy(p, f"encoder.{name}", state, f"encoder.{name}", src)
     notes = [f"initialised from {src}: the embedding and {taken} encoder layer(s)"]
@@ -244,8 +245,8 @@ def _from_classifier(
     top_there = {k for k in state if k.startswith(("pool.", "head."))}
     if labels is not None and theirs != labels:
         why = f"labels {_v(labels)} here, {_v(theirs)} in that run"
-    elif pooling[0] != pooling[1]:
-        why = f"model.pooling {_v(pooling[0])} here, {_v(pooling[1])} in that run"
+    elif here.pooling != there.pooling:
+        why = f"model.pooling {_v(here.pooling)} here, {_v(there.pooling)} in that run"
     elif set(top) != top_there or any(tuple(state[k].shape) != tuple(p.shape) for k, p in top.items()):
         why = "model.head has other sizes in that run"
     else:
