@@ -345,6 +345,56 @@ def test_what_does_not_fit_a_classify_run_starts_fresh(d, capsys, what, note):
         assert not any(k in own and own[k].shape == there[k].shape and torch.equal(own[k], there[k]) for k in top)
 
 
+# ---------------------------------------------------------------- vocab.extend: the target's words
+
+
+def ext_data(d) -> Path:
+    """sent.tsv plus words the LMs never read: zesty 3 times, romp / slog / tedious once each."""
+    extra = "zesty zesty film\tpositive\nzesty romp\tpositive\ntedious slog\tnegative\n"
+    return write(d / "ext.tsv", (d / "sent.tsv").read_text() + extra)
+
+
+def ext_values(d, n: int) -> dict:
+    return {"vocab.extend": n, "data.train.path": str(ext_data(d))}
+
+
+@pytest.mark.parametrize("n, added", [(2, ["zesty"]), (1, ["zesty", "romp", "slog", "tedious"])])
+def test_vocab_extend_appends_the_train_words_the_lm_lacks(d, capsys, n, added):
+    """ULMFiT's vocabulary: the LM's ids unchanged, then the train split's words counted >= n that it
+    lacks (most frequent first, ties alphabetical); their embedding rows start at the mean of the LM's."""
+    p = clf_yaml(d, "bilstm", name=f"ext-{n}")
+    model, tr = built(p, values=ext_values(d, n))
+    lm_itos = json.loads((d / "runs" / "bilstm" / "vocab.json").read_text())["itos"]
+    assert tr.task.vocab.itos == lm_itos + added
+    lm = lm_weights(d, "bilstm")["embed.emb.weight"]  # (V, 8)
+    w = model.embed.emb.weight
+    assert w.shape == (len(lm_itos) + len(added), 8) and torch.equal(w[: len(lm_itos)], lm)
+    assert all(torch.allclose(row, lm.mean(0)) for row in w[len(lm_itos) :])
+    assert f"{len(added):,} added words start at their mean" in " ".join(capsys.readouterr().err.split())
+    assert torch.equal(model.encoder.fwd[0].weight_ih_l0, lm_weights(d, "bilstm")["rnn.weight_ih_l0"])
+    run, _ = run_pipeline(config.load(p, values=ext_values(d, n)), output=str(d / "runs" / f"ext-{n}"), quiet=True)
+    assert json.loads((run / "vocab.json").read_text())["itos"] == lm_itos + added
+    clf = textrnn.load(run)
+    assert clf.predict("zesty romp").label in {"positive", "negative"}
+
+
+def test_a_run_from_an_extended_run_keeps_its_vocabulary_and_extends_it_only_when_asked(d, capsys):
+    """The source's vocab.extend is not inherited: its vocabulary (with its added words) is taken as it
+    is; vocab.extend here adds only what that vocabulary still lacks."""
+    src = d / "runs" / "ext-src"
+    p = clf_yaml(d, "bilstm", name="ext-src")
+    run_pipeline(config.load(p, values=ext_values(d, 2)), output=str(src), quiet=True)
+    src_itos = json.loads((src / "vocab.json").read_text())["itos"]
+    q = clf_yaml(d, "ext-src", name="from-ext")
+    _, tr = built(q, values={"data.train.path": str(ext_data(d))})
+    assert tr.cfg.vocab.extend is None and tr.task.vocab.itos == src_itos
+    model, tr = built(q, values=ext_values(d, 1))
+    assert tr.task.vocab.itos == src_itos + ["romp", "slog", "tedious"]
+    there = lm_weights(d, "ext-src")["embed.emb.weight"]
+    assert torch.equal(model.embed.emb.weight[: len(src_itos)], there)
+    assert "3 added words start at their mean" in " ".join(capsys.readouterr().err.split())
+
+
 # ---------------------------------------------------------------- the run stands alone; resume
 
 
@@ -448,6 +498,7 @@ def test_inspect_steps_the_separate_stacks_by_hand(cell):
         ("lstm", ["vocab.min_freq=2"], "vocab.min_freq: 2 here, 1 in the LM run"),
         ("lstm", ["model.embedding.pretrained=v.txt"], "model.embedding.pretrained: not with model.init_from"),
         ("lstm", ["model.embedding.freeze=true"], "model.embedding.freeze: not with model.init_from"),
+        ("lstm", ["vocab.extend=0"], "vocab.extend"),
         ("lstm", ["data.train.streaming=true", "train.schedule.kind=slanted"], "slanted: needs the epoch's length"),
     ],
 )
@@ -466,6 +517,14 @@ def test_bad_init_from_is_one_line_exit_2_and_no_run_directory(d, cli, tmp_path,
 def test_lm_and_chat_refusals(d, cli, tmp_path):
     from test_bad_input import one_line_exit_2
 
+    plain = write(
+        d / "ext-plain.yaml", clf_yaml(d, "lstm").read_text().replace(f"init_from: {d / 'runs' / 'lstm'}, ", "")
+    )
+    one_line_exit_2(
+        *cli("run", plain, "-o", tmp_path / "new", "--set", "vocab.extend=2")[::2],
+        "vocab.extend: only with model.init_from",
+    )
+
     p = write(
         d / "lm-bad.yaml",
         "name: x\n"
@@ -473,6 +532,10 @@ def test_lm_and_chat_refusals(d, cli, tmp_path):
         + TRAIN % 1,
     )
     one_line_exit_2(*cli("run", p, "-o", tmp_path / "new")[::2], "model.layers 1 here, model.layers 2 in the LM")
+    one_line_exit_2(
+        *cli("run", p, "-o", tmp_path / "new", "--set", "vocab.extend=2")[::2],
+        "vocab.extend: for a classify pipeline with model.init_from",
+    )
     p = write(d / "lm-from-clf.yaml", p.read_text().replace(str(d / "runs" / "lstm"), str(clf_run(d))))
     one_line_exit_2(
         *cli("run", p, "-o", tmp_path / "new")[::2], "a classify run; task lm starts from a language model (task: lm)"

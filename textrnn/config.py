@@ -104,6 +104,9 @@ class Tokenizer(Strict):
 class Vocab(Strict):
     min_freq: Size = 1
     max_size: Optional[Size] = None
+    # a classifier with model.init_from: append the train split's words counted >= this many times
+    # that the source run's vocabulary lacks; their embedding rows start at the mean of its rows (ULMFiT)
+    extend: Optional[Size] = None
 
 
 class Embedding(Strict):
@@ -529,6 +532,17 @@ def validate(raw: Any, origin: str) -> Pipeline:
             gen.model_validate(cfg.generate)
         except ValidationError as err:
             raise UserError(explain(err, gen, origin, prefix=("generate",))) from None
+    if cfg.vocab.extend is not None:
+        if cfg.task != "classify":
+            raise UserError(
+                f"{origin}: vocab.extend: for a classify pipeline with model.init_from "
+                f"(a {cfg.task} model's vocabulary also shapes its output layer)"
+            )
+        if not getattr(model, "init_from", None):
+            raise UserError(
+                f"{origin}: vocab.extend: only with model.init_from (it adds the train split's words to "
+                f"that run's vocabulary; without it vocab.min_freq and vocab.max_size build the vocabulary)"
+            )
     select = cfg.train.select
     if select is not None and select not in SELECT[cfg.task]:
         raise UserError(

@@ -143,13 +143,18 @@ class Task(ABC):
         empty: tuple[list[str], None] = ([], None)
         sample = next(stream.chunks(d.stream_sample, None), empty)[0]
         self.tok.fit(sample)
-        counts: Counter[str] = Counter()
-        labels: set[str] = set()
-        for texts, labs in stream.chunks(d.stream_buffer, None):
-            counts.update(tokenized.tokenize(self.tok, texts, use_cache=False).counts())
-            labels.update(lab for lab in labs or () if lab is not None)
+        counts, labels = self.stream_counts(stream)
         self.vocab = Vocab.build(counts, v.min_freq, v.max_size)
         return labels
+
+    def stream_counts(self, stream: Stream) -> tuple[Counter, set]:
+        """(token counts, labels seen) over a whole stream with the fitted tokenizer (one pass)."""
+        counts: Counter[str] = Counter()
+        labels: set[str] = set()
+        for texts, labs in stream.chunks(self.cfg.data.stream_buffer, None):
+            counts.update(tokenized.tokenize(self.tok, texts, use_cache=False).counts())
+            labels.update(lab for lab in labs or () if lab is not None)
+        return counts, labels
 
     def load_buffer(self, texts: list[str], labels) -> None:
         """Streaming: one buffer of the train split becomes self.data["train"]."""

@@ -19,6 +19,7 @@ from textrnn.nn.padded_encoder import PaddedEncoder, last_hidden
 from textrnn.registry import get, register
 from textrnn.rundir import write_json
 from textrnn.tasks.base import Task, read_json
+from textrnn.text import tokenized
 from textrnn.training import transfer
 
 
@@ -82,9 +83,9 @@ class Classify(Task):
         if resume:
             self.load(run)
         else:
-            if lm is not None:  # model.init_from: the LM run's tokenizer and vocabulary
+            if lm is not None:  # model.init_from: the source run's tokenizer and vocabulary
                 self.load_text(lm)
-                self.labels = sorted(self.stream_labels(train) if self.streaming else set(train.labels))
+                self.labels = sorted(self.extend_vocab(train) if self.cfg.vocab.extend else self.train_labels(train))
             elif self.streaming:
                 self.labels = sorted(self.fit_stream(train))
             else:
@@ -99,9 +100,21 @@ class Classify(Task):
         for name, ex in splits.items():
             self.add_split(name, ex)
 
-    def stream_labels(self, stream) -> set:
-        """The labels of a streamed train split (one pass)."""
-        return {lab for _, labs in stream.chunks(self.cfg.data.stream_buffer, None) for lab in labs or ()}
+    def train_labels(self, train) -> set:
+        """The labels of the train split (a stream: one pass)."""
+        if not self.streaming:
+            return set(train.labels)
+        return {lab for _, labs in train.chunks(self.cfg.data.stream_buffer, None) for lab in labs or ()}
+
+    def extend_vocab(self, train) -> set:
+        """vocab.extend: the train split's words counted >= vocab.extend times that the source run's
+        vocabulary lacks are appended to it (its ids unchanged); returns the train labels."""
+        if self.streaming:
+            counts, labels = self.stream_counts(train)
+        else:
+            counts, labels = tokenized.tokenize(self.tok, train.texts).counts(), set(train.labels)
+        self.vocab = self.vocab.extended(counts, self.cfg.vocab.extend or 1)
+        return labels
 
     def add_split(self, name: str, ex) -> None:
         index = {lab: i for i, lab in enumerate(self.labels)}

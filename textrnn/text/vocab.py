@@ -32,6 +32,13 @@ class Vocab:
             words = words[: max(0, max_size - len(specials))]
         return cls(specials + words)
 
+    def extended(self, counts: Counter, min_freq: int) -> "Vocab":
+        """This vocabulary with the counted tokens it lacks (>= min_freq, most frequent first, ties
+        alphabetical) appended: every id it had keeps its token (vocab.extend, model.init_from)."""
+        new = [w for w, c in counts.items() if c >= min_freq and w not in self.stoi]
+        new.sort(key=lambda w: (-counts[w], w))
+        return Vocab(self.itos + new)
+
     def __len__(self) -> int:
         return len(self.itos)
 

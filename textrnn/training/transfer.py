@@ -33,6 +33,7 @@ from textrnn import config, rundir
 from textrnn.errors import UserError
 
 TRUNCATION = {"max_length"}  # tokenizer keys that may differ from the LM's: they cut texts, not tokens
+OWN = {"vocab": {"extend"}}  # keys always this pipeline's: what it adds to the source's vocabulary
 LM_SHAPE = ("cell", "hidden", "layers", "bidirectional", "tie_weights", "softmax")  # lm from lm: equal
 ADAPTIVE_SHAPE = ("cutoffs", "div_value")  # and these, with the adaptive softmax
 LAYER = re.compile(r"^(?:fwd|bwd|mlps)\.(\d+)\.")  # a PaddedEncoder parameter of layer i
@@ -146,13 +147,14 @@ def inherit(cfg: config.Pipeline, src: config.Pipeline, where: str) -> config.Pi
     for block in ("tokenizer", "vocab"):
         mine, theirs = getattr(cfg, block), getattr(src, block)
         given = set(mine.model_fields_set) if block in cfg.model_fields_set else set()
-        for key in sorted(given - TRUNCATION):
+        own = OWN.get(block, set())
+        for key in sorted(given - TRUNCATION - own):
             if getattr(mine, key) != getattr(theirs, key):
                 raise UserError(
                     f"{block}.{key}: {_v(getattr(mine, key))} here, {_v(getattr(theirs, key))} in {where} "
                     f"(model.init_from takes its tokenizer and vocabulary: leave the key out)"
                 )
-        update[block] = theirs.model_copy(update={k: getattr(mine, k) for k in given & TRUNCATION})
+        update[block] = theirs.model_copy(update={k: getattr(mine, k) for k in (given & TRUNCATION) | own})
     return cfg.model_copy(update=update)
 
 
@@ -177,6 +179,21 @@ def _copy(param: torch.Tensor, here: str, state: dict[str, torch.Tensor], key: s
         param.copy_(t)
 
 
+def _copy_embedding(weight: torch.Tensor, state: dict[str, torch.Tensor], src: Path, extend: bool) -> str:
+    """The source's embedding rows into the first rows of `weight`; with vocab.extend the rows past
+    them (the added words) start at the mean of the source's rows. Returns the note's phrase."""
+    key = "embed.emb.weight"
+    t = state.get(key)
+    if extend and t is not None and weight.shape[0] > t.shape[0] and weight.shape[1:] == t.shape[1:]:
+        n = t.shape[0]
+        with torch.no_grad():  # weight: (vocab, dim); t: (n, dim), the source's vocabulary first
+            weight[:n].copy_(t)
+            weight[n:].copy_(t.mean(0))
+        return f"the embedding ({n:,} rows; {weight.shape[0] - n:,} added words start at their mean)"
+    _copy(weight, "the embedding", state, key, src)
+    return "the embedding"
+
+
 def load_into(model: nn.Module, cfg: config.Pipeline, labels: Optional[list[str]] = None) -> list[str]:
     """Copy the source run's weights into a new model; returns one-line notes on what was loaded.
     `labels`: a classifier's labels (a classify source's head is taken only where they are its labels)."""
@@ -191,9 +208,10 @@ def load_into(model: nn.Module, cfg: config.Pipeline, labels: Optional[list[str]
     state = rundir.read_tensors(path)
     src_cfg = open_source(lm, cfg.task)
     if src_cfg.task == "classify":
-        return _from_classifier(model, state, lm, labels, cfg.model, src_cfg.model)
+        return _from_classifier(model, state, lm, labels, cfg, src_cfg.model)
+    extend = cfg.vocab.extend is not None
     emb: Any = getattr(model, "input_embed")  # an Embedding
-    _copy(emb.emb.weight, "the embedding", state, "embed.emb.weight", lm)
+    what_emb = _copy_embedding(emb.emb.weight, state, lm, extend)
     enc: Any = getattr(model, "encoder")  # a PaddedEncoder
     both = enc.bwd is not None and any(k.startswith("rnn_bw.") for k in state)
     taken = src_cfg.model.layers  # check_sizes: <= the encoder's layers; those above start fresh
@@ -203,7 +221,7 @@ def load_into(model: nn.Module, cfg: config.Pipeline, labels: Optional[list[str]
             for name, p in mod.named_parameters():
                 _copy(p, f"encoder.{here}.{i}.{name}", state, f"{there}.{lm_name(name, i)}", lm)
     what = "both directions" if both else "forward"
-    notes = [f"initialised from {lm}: the embedding and {taken} encoder layer(s), {what}"]
+    notes = [f"initialised from {lm}: {what_emb} and {taken} encoder layer(s), {what}"]
     notes += _fresh_layers(enc, taken, lm, "the LM's")
     if enc.bwd is not None and not both:
         notes.append(f"model.init_from {lm}: a one-direction LM: the encoder's backward layers start fresh")
@@ -223,20 +241,22 @@ def _from_classifier(
     state: dict[str, torch.Tensor],
     src: Path,
     labels: Optional[list[str]],
-    here: Any,
+    cfg: config.Pipeline,
     there: Any,
 ) -> list[str]:
     """A classifier from a classify run: embedding and encoder layers by name; pooling + head where
-    the labels, the pooling (model blocks `here`, `there`) and the head's shapes agree."""
+    the labels, the pooling (this pipeline's model block and `there`, the source's) and the head's
+    shapes agree."""
+    here = cfg.model
     emb: Any = getattr(model, "embed")
-    _copy(emb.emb.weight, "the embedding", state, "embed.emb.weight", src)
+    what_emb = _copy_embedding(emb.emb.weight, state, src, cfg.vocab.extend is not None)
     enc: Any = getattr(model, "encoder")  # a PaddedEncoder; layers above the source's start fresh
     taken = there.encoder.layers  # check_sizes: <= this encoder's layers
     for name, p in enc.named_parameters():
         m = LAYER.match(name)
         if m is None or int(m[1]) < taken:
             _copy(p, f"encoder.{name}", state, f"encoder.{name}", src)
-    notes = [f"initialised from {src}: the embedding and {taken} encoder layer(s)"]
+    notes = [f"initialised from {src}: {what_emb} and {taken} encoder layer(s)"]
     notes += _fresh_layers(enc, taken, src, "that run's")
     from textrnn.tasks.base import read_json
 
