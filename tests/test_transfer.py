@@ -378,6 +378,14 @@ def test_vocab_extend_appends_the_train_words_the_lm_lacks(d, capsys, n, added):
     assert clf.predict("zesty romp").label in {"positive", "negative"}
 
 
+def test_vocab_extend_counts_a_streamed_train_split_alike(d):
+    values = ext_values(d, 1) | {"data.train.streaming": True, "data.stream_buffer": 4}
+    _, tr = built(clf_yaml(d, "bilstm", name="ext-stream"), values=values)
+    lm_itos = json.loads((d / "runs" / "bilstm" / "vocab.json").read_text())["itos"]
+    assert tr.task.vocab.itos == lm_itos + ["zesty", "romp", "slog", "tedious"]
+    assert tr.task.labels == ["negative", "positive"]
+
+
 def test_a_run_from_an_extended_run_keeps_its_vocabulary_and_extends_it_only_when_asked(d, capsys):
     """The source's vocab.extend is not inherited: its vocabulary (with its added words) is taken as it
     is; vocab.extend here adds only what that vocabulary still lacks."""

@@ -5,10 +5,13 @@
   pipeline's `tokenizer:` / `vocab:` blocks take the LM run's values (a key given here that
   contradicts the LM's is one line naming both values; `tokenizer.max_length` only truncates and may
   differ). The tasks then read the LM run's tokenizer files and vocabulary instead of fitting their
-  own, and save them in the new run, which stands alone: loading it never reads the LM run.
+  own (a classifier's `vocab.extend: N` appends the train split's words it lacks, counted >= N
+  times: the key is always the pipeline's own), and save them in the new run, which stands alone:
+  loading it never reads the LM run.
 * `load_into` copies the weights into the freshly built model (still before the directory is
-  touched): every weight for an LM; the embedding and the recurrent layers for a classifier and a
-  translate encoder. A PaddedEncoder's one-layer module `fwd[i]` takes the LM's `rnn` layer i
+  touched): every weight for an LM; the embedding (rows of added words: the mean of the LM's) and
+  the recurrent layers for a classifier and a translate encoder. A PaddedEncoder's one-layer
+  module `fwd[i]` takes the LM's `rnn` layer i
   (`weight_ih_l{i}` -> `weight_ih_l0`, …; min cells: `layers.{i}.` -> `layers.0.`) and `bwd[i]` its
   backward stack `rnn_bw` layer i; a one-direction LM leaves the backward layers fresh, and encoder
   layers above the LM's (`model.encoder.layers` > the LM's `model.layers`) start fresh (ELMo's task
