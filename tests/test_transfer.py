@@ -374,7 +374,8 @@ def test_vocab_extend_appends_the_train_words_the_lm_lacks(d, capsys, n, added):
     assert torch.equal(model.encoder.fwd[0].weight_ih_l0, lm_weights(d, "bilstm")["rnn.weight_ih_l0"])
     run, _ = run_pipeline(config.load(p, values=ext_values(d, n)), output=str(d / "runs" / f"ext-{n}"), quiet=True)
     assert json.loads((run / "vocab.json").read_text())["itos"] == lm_itos + added
-    clf = textrnn.load(run)
+    clf = textrnn.load(run)  # reads its own vocabulary: the added words are known
+    assert clf.unknown(["zesty romp", "zesty slog"]) == ([(0, 2), (0, 2)] if n == 1 else [(1, 2), (1, 2)])
     assert clf.predict("zesty romp").label in {"positive", "negative"}
 
 
@@ -401,6 +402,43 @@ def test_a_run_from_an_extended_run_keeps_its_vocabulary_and_extends_it_only_whe
     there = lm_weights(d, "ext-src")["embed.emb.weight"]
     assert torch.equal(model.embed.emb.weight[: len(src_itos)], there)
     assert "3 added words start at their mean" in " ".join(capsys.readouterr().err.split())
+
+
+def test_an_extended_run_resumes_with_its_own_vocabulary(d, tmp_path):
+    """--resume reads the run's saved (extended) vocabulary and builds the same embedding; it needs
+    neither the LM run nor a second count."""
+    lm = tmp_path / "lm"
+    shutil.copytree(d / "runs" / "bilstm", lm)
+    p = clf_yaml(d, "bilstm", name="ext-resume").read_text().replace(str(d / "runs" / "bilstm"), str(lm))
+    p = write(d / "ext-resume.yaml", p)
+    run, _ = run_pipeline(config.load(p, values=ext_values(d, 1)), output=str(tmp_path / "run"), quiet=True)
+    itos = (run / "vocab.json").read_text()
+    shutil.rmtree(lm)
+    values = ext_values(d, 1) | {"train.epochs": 2}
+    _, summary = run_pipeline(config.load(p, values=values), output=str(run), resume=True, quiet=True)
+    assert summary["epochs"] == 2 and (run / "vocab.json").read_text() == itos
+
+
+def test_vocab_extend_refusals(d, cli, tmp_path):
+    """Without model.init_from, and in an lm pipeline: one line, exit 2, nothing written."""
+    from test_bad_input import one_line_exit_2
+
+    plain = write(
+        d / "ext-plain.yaml", clf_yaml(d, "lstm").read_text().replace(f"init_from: {d / 'runs' / 'lstm'}, ", "")
+    )
+    one_line_exit_2(
+        *cli("run", plain, "-o", tmp_path / "new", "--set", "vocab.extend=2")[::2],
+        "vocab.extend: only with model.init_from",
+    )
+    lm = write(
+        d / "ext-lm.yaml",
+        "name: x\n" + LM.replace("model: {", f"model: {{init_from: {d / 'runs' / 'lstm'}, ") % ("lstm", 2, "false"),
+    )
+    one_line_exit_2(
+        *cli("run", lm, "-o", tmp_path / "new", "--set", "vocab.extend=2")[::2],
+        "vocab.extend: for a classify pipeline with model.init_from",
+    )
+    assert not (tmp_path / "new").exists()
 
 
 # ---------------------------------------------------------------- the run stands alone; resume
@@ -506,7 +544,7 @@ def test_inspect_steps_the_separate_stacks_by_hand(cell):
         ("lstm", ["vocab.min_freq=2"], "vocab.min_freq: 2 here, 1 in the LM run"),
         ("lstm", ["model.embedding.pretrained=v.txt"], "model.embedding.pretrained: not with model.init_from"),
         ("lstm", ["model.embedding.freeze=true"], "model.embedding.freeze: not with model.init_from"),
-        ("lstm", ["vocab.extend=0"], "vocab.extend"),
+        ("lstm", ["vocab.extend=0"], "vocab.extend: Input should be greater than or equal to 1 (got 0)"),
         ("lstm", ["data.train.streaming=true", "train.schedule.kind=slanted"], "slanted: needs the epoch's length"),
     ],
 )
@@ -525,14 +563,6 @@ def test_bad_init_from_is_one_line_exit_2_and_no_run_directory(d, cli, tmp_path,
 def test_lm_and_chat_refusals(d, cli, tmp_path):
     from test_bad_input import one_line_exit_2
 
-    plain = write(
-        d / "ext-plain.yaml", clf_yaml(d, "lstm").read_text().replace(f"init_from: {d / 'runs' / 'lstm'}, ", "")
-    )
-    one_line_exit_2(
-        *cli("run", plain, "-o", tmp_path / "new", "--set", "vocab.extend=2")[::2],
-        "vocab.extend: only with model.init_from",
-    )
-
     p = write(
         d / "lm-bad.yaml",
         "name: x\n"
@@ -540,10 +570,6 @@ def test_lm_and_chat_refusals(d, cli, tmp_path):
         + TRAIN % 1,
     )
     one_line_exit_2(*cli("run", p, "-o", tmp_path / "new")[::2], "model.layers 1 here, model.layers 2 in the LM")
-    one_line_exit_2(
-        *cli("run", p, "-o", tmp_path / "new", "--set", "vocab.extend=2")[::2],
-        "vocab.extend: for a classify pipeline with model.init_from",
-    )
     p = write(d / "lm-from-clf.yaml", p.read_text().replace(str(d / "runs" / "lstm"), str(clf_run(d))))
     one_line_exit_2(
         *cli("run", p, "-o", tmp_path / "new")[::2], "a classify run; task lm starts from a language model (task: lm)"
