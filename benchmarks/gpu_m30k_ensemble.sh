@@ -2,9 +2,10 @@
 # Issue 17's Multi30k target on a GPU, in one device call: three seeds of pipelines/multi30k-de-en.yaml
 # trained side by side on the one GPU for a fixed number of epochs (not train.max_minutes, so that
 # sharing the GPU and the cores cannot change what they learn), then, with beam 5 (the pipeline's
-# generate block): each run and the three-run ensemble on valid (val, 1,014 sentences). The test
-# set (test_2016_flickr) is read once, for the ensemble only, and only if its valid BLEU beats BAR
-# (default 39.39: the CPU ensemble's valid BLEU, whose test figure is 39.10; docs/ensembles.md).
+# generate block; `evaluate` prints "beam"): each run and the three-run ensemble on valid (val,
+# 1,014 sentences). The test set (test_2016_flickr) is read once, for the ensemble only, and only if
+# its valid BLEU reaches BAR (default 40.0, the issue's target; the CPU ensemble's 39.39 valid /
+# 39.10 test were greedy figures: docs/ensembles.md).
 #
 #   TEXTRNN_CORPORA=... TEXTRNN_HELDOUT=... bash benchmarks/gpu_m30k_ensemble.sh OUT [EPOCHS]
 #
@@ -15,7 +16,7 @@ set -uo pipefail
 out=${1:?usage: gpu_m30k_ensemble.sh OUT [EPOCHS]}
 epochs=${2:-30}   # the pipeline's own (early stopping after 4 epochs without a gain)
 device=${DEVICE:-cuda}
-bar=${BAR:-39.39}
+bar=${BAR:-40.0}
 seeds=${SEEDS:-1 2 3}
 extra=${EXTRA:-}
 py=python3
@@ -45,10 +46,10 @@ on_valid=(--split valid)
 } >"$out/valid.json"
 cat "$out/valid.json"
 ens=$($py -c "import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])['valid']['bleu'])" "$out/valid.json")
-if $py -c "import sys; sys.exit(0 if float(sys.argv[1]) > float(sys.argv[2]) else 1)" "$ens" "$bar"; then
-  echo "ensemble valid BLEU $ens > $bar: test_2016_flickr, once"
+if $py -c "import sys; sys.exit(0 if float(sys.argv[1]) >= float(sys.argv[2]) else 1)" "$ens" "$bar"; then
+  echo "ensemble valid BLEU $ens >= $bar: test_2016_flickr, once"
   $py -m textrnn evaluate "${runs[@]}" --device "$device" --set data.test.src="$test.de" \
     --set data.test.tgt="$test.en" 2>/dev/null | tail -1 | tee "$out/test.json"
 else
-  echo "ensemble valid BLEU $ens <= $bar: the test set is not read"
+  echo "ensemble valid BLEU $ens < $bar: the test set is not read"
 fi

@@ -163,7 +163,7 @@ class TaskModel:
             self.task.add_split("_evaluate", examples)
             try:
                 with self.task.amp():
-                    return self.task.evaluate(self.model, "_evaluate", self.device)
+                    return self.task.evaluate(self.model, "_evaluate", self.device, final=True)
             finally:
                 self.task.drop_split("_evaluate")
 

@@ -246,8 +246,10 @@ class Task(ABC):
         """The training loss of a batch (a mean) and the tokens it covers."""
 
     @abstractmethod
-    def evaluate(self, model: nn.Module, split: str, device) -> dict:
-        """The metrics of a split (`metric` among them)."""
+    def evaluate(self, model: nn.Module, split: str, device, final: bool = False) -> dict:
+        """The metrics of a split (`metric` among them). `final`: the figure reported for a finished model
+        (the run's test score, `textrnn evaluate`): tasks that generate text decode with the pipeline's
+        `generate:` settings; otherwise the cheap per-epoch score (translate: greedy)."""
 
     @abstractmethod
     def save(self, run: Path) -> None:

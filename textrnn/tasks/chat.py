@@ -102,8 +102,8 @@ class Chat(Translate):
         texts = [TURN_BREAK.join(t.replace(TURN_BREAK, " ") for t in c[-self.m.history :]) for c in contexts]
         return [h[0][0] for h in self.translate(model, texts, device, s)]
 
-    def eval_search(self) -> SearchCfg:
-        """How evaluate() decodes: the pipeline's own `generate:` settings (one reply each)."""
+    def eval_search(self, final: bool = False) -> SearchCfg:
+        """How evaluate() decodes, per epoch and finished: the pipeline's own `generate:` settings (one reply each)."""
         return self.search.model_copy(update={"n_best": 1})
 
     def text_metrics(self, hyps: list[str], refs: list[str]) -> dict:

@@ -164,7 +164,7 @@ class Classify(Task):
         logits = model(batch["ids"], batch["lengths"])
         return F.cross_entropy(logits.float(), batch["y"]), batch["tokens"]
 
-    def evaluate(self, model, split: str, device) -> dict:
+    def evaluate(self, model, split: str, device, final: bool = False) -> dict:
         n = len(self.labels)
         conf = np.zeros((n, n), dtype=np.int64)  # [true, predicted]
 

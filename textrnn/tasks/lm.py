@@ -391,7 +391,7 @@ class LM(Task):
 
         self._state, self._state_bw = restore(state.get("hidden")), restore(state.get("hidden_bw"))
 
-    def evaluate(self, model, split: str, device) -> dict:
+    def evaluate(self, model, split: str, device, final: bool = False) -> dict:
         """loss, perplexity, bits_per_token, tokens; bidirectional: over both directions (the mean
         loss), with loss_fwd, perplexity_fwd, loss_bwd, perplexity_bwd beside."""
         states: tuple[State, State] = (None, None)  # stream mode: carried from window to window

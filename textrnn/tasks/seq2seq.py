@@ -293,19 +293,25 @@ class Translate(Task):
         return total / max(n_tok, 1)
 
     @torch.no_grad()
-    def evaluate(self, model, split: str, device) -> dict:
-        """Loss and perplexity, then the split decoded with eval_search() and scored by text_metrics()."""
+    def evaluate(self, model, split: str, device, final: bool = False) -> dict:
+        """Loss and perplexity, then the split decoded with eval_search(final) and scored by
+        text_metrics(); `beam` says how it was decoded (1: greedy)."""
         loss = self.mean_loss(model, split, device)
-        hyps = [self.detok(h[0][0]) for h in self.decode_ids(model, self.data[split], device, self.eval_search())]
+        s = self.eval_search(final)
+        hyps = [self.detok(h[0][0]) for h in self.decode_ids(model, self.data[split], device, s)]
         return {
             "loss": loss,
             "perplexity": math.exp(min(loss, 50.0)),
             **self.text_metrics(hyps, self.refs[split]),
             "sentences": len(hyps),
+            "beam": s.beam,
         }
 
-    def eval_search(self) -> SearchCfg:
-        """How evaluate() decodes: greedy, for the per-epoch score."""
+    def eval_search(self, final: bool = False) -> SearchCfg:
+        """How evaluate() decodes: greedy for the per-epoch score; the pipeline's `generate:` settings
+        (beam search, length penalty) for a finished model's figure."""
+        if final:
+            return self.search.model_copy(update={"n_best": 1})
         return self.search.model_copy(update={"beam": 1, "n_best": 1})
 
     def text_metrics(self, hyps: list[str], refs: list[str]) -> dict:

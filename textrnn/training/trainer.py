@@ -551,7 +551,7 @@ class Trainer:
         rundir.load_weights(model, self.run / "model.safetensors", str(self.device))
         summary: dict[str, Any] = {"valid": task.evaluate(model, "valid", self.device)}
         if "test" in task.data:
-            summary["test"] = task.evaluate(model, "test", self.device)
+            summary["test"] = task.evaluate(model, "test", self.device, final=True)  # decoded as `translate` does
         summary.update(
             {
                 "best_epoch": st.best_epoch,
