@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Container, Iterable, Optional, Sequence
 
 from textrnn.errors import UserError
 
@@ -25,9 +25,7 @@ class Vocab:
     ) -> "Vocab":
         """Keep tokens counted >= min_freq, most frequent first (ties alphabetical), after the specials."""
         specials = SPECIALS + [e for e in extra if e not in SPECIALS]
-        words = sorted(
-            (w for w, c in counts.items() if c >= min_freq and w not in specials), key=lambda w: (-counts[w], w)
-        )
+        words = _ranked(counts, min_freq, set(specials))
         if max_size is not None:
             words = words[: max(0, max_size - len(specials))]
         return cls(specials + words)
@@ -35,9 +33,7 @@ class Vocab:
     def extended(self, counts: Counter, min_freq: int) -> "Vocab":
         """This vocabulary with the counted tokens it lacks (>= min_freq, most frequent first, ties
         alphabetical) appended: every id it had keeps its token (vocab.extend, model.init_from)."""
-        new = [w for w, c in counts.items() if c >= min_freq and w not in self.stoi]
-        new.sort(key=lambda w: (-counts[w], w))
-        return Vocab(self.itos + new)
+        return Vocab(self.itos + _ranked(counts, min_freq, self.stoi))
 
     def __len__(self) -> int:
         return len(self.itos)
@@ -65,3 +61,8 @@ class Vocab:
         if itos[: len(SPECIALS)] != SPECIALS:
             raise UserError(f"{path}: not a textrnn vocabulary (it must start with {', '.join(SPECIALS)})")
         return cls(itos)
+
+
+def _ranked(counts: Counter, min_freq: int, exclude: Container[str]) -> list[str]:
+    """The counted tokens >= min_freq not in `exclude`, most frequent first (ties alphabetical)."""
+    return sorted((w for w, c in counts.items() if c >= min_freq and w not in exclude), key=lambda w: (-counts[w], w))

@@ -210,11 +210,10 @@ def load_into(model: nn.Module, cfg: config.Pipeline, labels: Optional[list[str]
         return [f"initialised from {lm}: every weight"]
     state = rundir.read_tensors(path)
     src_cfg = open_source(lm, cfg.task)
-    if src_cfg.task == "classify":
-        return _from_classifier(model, state, lm, labels, cfg, src_cfg.model)
-    extend = cfg.vocab.extend is not None
     emb: Any = getattr(model, "input_embed")  # an Embedding
-    what_emb = _copy_embedding(emb.emb.weight, state, lm, extend)
+    what_emb = _copy_embedding(emb.emb.weight, state, lm, cfg.vocab.extend is not None)
+    if src_cfg.task == "classify":
+        return _from_classifier(model, state, lm, labels, (cfg.model, src_cfg.model), what_emb)
     enc: Any = getattr(model, "encoder")  # a PaddedEncoder
     both = enc.bwd is not None and any(k.startswith("rnn_bw.") for k in state)
     taken = src_cfg.model.layers  # check_sizes: <= the encoder's layers; those above start fresh
@@ -244,15 +243,13 @@ def _from_classifier(
     state: dict[str, torch.Tensor],
     src: Path,
     labels: Optional[list[str]],
-    cfg: config.Pipeline,
-    there: Any,
+    blocks: tuple[Any, Any],
+    what_emb: str,
 ) -> list[str]:
-    """A classifier from a classify run: embedding and encoder layers by name; pooling + head where
-    the labels, the pooling (this pipeline's model block and `there`, the source's) and the head's
-    shapes agree."""
-    here = cfg.model
-    emb: Any = getattr(model, "embed")
-    what_emb = _copy_embedding(emb.emb.weight, state, src, cfg.vocab.extend is not None)
+    """A classifier from a classify run, its embedding already copied (`what_emb` says how): encoder
+    layers by name; pooling + head where the labels, the pooling (the model blocks here and there)
+    and the head's shapes agree."""
+    here, there = blocks
     enc: Any = getattr(model, "encoder")  # a PaddedEncoder; layers above the source's start fresh
     taken = there.encoder.layers  # check_sizes: <= this encoder's layers
     for name, p in enc.named_parameters():
