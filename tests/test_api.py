@@ -77,6 +77,19 @@ def test_translate_evaluate_decodes_as_translate_does(runs, cli):
     assert greedy["bleu"] == pytest.approx(run.summary["valid"]["bleu"], abs=1e-9)
 
 
+def test_the_end_of_run_says_how_each_translation_figure_was_decoded(runs):
+    """Valid (per epoch, greedy) and test (generate:'s beam) are labelled; a classifier's are not."""
+    from textrnn.training import report
+
+    run = runs["translate"]
+    summary = {**run.summary, "test": textrnn.load(run.path, device="cpu").evaluate(split="valid")}
+    lines = report.end_of_run(run.path, "translate", "t", summary)
+    assert next(x for x in lines if x.startswith("  valid")).endswith("(greedy)")
+    assert next(x for x in lines if x.startswith("  test")).endswith("(beam 3)")
+    c = runs["classify"]
+    assert not any("greedy" in x or "beam" in x for x in report.end_of_run(c.path, "classify", "c", c.summary))
+
+
 def test_evaluate_the_valid_split_as_training_scored_it(runs, cli, tmp_path):
     """split="valid": the declared valid split, or the part carved from train with the run's seed, scored as
     training scored its best model; the test split is not read."""
