@@ -77,8 +77,9 @@ def test_translate_evaluate_decodes_as_translate_does(runs, cli):
     assert greedy["bleu"] == pytest.approx(run.summary["valid"]["bleu"], abs=1e-9)
 
 
-def test_the_end_of_run_says_how_each_translation_figure_was_decoded(runs):
-    """Valid (per epoch, greedy) and test (generate:'s beam) are labelled; a classifier's are not."""
+def test_the_end_of_run_says_how_each_translation_figure_was_decoded(runs, cli):
+    """Valid (per epoch, greedy) and test (generate:'s beam) are labelled, at the end of the run and by
+    `textrnn info`; a classifier's are not."""
     from textrnn.training import report
 
     run = runs["translate"]
@@ -88,6 +89,8 @@ def test_the_end_of_run_says_how_each_translation_figure_was_decoded(runs):
     assert next(x for x in lines if x.startswith("  test")).endswith("(beam 3)")
     c = runs["classify"]
     assert not any("greedy" in x or "beam" in x for x in report.end_of_run(c.path, "classify", "c", c.summary))
+    code, out, _ = cli("info", run.path)
+    assert code == 0 and "(greedy)" in out
 
 
 def test_evaluate_the_valid_split_as_training_scored_it(runs, cli, tmp_path):

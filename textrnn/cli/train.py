@@ -85,6 +85,7 @@ def info(
     from rich.table import Table
 
     from textrnn import config
+    from textrnn.training import report
 
     if accept_edits:
         from textrnn import inference
@@ -104,7 +105,8 @@ def info(
     if s:
         for split in ("valid", "test"):
             if split in s:
-                t.add_row(split, "  ".join(f"{k} {v:.4f}" for k, v in s[split].items() if isinstance(v, float)))
+                figures = "  ".join(f"{k} {v:.4f}" for k, v in s[split].items() if isinstance(v, float))
+                t.add_row(split, figures + report.decoded(s[split]))
         t.add_row("tokens/s", f"{s.get('tokens_per_s', 0):,.0f}")
         t.add_row("train seconds", f"{s.get('train_seconds', 0):,.1f}")
         t.add_row("best epoch", str(s.get("best_epoch")))

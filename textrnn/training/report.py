@@ -52,7 +52,7 @@ def _by(summary: dict, task: str) -> str:
     return f" by valid {by}" if by not in (None, own) else ""
 
 
-def _decoded(m: dict) -> str:
+def decoded(m: dict) -> str:
     """' (greedy)' / ' (beam 5)' after a translate or chat figure: the per-epoch valid score decodes
     greedily, the test figure as `generate:` says, and the two are not comparable unlabelled."""
     beam = m.get("beam")
@@ -71,7 +71,7 @@ def end_of_run(run: Path, task: str, name: str, summary: dict) -> list[str]:
         m = summary.get(split) or {}
         shown = [f"{k} {_num(k, m[k])}" for k in SHOWN.get(task, ()) if isinstance(m.get(k), (int, float))]
         if shown:
-            lines.append(f"  {split:<5} " + ", ".join(shown) + _decoded(m))
+            lines.append(f"  {split:<5} " + ", ".join(shown) + decoded(m))
     lines += averaged(summary.get("average"))
     files = "model.safetensors, " + ("average.safetensors, " if summary.get("average") else "")
     lines.append(f"  files  {run}/ ({files}summary.json, metrics.jsonl, curves.png)")
