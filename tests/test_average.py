@@ -265,3 +265,26 @@ def test_average_command_is_all_or_nothing(kept, cli, tmp_path, monkeypatch):
         code, _, err = cli("average", kept, "-o", out, "--last", "2", *extra)
         assert code == 2 and "no valid data here" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old"] and [p.name for p in old.iterdir()] == ["keep.txt"]
+
+
+def test_a_translation_average_is_weighed_as_the_finished_model_decodes(tmp_path, cli):
+    """Each epoch scores greedily, but the average and the best epoch are both scored with generate:'s
+    beam, as `evaluate` and `translate` decode the model kept; the end of the run says so."""
+    write_tiny_data(tmp_path)
+    p = write(
+        tmp_path / "t.yaml",
+        "name: t\ntask: translate\ndata: {train: {src: mt.de, tgt: mt.en}, valid: {src: mt.de, tgt: mt.en}}\n"
+        "tokenizer: {kind: whitespace, lower: true}\n"
+        "model: {embedding: {dim: 16}, encoder: {hidden: 16}, decoder: {hidden: 32}}\n"
+        "generate: {beam: 3, max_extra: 4}\n"
+        "train: {epochs: 6, average_last: 3, batch_tokens: 60, threads: 1, patience: 50, checkpoint_every: 0}\n",
+    )
+    run = tmp_path / "run"
+    code, _, err = cli("run", p, "-o", run)
+    assert code == 0, err
+    a = json.loads((run / "summary.json").read_text())["average"]
+    assert a["beam"] == 3 and a["metric"] == "bleu" and "(beam 3); the model is" in err
+    kept = textrnn.load(run, device="cpu").evaluate(split="valid")
+    assert kept["beam"] == 3
+    assert kept["bleu"] == pytest.approx(a["average"] if a["kept"] == "average" else a["best"], abs=1e-9)
+    assert kept["bleu"] == pytest.approx(max(a["average"], a["best"]), abs=1e-9)

@@ -96,7 +96,7 @@ def averaged(a: Optional[dict]) -> list[str]:
     kept = "the average" if a["kept"] == "average" else f"epoch {a['best_epoch']}"
     return [
         f"  average of {what}: valid {metric} {_num(metric, a['average'])} "
-        f"(best epoch {a['best_epoch']}: {_num(metric, a['best'])}); the model is {kept}"
+        f"(best epoch {a['best_epoch']}: {_num(metric, a['best'])}){decoded(a)}; the model is {kept}"
     ]
 
 

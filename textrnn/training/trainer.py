@@ -529,10 +529,15 @@ class Trainer:
         if not epochs:
             return None
         rundir.average_weights([rundir.epoch_weights(run, k) for k in epochs], run / "average.safetensors")
-        rundir.load_weights(self.core, run / "average.safetensors", str(self.device))
         metric, higher = task.selection
-        score = task.evaluate(self.core, "valid", self.device)[metric]
-        better = score > st.best if higher else score < st.best
+        final = _decoded_otherwise(task, metric)
+        rundir.load_weights(self.core, run / "average.safetensors", str(self.device))
+        got = task.evaluate(self.core, "valid", self.device, final=final)
+        score, best = got[metric], st.best
+        if final:  # both as the finished model decodes (generate:'s beam), not greedily as each epoch was
+            rundir.load_weights(self.core, run / "model.safetensors", str(self.device))  # the best epoch
+            best = task.evaluate(self.core, "valid", self.device, final=True)[metric]
+        better = score > best if higher else score < best
         if better:
             rundir.write_atomic(run / "model.safetensors", (run / "average.safetensors").read_bytes())
         return {  # summary.json's "average" (report.end_of_run prints it)
@@ -540,7 +545,8 @@ class Trainer:
             "of": "best" if self.cfg.train.average_best else "last",  # which epochs: the N best or the last N
             "metric": metric,
             "average": score,  # the valid metric of the average
-            "best": st.best,  # and of the best epoch
+            "best": best,  # and of the best epoch, decoded the same way
+            "beam": got.get("beam"),  # translate / chat: how both were decoded (1: greedy); else None
             "best_epoch": st.best_epoch,
             "kept": "average" if better else "best",  # what model.safetensors holds
         }
@@ -579,6 +585,13 @@ class Trainer:
         task.plots(model, self.run, self.device)
         rundir.write_manifest(self.run)
         return summary
+
+
+def _decoded_otherwise(task: Task, metric: str) -> bool:
+    """Whether `metric` depends on decoding and the finished model decodes otherwise than each epoch's
+    score did (translate: greedy per epoch, generate:'s beam at the end)."""
+    search = getattr(task, "eval_search", None)
+    return metric not in ("loss", "perplexity") and search is not None and search(True) != search(False)
 
 
 def run_pipeline(
