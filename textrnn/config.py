@@ -209,6 +209,9 @@ class Train(Strict):
     # the valid metric that picks the best epoch, drives early stopping and a plateau schedule
     # (null: the task's own; the choices per task: SELECT)
     select: Optional[str] = None
+    # classify: each step also trains on the batch with every sentence's embedded tokens moved by this
+    # fraction of their norm along the loss's gradient (Miyato et al. 2017; twice the step's cost)
+    adversarial: Optional[Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -543,6 +546,10 @@ def validate(raw: Any, origin: str) -> Pipeline:
                 f"{origin}: vocab.extend: only with model.init_from (it adds the train split's words to "
                 f"that run's vocabulary; without it vocab.min_freq and vocab.max_size build the vocabulary)"
             )
+    if cfg.train.adversarial is not None and cfg.task != "classify":
+        raise UserError(
+            f"{origin}: train.adversarial: only a classify pipeline trains adversarially (this one is {cfg.task})"
+        )
     select = cfg.train.select
     if select is not None and select not in SELECT[cfg.task]:
         raise UserError(

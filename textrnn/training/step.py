@@ -1,4 +1,5 @@
-"""One training step: forward under autocast, loss, backward, unscale, clip, optimizer, scheduler.
+"""One training step: forward under autocast, loss, backward (twice under train.adversarial), unscale,
+clip, optimizer, scheduler.
 
 The trainer, `textrnn bench` and the benchmarks all run this step, built from `train:` with
 `Step.build`; its optimizer, per-batch schedule and gradient scaler are what `last.pt` keeps
@@ -15,6 +16,7 @@ from torch import nn
 
 from textrnn import config
 from textrnn.training import precision
+from textrnn.training.adversarial import Perturbation
 
 LossFn = Callable[[nn.Module, dict], tuple[torch.Tensor, int]]  # (model, batch) -> (mean loss [], tokens)
 Schedule = Union[torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.ReduceLROnPlateau]
@@ -109,6 +111,7 @@ class Step:
     sched: Optional[Schedule] = None
     per_batch: bool = False  # sched steps after every batch (else the caller steps it, e.g. per epoch)
     layers: int = 1  # the optimizer's layer groups (param_groups' "layer" 0 … layers-1; train.unfreeze)
+    perturb: Optional[Perturbation] = None  # train.adversarial: also train on the adversarial batch
     scaler: torch.amp.GradScaler = field(init=False)  # enabled for fp16 only
 
     def __post_init__(self) -> None:
@@ -130,14 +133,21 @@ class Step:
         opt = make_optimizer(groups if by_layer else groups[0]["params"], t.optimizer)
         sched, per_batch = make_schedule(opt, t.schedule, higher_is_better, total_steps)
         dtype = precision.resolve(t.precision, device)
-        return cls(model, loss, opt, device, dtype, t.clip, sched, per_batch, len(groups))
+        perturb = Perturbation(model, t.adversarial) if t.adversarial else None
+        return cls(model, loss, opt, device, dtype, t.clip, sched, per_batch, len(groups), perturb)
 
     def __call__(self, batch: dict) -> tuple[torch.Tensor, int]:
         self.model.train()
-        with precision.autocast(self.device, self.dtype):
-            loss, ntok = self.loss(self.model, batch)
-        self.opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        if self.perturb is None:
+            loss, ntok = self._backward(batch)
+        else:  # also the same batch moved along the loss's gradient (train.adversarial): both losses train
+            try:
+                self.perturb.capture()
+                loss, ntok = self._backward(batch)
+                self.perturb.apply()
+                self._backward(batch, accumulate=True)
+            finally:
+                self.perturb.off()
         if self.clip > 0:
             self.scaler.unscale_(self.opt)  # clip the true gradients, not the scaled ones
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
@@ -146,6 +156,15 @@ class Step:
         if self.per_batch and self.sched is not None:
             self.sched.step()
         return loss.detach(), ntok
+
+    def _backward(self, batch: dict, accumulate: bool = False) -> tuple[torch.Tensor, int]:
+        """Forward under autocast and backward: the gradients are the batch's (or added to those there)."""
+        with precision.autocast(self.device, self.dtype):
+            loss, ntok = self.loss(self.model, batch)
+        if not accumulate:
+            self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        return loss, ntok
 
     def state_dict(self) -> dict[str, Any]:
         """Optimizer, schedule and scaler state, under the keys `last.pt` has always used."""
