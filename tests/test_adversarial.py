@@ -49,9 +49,12 @@ def moved_by_hand(model, batch, eps):
     return e.detach(), e.detach() + r
 
 
-def test_the_move_has_the_declared_size_and_raises_the_loss():
+@pytest.mark.parametrize("frozen", [False, True])
+def test_the_move_has_the_declared_size_and_raises_the_loss(frozen):
+    """Also with the embedding frozen (train.unfreeze's first epochs, embedding.freeze)."""
     _, task, batch = task_and_batch()
     model = task.build_model()
+    model.embed.emb.weight.requires_grad_(not frozen)
     p = Perturbation(model, 0.05)
     p.capture()
     task.loss(model, batch)[0].backward()
